@@ -1,0 +1,290 @@
+# -*- coding: utf-8 -*-
+# Copyright: podnet.mesh contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The one place that talks to the kernel, through pyroute2 (0.7 to 0.9).
+
+Namespaces are always opened without being created (``flags=0``): a missing
+namespace is reported, never made as a side effect, so check mode and every
+read path leave the host as they found it. Each netlink failure becomes a
+NetlinkOpError that names the operation, the object, the namespace and the
+kernel's errno text.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import traceback
+
+try:
+    from pyroute2 import IPRoute, NetNS
+    from pyroute2 import netns as pr_netns
+    from pyroute2.netlink.exceptions import NetlinkError
+except ImportError:
+    HAS_PYROUTE2 = False
+    PYROUTE2_IMPORT_ERROR = traceback.format_exc()
+    NetlinkError = OSError
+else:
+    HAS_PYROUTE2 = True
+    PYROUTE2_IMPORT_ERROR = None
+
+from ansible_collections.podnet.mesh.plugins.module_utils._plan import HOST, describe
+
+NETNS_RUN_DIR = "/run/netns"
+IFF_UP = 0x1
+# Address scope "link": IPv6 fe80::/10 addresses the kernel manages itself.
+RT_SCOPE_LINK = 253
+AF_INET6 = 10
+
+
+class NetlinkOpError(Exception):
+    """A kernel operation failed; the message is ready for fail_json."""
+
+    def __init__(self, operation, ns, code, text):
+        self.operation = operation
+        self.ns = ns
+        self.code = code
+        self.text = text
+        name = errno.errorcode.get(code, "errno %s" % code) if code else "error"
+        super().__init__(
+            "cannot %s (namespace %s): %s [%s]" % (operation, HOST if ns is None else ns, text, name))
+
+
+def _error(operation, ns, exc):
+    code = getattr(exc, "code", None) or getattr(exc, "errno", None)
+    text = None
+    args = getattr(exc, "args", ())
+    if len(args) >= 2 and isinstance(args[1], str):
+        text = args[1]
+    if not text and code:
+        text = os.strerror(code)
+    return NetlinkOpError(operation, ns, code, text or str(exc))
+
+
+def netns_path(name):
+    return os.path.join(NETNS_RUN_DIR, name)
+
+
+def netns_exists(name):
+    """True when a named namespace is mounted at /run/netns/<name>."""
+    path = netns_path(name)
+    return os.path.exists(path) and os.path.ismount(path)
+
+
+def _attr(msg, name, default=None):
+    value = msg.get_attr(name)
+    return default if value is None else value
+
+
+def link_state(msg, names):
+    """A link message as the plain dict the planning layer reads.
+
+    names maps ifindex -> name for the same namespace (to name the master).
+    """
+    info = msg.get_attr("IFLA_LINKINFO")
+    kind = stp = hairpin = None
+    if info is not None:
+        kind = info.get_attr("IFLA_INFO_KIND")
+        data = info.get_attr("IFLA_INFO_DATA")
+        if kind == "bridge" and data is not None:
+            stp = bool(data.get_attr("IFLA_BR_STP_STATE"))
+        if info.get_attr("IFLA_INFO_SLAVE_KIND") == "bridge":
+            slave = info.get_attr("IFLA_INFO_SLAVE_DATA")
+            if slave is not None:
+                hairpin = bool(slave.get_attr("IFLA_BRPORT_MODE"))
+    master = msg.get_attr("IFLA_MASTER")
+    return {
+        "name": msg.get_attr("IFLA_IFNAME"),
+        "ifindex": msg["index"],
+        "kind": kind,
+        "mac": msg.get_attr("IFLA_ADDRESS"),
+        "mtu": msg.get_attr("IFLA_MTU"),
+        "up": bool(msg["flags"] & IFF_UP),
+        "master": names.get(master) if master else None,
+        "link": msg.get_attr("IFLA_LINK"),
+        "link_netnsid": msg.get_attr("IFLA_LINK_NETNSID"),
+        "stp": stp,
+        "hairpin": hairpin,
+        "addresses": [],
+    }
+
+
+def _address(msg):
+    ip = msg.get_attr("IFA_ADDRESS")
+    if msg["family"] == AF_INET6 and msg["scope"] == RT_SCOPE_LINK:
+        return None
+    if msg["family"] != AF_INET6:
+        ip = msg.get_attr("IFA_LOCAL") or ip
+    return "%s/%d" % (ip, msg["prefixlen"])
+
+
+class Namespace:
+    """A netlink socket in one namespace (None: the one this process runs in)."""
+
+    def __init__(self, name):
+        self.name = name
+        if name is None:
+            self.ipr = IPRoute()
+            return
+        if not netns_exists(name):
+            raise NetlinkOpError(
+                "open namespace %s" % name, name, errno.ENOENT,
+                "no namespace of that name under %s" % NETNS_RUN_DIR)
+        try:
+            # flags=0: open only, never create (IPRoute(netns=...) would).
+            self.ipr = NetNS(name, flags=0)
+        except (OSError, NetlinkError) as exc:
+            raise _error("open namespace %s" % name, name, exc)
+
+    def close(self):
+        self.ipr.close()
+
+    def call(self, operation, func, *args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except (OSError, NetlinkError) as exc:
+            raise _error(operation, self.name, exc)
+
+    # ---------------------------------------------------------------- reads
+    def links(self, with_addresses=()):
+        """All links by name; addresses filled in for the names asked for."""
+        msgs = self.call("list links", self.ipr.get_links)
+        names = dict((m["index"], m.get_attr("IFLA_IFNAME")) for m in msgs)
+        links = {}
+        for msg in msgs:
+            state = link_state(msg, names)
+            links[state["name"]] = state
+        if with_addresses:
+            wanted = dict((links[n]["ifindex"], links[n]) for n in with_addresses if n in links)
+            if wanted:
+                for msg in self.call("list addresses", self.ipr.get_addr):
+                    link = wanted.get(msg["index"])
+                    address = _address(msg)
+                    if link is not None and address is not None:
+                        link["addresses"].append(address)
+        return links
+
+    def index(self, name):
+        found = self.call("look up link %s" % name, self.ipr.link_lookup, ifname=name)
+        if not found:
+            raise NetlinkOpError("look up link %s" % name, self.name, errno.ENODEV, "no such link")
+        return found[0]
+
+
+class Session:
+    """Netlink handles per namespace for one module run; closes them all on exit."""
+
+    def __init__(self):
+        self._handles = {}
+        self.applied = []
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self):
+        for handle in self._handles.values():
+            try:
+                handle.close()
+            except Exception:  # pylint: disable=broad-except
+                pass
+        self._handles = {}
+
+    def ns(self, name=None):
+        if name not in self._handles:
+            self._handles[name] = Namespace(name)
+        return self._handles[name]
+
+    def forget(self, name):
+        handle = self._handles.pop(name, None)
+        if handle is not None:
+            handle.close()
+
+    # --------------------------------------------------------------- writes
+    def apply(self, actions):
+        for action in actions:
+            getattr(self, "_" + action.op)(action)
+            self.applied.append(action)
+
+    def _netns_add(self, action):
+        try:
+            pr_netns.create(action.name)
+        except (OSError, NetlinkError) as exc:
+            raise _error(describe(action), None, exc)
+
+    def _netns_del(self, action):
+        self.forget(action.name)
+        try:
+            pr_netns.remove(action.name)
+        except (OSError, NetlinkError) as exc:
+            raise _error(describe(action), None, exc)
+
+    def _bridge_add(self, action):
+        ns = self.ns(action.ns)
+        ns.call(describe(action), ns.ipr.link, "add", ifname=action.name, kind="bridge")
+
+    def _veth_add(self, action):
+        ns = self.ns(action.ns)
+        peer = {"ifname": action.args["peer"]}
+        if action.args.get("peer_ns") is not None:
+            target = action.args["peer_ns"]
+            if not netns_exists(target):
+                raise NetlinkOpError(describe(action), action.ns, errno.ENOENT,
+                                     "namespace %s does not exist" % target)
+            fd = os.open(netns_path(target), os.O_RDONLY)
+            try:
+                peer["net_ns_fd"] = fd
+                ns.call(describe(action), ns.ipr.link, "add", ifname=action.name,
+                        kind="veth", peer=peer)
+            finally:
+                os.close(fd)
+        else:
+            ns.call(describe(action), ns.ipr.link, "add", ifname=action.name, kind="veth", peer=peer)
+
+    def _link_del(self, action):
+        ns = self.ns(action.ns)
+        ns.call(describe(action), ns.ipr.link, "del", index=ns.index(action.name))
+
+    def _link_move(self, action):
+        ns = self.ns(action.ns)
+        fd = os.open(netns_path(action.args["to_ns"]), os.O_RDONLY)
+        try:
+            ns.call(describe(action), ns.ipr.link, "set", index=ns.index(action.name), net_ns_fd=fd)
+        finally:
+            os.close(fd)
+
+    def _link_set(self, action):
+        ns = self.ns(action.ns)
+        args = dict(action.args)
+        kwargs = {"index": ns.index(action.name)}
+        if "up" in args:
+            kwargs["state"] = "up" if args.pop("up") else "down"
+        if "master" in args:
+            master = args.pop("master")
+            kwargs["master"] = ns.index(master) if master else 0
+        if "mtu" in args:
+            kwargs["mtu"] = args.pop("mtu")
+        if "stp" in args:
+            kwargs["kind"] = "bridge"
+            kwargs["br_stp_state"] = 1 if args.pop("stp") else 0
+        ns.call(describe(action), ns.ipr.link, "set", **kwargs)
+
+    def _brport_set(self, action):
+        ns = self.ns(action.ns)
+        ns.call(describe(action), ns.ipr.brport, "set", index=ns.index(action.name),
+                mode=1 if action.args["hairpin"] else 0)
+
+    def _addr(self, command, action):
+        ns = self.ns(action.ns)
+        ip, prefix = action.args["address"].split("/")
+        ns.call(describe(action), ns.ipr.addr, command, index=ns.index(action.name),
+                address=ip, prefixlen=int(prefix))
+
+    def _addr_add(self, action):
+        self._addr("add", action)
+
+    def _addr_del(self, action):
+        self._addr("del", action)

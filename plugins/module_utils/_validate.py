@@ -1,0 +1,150 @@
+# -*- coding: utf-8 -*-
+# Copyright: podnet.mesh contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Input validation and normalisation.
+
+Every function here is pure: it takes a value from the module parameters and
+either returns a normalised value or raises ValidationError naming the
+parameter (with its list index), the value and why it was refused. Nothing
+here touches the kernel, so the whole of a module's input is checked before
+its first change.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+
+# Linux IFNAMSIZ is 16 bytes including the terminating NUL.
+IFNAME_MAX_BYTES = 15
+# The smallest MTU IPv4 allows and the largest the kernel stores.
+MTU_MIN = 68
+MTU_MAX = 65535
+NETNS_NAME_MAX_BYTES = 255
+
+
+class ValidationError(ValueError):
+    """A parameter value was refused; the message names path, value and reason."""
+
+    def __init__(self, path, value, reason):
+        self.path = path
+        self.value = value
+        self.reason = reason
+        super().__init__("%s: %r %s" % (path, value, reason))
+
+
+def _text(value, path):
+    if not isinstance(value, str) or value == "":
+        raise ValidationError(path, value, "must be a non-empty string")
+    return value
+
+
+def ifname(value, path="name"):
+    """A Linux interface name: 1-15 bytes, no '/', ':' or white space, not '.' or '..'."""
+    value = _text(value, path)
+    if len(value.encode("utf-8")) > IFNAME_MAX_BYTES:
+        raise ValidationError(
+            path, value,
+            "is %d bytes long; Linux interface names are at most %d bytes"
+            % (len(value.encode("utf-8")), IFNAME_MAX_BYTES))
+    if value in (".", ".."):
+        raise ValidationError(path, value, "is not a valid interface name")
+    for char in value:
+        if char in "/:" or char.isspace() or char == "\0":
+            raise ValidationError(
+                path, value,
+                "is not a valid interface name: it must not contain '/', ':', NUL or white space")
+    return value
+
+
+def netns_name(value, path="netns"):
+    """A named network namespace: a file name under /run/netns."""
+    value = _text(value, path)
+    if value in (".", "..") or "/" in value or "\0" in value:
+        raise ValidationError(
+            path, value, "is not a valid namespace name: it is a file name under /run/netns")
+    if len(value.encode("utf-8")) > NETNS_NAME_MAX_BYTES:
+        raise ValidationError(
+            path, value, "is longer than %d bytes" % NETNS_NAME_MAX_BYTES)
+    return value
+
+
+def optional_netns(value, path="netns"):
+    """None (the namespace the module runs in) or a namespace name."""
+    if value is None:
+        return None
+    return netns_name(value, path)
+
+
+def mtu(value, path="mtu"):
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValidationError(path, value, "must be an integer")
+    if not MTU_MIN <= value <= MTU_MAX:
+        raise ValidationError(
+            path, value, "is out of range: an MTU is between %d and %d" % (MTU_MIN, MTU_MAX))
+    return value
+
+
+def interface_address(value, path="addresses"):
+    """An address with its prefix length, e.g. 10.244.1.1/24; returned normalised."""
+    if not isinstance(value, str) or "/" not in value:
+        raise ValidationError(
+            path, value,
+            "is not an address with a prefix length (CIDR such as 10.244.1.1/24)")
+    try:
+        iface = ipaddress.ip_interface(value.strip())
+    except ValueError:
+        raise ValidationError(
+            path, value,
+            "is not a valid IP address with a prefix length (CIDR such as 10.244.1.1/24)")
+    net = iface.network
+    if iface.version == 4 and net.prefixlen < 31:
+        if iface.ip == net.network_address:
+            raise ValidationError(
+                path, value, "is the network address of %s, not a host address" % net)
+        if iface.ip == net.broadcast_address:
+            raise ValidationError(
+                path, value, "is the broadcast address of %s, not a host address" % net)
+    if iface.ip.is_multicast or iface.ip.is_unspecified:
+        raise ValidationError(path, value, "is not a unicast host address")
+    return str(iface)
+
+
+def address_list(values, path="addresses"):
+    """A list of interface addresses, normalised, in order, each IP at most once."""
+    if values is None:
+        return None
+    if not isinstance(values, list):
+        raise ValidationError(path, values, "must be a list of CIDRs")
+    result = []
+    seen = {}
+    for index, value in enumerate(values):
+        item_path = "%s[%d]" % (path, index)
+        normal = interface_address(value, item_path)
+        ip = normal.split("/")[0]
+        if ip in seen:
+            raise ValidationError(
+                item_path, value,
+                "repeats the address of %s[%d]; an address can be assigned only once"
+                % (path, seen[ip]))
+        seen[ip] = index
+        result.append(normal)
+    return result
+
+
+def network(value, path):
+    """A network in CIDR form (host bits must be zero), returned normalised."""
+    if not isinstance(value, str) or "/" not in value:
+        raise ValidationError(path, value, "is not a network in CIDR form such as 10.244.0.0/16")
+    try:
+        return str(ipaddress.ip_network(value.strip(), strict=True))
+    except ValueError as exc:
+        raise ValidationError(path, value, "is not a valid network in CIDR form (%s)" % exc)
+
+
+def choice(value, choices, path):
+    if value not in choices:
+        raise ValidationError(path, value, "must be one of %s" % ", ".join(choices))
+    return value

@@ -1,0 +1,159 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: podnet.mesh contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: bridge
+short_description: Manage the Linux bridge that is a node's pod gateway
+version_added: 0.1.0
+description:
+  - Creates, updates or removes a Linux bridge in the namespace the module runs in,
+    with its own addresses (the pod gateway IP), MTU, STP and admin state.
+  - A link of that name that is not a bridge is never touched; the task fails instead.
+author:
+  - podnet.mesh contributors
+extends_documentation_fragment:
+  - podnet.mesh.common
+options:
+  name:
+    description: Bridge name (at most 15 bytes).
+    type: str
+    required: true
+  addresses:
+    description:
+      - The bridge's own addresses in CIDR form, e.g. V(10.244.1.1/24) (the first
+        address of the node's pod CIDR is the pods' gateway).
+      - When given, this is the complete list: addresses on the bridge that are not
+        listed are removed (IPv6 link-local addresses are left to the kernel).
+        When omitted, addresses are not managed.
+    type: list
+    elements: str
+  mtu:
+    description: MTU of the bridge. When omitted, left as it is (a new bridge gets 1500).
+    type: int
+  stp:
+    description: Whether the bridge runs the spanning tree protocol.
+    type: bool
+    default: false
+  up:
+    description: Whether the bridge is administratively up.
+    type: bool
+    default: true
+  state:
+    description: V(absent) deletes the bridge; its ports are detached by the kernel.
+    type: str
+    choices: [present, absent]
+    default: present
+"""
+
+EXAMPLES = r"""
+- name: Bridge cni0 with the pod gateway address
+  podnet.mesh.bridge:
+    name: cni0
+    addresses:
+      - 10.244.1.1/24
+    mtu: 1450
+
+- name: Remove the bridge
+  podnet.mesh.bridge:
+    name: cni0
+    state: absent
+"""
+
+RETURN = r"""
+bridge:
+  description: The bridge after the run (in check mode, as it would be); null when absent.
+  returned: always
+  type: dict
+  contains:
+    name:
+      description: Bridge name.
+      type: str
+      sample: cni0
+    ifindex:
+      description: Interface index (null in check mode for a bridge not yet created).
+      type: int
+      sample: 4
+    mac:
+      description: MAC address (null in check mode for a bridge not yet created).
+      type: str
+      sample: 6e:0c:9a:3b:55:01
+    mtu:
+      description: MTU.
+      type: int
+      sample: 1500
+    up:
+      description: Whether the bridge is administratively up.
+      type: bool
+      sample: true
+    stp:
+      description: Whether STP is on.
+      type: bool
+      sample: false
+    addresses:
+      description: Addresses in CIDR form (IPv6 link-local excluded).
+      type: list
+      elements: str
+      sample: ["10.244.1.1/24"]
+actions:
+  description: Kernel changes made, or in check mode to be made, in order.
+  returned: always
+  type: list
+  elements: str
+  sample: ["create bridge cni0", "add address 10.244.1.1/24 to cni0", "set up=True on link cni0"]
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.podnet.mesh.plugins.module_utils import _module
+from ansible_collections.podnet.mesh.plugins.module_utils import _plan
+from ansible_collections.podnet.mesh.plugins.module_utils import _validate as v
+
+FIELDS = ("name", "ifindex", "mac", "mtu", "up", "stp", "addresses")
+
+
+def validate(params):
+    return {
+        "name": v.ifname(params["name"], "name"),
+        "addresses": v.address_list(params["addresses"], "addresses"),
+        "mtu": v.mtu(params["mtu"], "mtu"),
+        "stp": params["stp"],
+        "up": params["up"],
+        "state": params["state"],
+    }
+
+
+def read(session, want):
+    links = session.ns(None).links(with_addresses=[want["name"]])
+    return links.get(want["name"])
+
+
+def render(want, link, plan, predicted):
+    if predicted:
+        if plan.after["state"] == "absent":
+            return None
+        link = dict(link or {"ifindex": None, "mac": None}, **plan.after)
+    return _module.public_link(link, FIELDS)
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec={
+            "name": {"type": "str", "required": True},
+            "addresses": {"type": "list", "elements": "str"},
+            "mtu": {"type": "int"},
+            "stp": {"type": "bool", "default": False},
+            "up": {"type": "bool", "default": True},
+            "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
+        },
+        supports_check_mode=True,
+    )
+    _module.run(module, validate, read, _plan.plan_bridge, render, "bridge")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,206 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: podnet.mesh contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: veth
+short_description: Manage a veth pair joining a pod namespace to the node's bridge
+version_added: 0.1.0
+description:
+  - Creates, repairs or removes a veth pair. The host end (O(name)) stays in the
+    namespace the module runs in, optionally as a port of bridge O(master); the
+    peer end (O(peer)) lives in namespace O(netns).
+  - Copes with the states hosts are found in. A peer end created but not yet moved
+    is moved into O(netns). A host end whose peer is lost (the namespace was
+    recreated, the peer renamed) is recreated. A host end attached to another bridge
+    is re-attached to O(master). When the namespace is gone the kernel has removed
+    the pair already; O(state=present) then fails asking for the namespace.
+  - A link named O(name) that is not a veth, or a link named O(peer) in O(netns)
+    that is not this pair's peer, is never touched; the task fails instead.
+author:
+  - podnet.mesh contributors
+extends_documentation_fragment:
+  - podnet.mesh.common
+options:
+  name:
+    description: Name of the host end (at most 15 bytes).
+    type: str
+    required: true
+  peer:
+    description: Name of the peer end, the pod's interface.
+    type: str
+    default: eth0
+  netns:
+    description:
+      - Named namespace of the peer end (must exist, see M(podnet.mesh.netns)).
+        When omitted, both ends stay in the namespace the module runs in.
+    type: str
+  master:
+    description:
+      - Bridge the host end is a port of. When omitted, the host end's bridge is not managed.
+    type: str
+  mtu:
+    description: MTU of both ends. When omitted, left as it is (a new pair gets 1500).
+    type: int
+  hairpin:
+    description:
+      - Hairpin mode of the bridge port (lets a pod reach itself through a service
+        address). Needs O(master). When omitted, not managed.
+    type: bool
+  up:
+    description: Whether both ends are administratively up.
+    type: bool
+    default: true
+  state:
+    description: V(absent) deletes the pair (deleting the host end removes the peer too).
+    type: str
+    choices: [present, absent]
+    default: present
+"""
+
+EXAMPLES = r"""
+- name: Join pod red to bridge cni0
+  podnet.mesh.veth:
+    name: veth-red
+    peer: eth0
+    netns: red
+    master: cni0
+
+- name: Remove the pair
+  podnet.mesh.veth:
+    name: veth-red
+    state: absent
+"""
+
+RETURN = r"""
+veth:
+  description: The pair after the run (in check mode, as it would be); null when absent.
+  returned: always
+  type: dict
+  contains:
+    name:
+      description: Host end name.
+      type: str
+      sample: veth-red
+    ifindex:
+      description: Host end interface index (null in check mode for a pair not yet created).
+      type: int
+      sample: 7
+    mac:
+      description: Host end MAC address (null in check mode for a pair not yet created).
+      type: str
+      sample: 4a:5f:22:90:1c:0e
+    mtu:
+      description: MTU of the host end.
+      type: int
+      sample: 1500
+    up:
+      description: Whether the host end is administratively up.
+      type: bool
+      sample: true
+    master:
+      description: Bridge the host end is a port of, or null.
+      type: str
+      sample: cni0
+    hairpin:
+      description: Hairpin mode of the bridge port (null when not a bridge port).
+      type: bool
+      sample: false
+    peer:
+      description: The peer end.
+      type: dict
+      sample: {"name": "eth0", "netns": "red", "ifindex": 2, "mac": "2a:11:3c:44:5d:6e", "mtu": 1500, "up": true}
+actions:
+  description: Kernel changes made, or in check mode to be made, in order.
+  returned: always
+  type: list
+  elements: str
+  sample: ["create veth veth-red with peer eth0 in namespace red", "set master=cni0 on link veth-red"]
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.podnet.mesh.plugins.module_utils import _module
+from ansible_collections.podnet.mesh.plugins.module_utils import _netlink
+from ansible_collections.podnet.mesh.plugins.module_utils import _plan
+from ansible_collections.podnet.mesh.plugins.module_utils import _validate as v
+
+HOST_FIELDS = ("name", "ifindex", "mac", "mtu", "up", "master", "hairpin")
+PEER_FIELDS = ("name", "ifindex", "mac", "mtu", "up")
+
+
+def validate(params):
+    want = {
+        "name": v.ifname(params["name"], "name"),
+        "peer": v.ifname(params["peer"], "peer"),
+        "netns": v.optional_netns(params["netns"], "netns"),
+        "master": None if params["master"] is None else v.ifname(params["master"], "master"),
+        "mtu": v.mtu(params["mtu"], "mtu"),
+        "hairpin": params["hairpin"],
+        "up": params["up"],
+        "state": params["state"],
+    }
+    if want["master"] is not None and want["master"] == want["name"]:
+        raise v.ValidationError("master", want["master"], "must differ from name")
+    return want
+
+
+def read(session, want):
+    links = session.ns(None).links()
+    host = links.get(want["name"])
+    ns = want["netns"]
+    exists = ns is None or _netlink.netns_exists(ns)
+    if ns is None:
+        peer = links.get(want["peer"])
+    elif exists:
+        peer = session.ns(ns).links().get(want["peer"])
+    else:
+        peer = None
+    stray = None
+    if host is not None and host["link_netnsid"] is None and host["link"]:
+        for link in links.values():
+            if link["ifindex"] == host["link"] and link["link"] == host["ifindex"]:
+                stray = link
+    return {"host": host, "peer": peer, "stray_peer": stray, "netns_exists": exists,
+            "master": None if want["master"] is None else links.get(want["master"])}
+
+
+def render(want, cur, plan, predicted):
+    if plan.after["state"] == "absent":
+        return None
+    if predicted:
+        host = dict(cur["host"] or {"ifindex": None, "mac": None}, **plan.after)
+        peer = {"name": want["peer"], "ifindex": None, "mac": None,
+                "mtu": plan.after["mtu"], "up": want["up"]}
+    else:
+        host, peer = cur["host"], cur["peer"]
+    obj = _module.public_link(host, HOST_FIELDS)
+    obj["peer"] = _module.public_link(peer, PEER_FIELDS)
+    if obj["peer"] is not None:
+        obj["peer"]["netns"] = want["netns"]
+    return obj
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec={
+            "name": {"type": "str", "required": True},
+            "peer": {"type": "str", "default": "eth0"},
+            "netns": {"type": "str"},
+            "master": {"type": "str"},
+            "mtu": {"type": "int"},
+            "hairpin": {"type": "bool"},
+            "up": {"type": "bool", "default": True},
+            "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
+        },
+        supports_check_mode=True,
+    )
+    _module.run(module, validate, read, _plan.plan_veth, render, "veth")
+
+
+if __name__ == "__main__":
+    main()

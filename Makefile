@@ -1,0 +1,172 @@
+# Build and test entry points for the podnet.mesh collection.
+#
+# `make test` on a fresh Debian 12 machine, as root, installs what it needs
+# (Debian packages, two Python virtual environments) and runs every test suite.
+# Run `make help` for the list of targets.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+# Python used to create the virtual environments (3.11).
+PYTHON ?= python3
+
+VENV      := $(CURDIR)/.venv
+VENV_PR07 := $(CURDIR)/.venv-pr07
+BUILD     := $(CURDIR)/.build
+# ansible-test only works on a collection below ansible_collections/NS/NAME.
+COLL      := $(BUILD)/ansible_collections/podnet/mesh
+UTILS     := $(CURDIR)/tests/utils
+
+# Point ansible (ansible-playbook, ansible-doc, ...) at the built copy with:
+#   export ANSIBLE_COLLECTIONS_PATH=$(CURDIR)/.build
+COLLECTIONS_ENV := ANSIBLE_COLLECTIONS_PATH=$(BUILD)
+
+# Debian packages the tests need: netlink/netfilter tools for the kernel and
+# integration tests, ensurepip for the virtual environments, shellcheck for
+# ansible-test's shellcheck sanity test, git for copying the working tree.
+APT_PACKAGES := iproute2 nftables iptables python3-pyroute2 python3-venv \
+	procps iputils-ping shellcheck git
+
+# pytest for the unit and kernel suites: run from inside the built copy, with
+# the directory holding ansible_collections/ on sys.path, so that
+# `import ansible_collections.podnet.mesh...` resolves to the copy.
+PYTEST_ENV  := PYTHONPATH=$(BUILD) PYTHONDONTWRITEBYTECODE=1
+PYTEST_ARGS := -q -p no:cacheprovider
+
+# Sanity: a fresh venv per test made by ansible-test itself, with requirements.
+SANITY_ARGS := --venv --requirements --python 3.11 --color no
+
+# Integration: --local runs the controller and the (localhost) target with
+# .venv's Python, so modules see pyroute2 0.9.7. Nothing is installed
+# (no --requirements) as the tests run in a network namespace without network.
+# Targets may carry the aliases destructive, needs/root and needs/privileged;
+# we are root already, so only destructive needs allowing.
+INTEGRATION_ARGS := --local --python 3.11 --allow-destructive --color no
+
+# ansible-lint: production profile, no galaxy/network access.
+LINT_ENV  := ANSIBLE_LINT_NODEPS=1 ANSIBLE_LINT_SKIP_SCHEMA_UPDATE=1 $(COLLECTIONS_ENV)
+LINT_ARGS := --profile production --offline
+
+# Suites run by `make test`, fastest first.
+TEST_SUITES := unit kernel lint integration sanity
+
+VENV_STAMP      := $(VENV)/.installed
+VENV_PR07_STAMP := $(VENV_PR07)/.installed
+
+# pip on this kind of machine warns about every configured local index it
+# cannot find; keep those lines out of the output.
+PIP_QUIET := { grep -v "^WARNING: Location 'file:" || true; }
+
+.PHONY: help apt venv collection unit kernel integration sanity lint test demo _demo clean distclean
+
+help:
+	@echo 'make test         venv + collection, then: $(TEST_SUITES); prints a summary'
+	@echo 'make venv         Debian packages (if missing), .venv and .venv-pr07'
+	@echo 'make collection   copy the working tree to .build/ansible_collections/podnet/mesh'
+	@echo 'make unit         pytest tests/unit with .venv (pyroute2 0.9) and .venv-pr07 (pyroute2 0.7)'
+	@echo 'make kernel       pytest tests/kernel, as root in a private network namespace, both venvs'
+	@echo 'make integration  ansible-test integration in a private network namespace'
+	@echo 'make sanity       ansible-test sanity (full default set)'
+	@echo 'make lint         ansible-lint --profile production'
+	@echo 'make demo         ansible-playbook playbooks/demo.yml against the built collection'
+	@echo 'make clean        remove .build and test output; make distclean also removes the venvs'
+
+# --- environment -------------------------------------------------------------
+
+# Debian packages: apt is only run when one of them is missing.
+apt:
+	@$(UTILS)/ensure-apt.sh $(APT_PACKAGES)
+
+venv: apt $(VENV_STAMP) $(VENV_PR07_STAMP)
+
+$(VENV_STAMP): requirements.txt requirements-dev.txt
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install -q --disable-pip-version-check -r requirements-dev.txt 2>&1 | $(PIP_QUIET)
+	$(VENV)/bin/python -m pip check
+	touch $@
+
+$(VENV_PR07_STAMP): requirements.txt requirements-pr07.txt
+	test -x $(VENV_PR07)/bin/python || $(PYTHON) -m venv $(VENV_PR07)
+	$(VENV_PR07)/bin/python -m pip install -q --disable-pip-version-check -r requirements-pr07.txt 2>&1 | $(PIP_QUIET)
+	$(VENV_PR07)/bin/python -m pip check
+	touch $@
+
+# --- built collection --------------------------------------------------------
+
+# A fresh copy every time: tracked files plus untracked, not ignored ones.
+collection: venv
+	@$(UTILS)/build-collection.sh $(COLL)
+	@echo "collection copied to $(COLL) (ANSIBLE_COLLECTIONS_PATH=$(BUILD))"
+
+# --- test suites -------------------------------------------------------------
+# Each suite target rebuilds the copy, so it can be run on its own. A suite
+# whose test directory holds no test_*.py yet is skipped (and reported so by
+# `make test`) instead of failing with pytest's "no tests ran".
+
+# has_tests DIR: true if DIR (in the built copy) contains a pytest test file.
+has_tests = [[ -n "$$(find $(COLL)/$(1) -name 'test_*.py' -print -quit 2>/dev/null)" ]]
+# skip NAME WHY: report a skipped suite (recorded for the summary of make test).
+skip = echo "SKIPPED $(1): $(2)"; if [[ -n "$${SUITE_SKIP_DIR:-}" ]]; then touch "$$SUITE_SKIP_DIR/$(1)"; fi
+
+unit: collection
+	@if ! $(call has_tests,tests/unit); then $(call skip,unit,no test files in tests/unit); exit 0; fi; \
+	for venv in $(VENV) $(VENV_PR07); do \
+		echo "== unit tests with $$(basename $$venv): $$($$venv/bin/python -c 'import pyroute2; print("pyroute2", pyroute2.__version__)')"; \
+		(cd $(COLL) && $(PYTEST_ENV) $$venv/bin/python -m pytest $(PYTEST_ARGS) tests/unit); \
+	done
+
+# Kernel tests talk netlink to the real kernel: root, inside a fresh network
+# namespace (see tests/utils/netns-run.sh), pnt* namespaces removed afterwards.
+kernel: collection
+	@if ! $(call has_tests,tests/kernel); then $(call skip,kernel,no test files in tests/kernel); exit 0; fi; \
+	for venv in $(VENV) $(VENV_PR07); do \
+		echo "== kernel tests with $$(basename $$venv): $$($$venv/bin/python -c 'import pyroute2; print("pyroute2", pyroute2.__version__)')"; \
+		(cd $(COLL) && $(PYTEST_ENV) $(UTILS)/netns-run.sh $$venv/bin/python -m pytest $(PYTEST_ARGS) tests/kernel); \
+	done
+
+integration: collection
+	@if [[ -z "$$(find $(COLL)/tests/integration/targets -mindepth 1 -maxdepth 1 -type d -print -quit 2>/dev/null)" ]]; then \
+		$(call skip,integration,no targets in tests/integration/targets); exit 0; fi; \
+	cd $(COLL) && $(UTILS)/netns-run.sh $(VENV)/bin/ansible-test integration $(INTEGRATION_ARGS)
+
+sanity: collection
+	@$(VENV)/bin/python $(UTILS)/seed-ansible-test.py
+	cd $(COLL) && $(VENV)/bin/ansible-test sanity $(SANITY_ARGS)
+
+lint: collection
+	cd $(COLL) && $(LINT_ENV) $(VENV)/bin/ansible-lint $(LINT_ARGS)
+
+# Runs every suite, even after a failure, then prints a summary; fails if any
+# suite failed.
+test: venv collection
+	@skipdir=$$(mktemp -d); trap 'rm -rf "$$skipdir"' EXIT; \
+	passed=0; failed=0; skipped=0; report=""; \
+	for suite in $(TEST_SUITES); do \
+		start=$$(date +%s); \
+		if SUITE_SKIP_DIR=$$skipdir $(MAKE) --no-print-directory $$suite; then \
+			if [[ -e $$skipdir/$$suite ]]; then result=skipped; skipped=$$((skipped + 1)); \
+			else result=passed; passed=$$((passed + 1)); fi; \
+		else result=FAILED; failed=$$((failed + 1)); fi; \
+		report+=$$(printf '  %-12s %-8s %4ss' $$suite $$result $$(($$(date +%s) - start)))$$'\n'; \
+	done; \
+	echo; echo "== test suites"; printf '%s' "$$report"; \
+	if ((skipped)); then echo "suites: $$passed passed, $$failed failed, $$skipped skipped"; \
+	else echo "suites: $$passed passed, $$failed failed"; fi; \
+	((failed == 0))
+
+# --- demo --------------------------------------------------------------------
+
+demo: venv collection
+	@$(MAKE) -s _demo
+
+_demo:
+	$(COLLECTIONS_ENV) $(VENV)/bin/ansible-playbook playbooks/demo.yml
+
+# --- cleanup -----------------------------------------------------------------
+
+clean:
+	rm -rf $(BUILD) tests/output .pytest_cache
+
+distclean: clean
+	rm -rf $(VENV) $(VENV_PR07)

@@ -1,0 +1,266 @@
+# -*- coding: utf-8 -*-
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Planning tables: desired + current -> actions and diff, no kernel, no root."""
+from __future__ import annotations
+
+import pytest
+
+from ansible_collections.podnet.mesh.plugins.module_utils import _plan
+from ansible_collections.podnet.mesh.plugins.module_utils._validate import ValidationError
+
+
+def link(name, kind, ifindex=10, **kw):
+    base = {"name": name, "ifindex": ifindex, "kind": kind, "mac": "02:00:00:00:00:%02x" % ifindex,
+            "mtu": 1500, "up": True, "master": None, "link": None, "link_netnsid": None,
+            "stp": False if kind == "bridge" else None, "hairpin": None, "addresses": []}
+    base.update(kw)
+    return base
+
+
+def ops(plan):
+    return [(a.op, a.ns, a.name, a.args) for a in plan.actions]
+
+
+# ---------------------------------------------------------------- netns
+@pytest.mark.parametrize("state, exists, expected", [
+    ("present", False, [("netns_add", None, "red", {})]),
+    ("present", True, []),
+    ("absent", True, [("netns_del", None, "red", {})]),
+    ("absent", False, []),
+])
+def test_plan_netns(state, exists, expected):
+    plan = _plan.plan_netns({"name": "red", "state": state}, exists)
+    assert ops(plan) == expected
+    assert plan.before == {"name": "red", "state": "present" if exists else "absent"}
+    assert plan.after == {"name": "red", "state": state}
+
+
+# --------------------------------------------------------------- bridge
+def bridge_want(**kw):
+    want = {"name": "cni0", "state": "present", "addresses": ["10.244.1.1/24"],
+            "mtu": None, "stp": False, "up": True}
+    want.update(kw)
+    return want
+
+
+BRIDGE_CASES = [
+    ("create", bridge_want(), None, [
+        ("bridge_add", None, "cni0", {}),
+        ("addr_add", None, "cni0", {"address": "10.244.1.1/24"}),
+        ("link_set", None, "cni0", {"up": True})]),
+    ("create with mtu and stp", bridge_want(mtu=1450, stp=True, addresses=None), None, [
+        ("bridge_add", None, "cni0", {}),
+        ("link_set", None, "cni0", {"mtu": 1450, "stp": True}),
+        ("link_set", None, "cni0", {"up": True})]),
+    ("converged", bridge_want(), link("cni0", "bridge", addresses=["10.244.1.1/24"]), []),
+    ("addresses not managed", bridge_want(addresses=None),
+     link("cni0", "bridge", addresses=["10.9.9.9/24"]), []),
+    ("address replaced", bridge_want(),
+     link("cni0", "bridge", addresses=["10.9.9.9/24"]), [
+         ("addr_del", None, "cni0", {"address": "10.9.9.9/24"}),
+         ("addr_add", None, "cni0", {"address": "10.244.1.1/24"})]),
+    ("prefix change is a replace", bridge_want(),
+     link("cni0", "bridge", addresses=["10.244.1.1/16"]), [
+         ("addr_del", None, "cni0", {"address": "10.244.1.1/16"}),
+         ("addr_add", None, "cni0", {"address": "10.244.1.1/24"})]),
+    ("mtu and down", bridge_want(mtu=9000, up=False),
+     link("cni0", "bridge", addresses=["10.244.1.1/24"]), [
+         ("link_set", None, "cni0", {"mtu": 9000}),
+         ("link_set", None, "cni0", {"up": False})]),
+    ("stp off", bridge_want(), link("cni0", "bridge", stp=True, addresses=["10.244.1.1/24"]), [
+        ("link_set", None, "cni0", {"stp": False})]),
+    ("absent", bridge_want(state="absent"), link("cni0", "bridge"), [
+        ("link_del", None, "cni0", {})]),
+    ("absent already", bridge_want(state="absent"), None, []),
+]
+
+
+@pytest.mark.parametrize("title, want, current, expected", BRIDGE_CASES, ids=[c[0] for c in BRIDGE_CASES])
+def test_plan_bridge(title, want, current, expected):
+    plan = _plan.plan_bridge(want, current)
+    assert ops(plan) == expected
+    assert plan.changed == bool(expected)
+
+
+def test_plan_bridge_diff_and_after():
+    plan = _plan.plan_bridge(bridge_want(mtu=1450), None)
+    assert plan.before == {"name": "cni0", "state": "absent"}
+    assert plan.after == {"name": "cni0", "state": "present", "mtu": 1450, "stp": False,
+                          "up": True, "addresses": ["10.244.1.1/24"]}
+    converged = link("cni0", "bridge", mtu=1450, addresses=["10.244.1.1/24"])
+    again = _plan.plan_bridge(bridge_want(mtu=1450), converged)
+    assert again.before == again.after == plan.after
+
+
+@pytest.mark.parametrize("state", ["present", "absent"])
+def test_plan_bridge_refuses_other_kind(state):
+    with pytest.raises(ValidationError) as err:
+        _plan.plan_bridge(bridge_want(state=state), link("cni0", "veth"))
+    assert str(err.value).startswith("name: 'cni0' already exists")
+    assert "kind veth, not a bridge" in str(err.value)
+
+
+# ----------------------------------------------------------------- veth
+def veth_want(**kw):
+    want = {"name": "veth-red", "peer": "eth0", "netns": "red", "master": "cni0", "mtu": None,
+            "hairpin": None, "up": True, "state": "present"}
+    want.update(kw)
+    return want
+
+
+HOST = link("veth-red", "veth", ifindex=7, master="cni0", link=2, link_netnsid=0, hairpin=False)
+PEER = link("eth0", "veth", ifindex=2, link=7, link_netnsid=0)
+BR = link("cni0", "bridge", ifindex=3)
+
+
+def veth_cur(host=HOST, peer=PEER, stray=None, exists=True, master=BR):
+    return {"host": host, "peer": peer, "stray_peer": stray, "netns_exists": exists, "master": master}
+
+
+VETH_CASES = [
+    ("create", veth_want(), veth_cur(host=None, peer=None), [
+        ("veth_add", None, "veth-red", {"peer": "eth0", "peer_ns": "red"}),
+        ("link_set", None, "veth-red", {"master": "cni0"}),
+        ("link_set", None, "veth-red", {"up": True}),
+        ("link_set", "red", "eth0", {"up": True})]),
+    ("converged", veth_want(), veth_cur(), []),
+    ("re-attach to master", veth_want(), veth_cur(host=dict(HOST, master="br-old")), [
+        ("link_set", None, "veth-red", {"master": "cni0"})]),
+    ("peer not yet moved", veth_want(),
+     veth_cur(host=dict(HOST, link=8, link_netnsid=None), peer=None,
+              stray=link("eth0", "veth", ifindex=8, link=7)), [
+         ("link_move", None, "eth0", {"to_ns": "red"}),
+         ("link_set", "red", "eth0", {"up": True})]),
+    ("peer lost: recreate", veth_want(), veth_cur(peer=None), [
+        ("link_del", None, "veth-red", {}),
+        ("veth_add", None, "veth-red", {"peer": "eth0", "peer_ns": "red"}),
+        ("link_set", None, "veth-red", {"master": "cni0"}),
+        ("link_set", None, "veth-red", {"up": True}),
+        ("link_set", "red", "eth0", {"up": True})]),
+    ("mtu both ends", veth_want(mtu=1450), veth_cur(), [
+        ("link_set", None, "veth-red", {"mtu": 1450}),
+        ("link_set", "red", "eth0", {"mtu": 1450})]),
+    ("hairpin on", veth_want(hairpin=True), veth_cur(), [
+        ("brport_set", None, "veth-red", {"hairpin": True})]),
+    ("hairpin kept when unmanaged", veth_want(), veth_cur(host=dict(HOST, hairpin=True)), []),
+    ("hairpin on new bridge", veth_want(hairpin=True),
+     veth_cur(host=dict(HOST, master="br-old", hairpin=True)), [
+         ("link_set", None, "veth-red", {"master": "cni0"}),
+         ("brport_set", None, "veth-red", {"hairpin": True})]),
+    ("down", veth_want(up=False), veth_cur(), [
+        ("link_set", None, "veth-red", {"up": False}),
+        ("link_set", "red", "eth0", {"up": False})]),
+    ("no master given: left alone", veth_want(master=None), veth_cur(host=dict(HOST, master="other")), []),
+    ("both ends in host", veth_want(netns=None, peer="veth-red-p", master=None),
+     veth_cur(host=dict(HOST, link=8, link_netnsid=None),
+              peer=link("veth-red-p", "veth", ifindex=8, link=7)), []),
+    ("absent", veth_want(state="absent"), veth_cur(), [("link_del", None, "veth-red", {})]),
+    ("absent, namespace gone", veth_want(state="absent"),
+     veth_cur(host=None, peer=None, exists=False), []),
+]
+
+
+@pytest.mark.parametrize("title, want, cur, expected", VETH_CASES, ids=[c[0] for c in VETH_CASES])
+def test_plan_veth(title, want, cur, expected):
+    assert ops(_plan.plan_veth(want, cur)) == expected
+
+
+def test_plan_veth_diff():
+    plan = _plan.plan_veth(veth_want(), veth_cur(host=dict(HOST, master="br-old")))
+    assert plan.before["master"] == "br-old"
+    assert plan.after["master"] == "cni0"
+    assert plan.after["netns"] == "red"
+    created = _plan.plan_veth(veth_want(), veth_cur(host=None, peer=None))
+    assert created.before == {"name": "veth-red", "state": "absent"}
+    assert created.after == {"name": "veth-red", "state": "present", "peer": "eth0", "netns": "red",
+                             "master": "cni0", "mtu": 1500, "hairpin": False, "up": True}
+
+
+VETH_REFUSALS = [
+    ("name is a bridge", veth_want(), veth_cur(host=link("veth-red", "bridge")), "name: 'veth-red'"),
+    ("namespace missing", veth_want(), veth_cur(host=None, peer=None, exists=False), "netns: 'red'"),
+    ("master missing", veth_want(), veth_cur(master=None), "master: 'cni0' does not exist"),
+    ("master not a bridge", veth_want(), veth_cur(master=link("cni0", "veth")), "master: 'cni0'"),
+    ("peer name taken", veth_want(), veth_cur(host=None, peer=link("eth0", "macvlan")),
+     "peer: 'eth0' already exists in namespace red"),
+    ("hairpin without bridge", veth_want(master=None, hairpin=True), veth_cur(host=dict(HOST, master=None)),
+     "hairpin: True needs a bridge port"),
+    ("same names in one namespace", veth_want(netns=None, peer="veth-red", master=None),
+     veth_cur(host=None, peer=None), "peer: 'veth-red' must differ"),
+]
+
+
+@pytest.mark.parametrize("title, want, cur, message", VETH_REFUSALS, ids=[c[0] for c in VETH_REFUSALS])
+def test_plan_veth_refuses(title, want, cur, message):
+    with pytest.raises(ValidationError) as err:
+        _plan.plan_veth(want, cur)
+    assert str(err.value).startswith(message)
+
+
+# ------------------------------------------------------------ addresses
+def addr_want(**kw):
+    want = {"netns": "red", "interface": "eth0", "addresses": ["10.244.1.2/24"], "up": True,
+            "state": "present"}
+    want.update(kw)
+    return want
+
+
+def addr_cur(link_=None, lo_up=True, exists=True):
+    return {"netns_exists": exists, "link": link_, "lo": link("lo", None, ifindex=1, up=lo_up)}
+
+
+ETH0 = link("eth0", "veth", ifindex=2, up=False)
+
+ADDR_CASES = [
+    ("fresh pod", addr_want(), addr_cur(ETH0, lo_up=False), [
+        ("addr_add", "red", "eth0", {"address": "10.244.1.2/24"}),
+        ("link_set", "red", "eth0", {"up": True}),
+        ("link_set", "red", "lo", {"up": True})]),
+    ("converged", addr_want(), addr_cur(dict(ETH0, up=True, addresses=["10.244.1.2/24"])), []),
+    ("extra address removed", addr_want(),
+     addr_cur(dict(ETH0, up=True, addresses=["10.244.1.2/24", "10.244.1.9/24"])), [
+         ("addr_del", "red", "eth0", {"address": "10.244.1.9/24"})]),
+    ("addresses unmanaged", addr_want(addresses=None),
+     addr_cur(dict(ETH0, up=True, addresses=["10.244.1.9/24"])), []),
+    ("down leaves lo", addr_want(up=False), addr_cur(dict(ETH0, up=True, addresses=["10.244.1.2/24"]),
+                                                     lo_up=False), [
+        ("link_set", "red", "eth0", {"up": False})]),
+    ("absent listed", addr_want(state="absent", addresses=["10.244.1.2/24", "10.244.1.7/24"]),
+     addr_cur(dict(ETH0, addresses=["10.244.1.2/24", "10.244.1.9/24"])), [
+         ("addr_del", "red", "eth0", {"address": "10.244.1.2/24"})]),
+    ("absent all", addr_want(state="absent", addresses=None),
+     addr_cur(dict(ETH0, addresses=["10.244.1.2/24", "10.244.1.9/24"])), [
+         ("addr_del", "red", "eth0", {"address": "10.244.1.2/24"}),
+         ("addr_del", "red", "eth0", {"address": "10.244.1.9/24"})]),
+    ("absent, interface gone", addr_want(state="absent"), addr_cur(None), []),
+    ("absent, namespace gone", addr_want(state="absent"), addr_cur(None, exists=False), []),
+]
+
+
+@pytest.mark.parametrize("title, want, cur, expected", ADDR_CASES, ids=[c[0] for c in ADDR_CASES])
+def test_plan_interface_addresses(title, want, cur, expected):
+    assert ops(_plan.plan_interface_addresses(want, cur)) == expected
+
+
+@pytest.mark.parametrize("cur, message", [
+    (addr_cur(None), "interface: 'eth0' does not exist in namespace red"),
+    (addr_cur(None, exists=False), "netns: 'red' does not exist"),
+])
+def test_plan_interface_addresses_refuses(cur, message):
+    with pytest.raises(ValidationError) as err:
+        _plan.plan_interface_addresses(addr_want(), cur)
+    assert str(err.value).startswith(message)
+
+
+def test_describe_every_action():
+    plan = _plan.Plan({})
+    plan.add("netns_add", None, "red")
+    plan.add("veth_add", None, "v", peer="eth0", peer_ns="red")
+    plan.add("link_set", "red", "eth0", up=True, mtu=1400)
+    plan.add("addr_del", None, "cni0", address="10.0.0.1/24")
+    assert plan.descriptions() == [
+        "create namespace red",
+        "create veth v with peer eth0 in namespace red",
+        "set mtu=1400, up=True on link eth0 in namespace red",
+        "delete address 10.0.0.1/24 from cni0",
+    ]

@@ -1,0 +1,139 @@
+# -*- coding: utf-8 -*-
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The netlink layer and the planners together, against the real kernel."""
+from __future__ import annotations
+
+import errno
+import os
+
+import pytest
+
+from ansible_collections.podnet.mesh.plugins.module_utils import _netlink, _plan
+
+
+def converge(session, planner, want, read):
+    """Plan, apply, and return the plan of a second pass (must be empty)."""
+    first = planner(want, read())
+    session.apply(first.actions)
+    return first, planner(want, read())
+
+
+def test_pyroute2_version_is_supported():
+    import pyroute2
+    version = getattr(pyroute2, "__version__", "0.7")
+    assert tuple(int(x) for x in version.split(".")[:2]) >= (0, 7)
+
+
+def test_missing_namespace_is_reported_not_created(prefix):
+    name = prefix + "none"
+    with pytest.raises(_netlink.NetlinkOpError) as err:
+        _netlink.Namespace(name)
+    assert err.value.code == errno.ENOENT
+    assert name in str(err.value)
+    assert not os.path.exists(os.path.join("/run/netns", name))
+
+
+def test_netns_create_and_remove(session, named_ns):
+    name = named_ns("n", create=False)
+    first, second = converge(session, _plan.plan_netns, {"name": name, "state": "present"},
+                             lambda: _netlink.netns_exists(name))
+    assert [a.op for a in first.actions] == ["netns_add"]
+    assert second.actions == []
+    assert os.path.ismount(os.path.join("/run/netns", name))
+    first, second = converge(session, _plan.plan_netns, {"name": name, "state": "absent"},
+                             lambda: _netlink.netns_exists(name))
+    assert [a.op for a in first.actions] == ["netns_del"]
+    assert not os.path.exists(os.path.join("/run/netns", name))
+
+
+def test_bridge_converges_and_reads_back(session, prefix, host_links):
+    name = prefix + "b"
+    host_links.append(name)
+    want = {"name": name, "state": "present", "addresses": ["10.77.1.1/24", "fd77::1/64"],
+            "mtu": 1400, "stp": True, "up": True}
+
+    def read():
+        return session.ns(None).links(with_addresses=[name]).get(name)
+
+    first, second = converge(session, _plan.plan_bridge, want, read)
+    assert first.actions[0].op == "bridge_add"
+    assert second.actions == [], second.descriptions()
+    link = read()
+    assert link["kind"] == "bridge"
+    assert link["mtu"] == 1400 and link["stp"] is True and link["up"] is True
+    assert sorted(link["addresses"]) == ["10.77.1.1/24", "fd77::1/64"]
+    # Address list change: one removed, one added, the rest untouched.
+    want["addresses"] = ["10.77.1.1/24", "10.77.2.1/24"]
+    first, second = converge(session, _plan.plan_bridge, want, read)
+    assert [a.op for a in first.actions] == ["addr_del", "addr_add"]
+    assert second.actions == []
+    assert sorted(read()["addresses"]) == ["10.77.1.1/24", "10.77.2.1/24"]
+
+
+def test_kernel_error_names_operation_and_errno(session, prefix, host_links):
+    name = prefix + "d"
+    host_links.append(name)
+    action = _plan.Action("bridge_add", None, name, {})
+    session.apply([action])
+    with pytest.raises(_netlink.NetlinkOpError) as err:
+        session.apply([action])
+    assert err.value.code == errno.EEXIST
+    assert str(err.value).startswith("cannot create bridge %s (namespace host): " % name)
+    assert str(err.value).endswith("[EEXIST]")
+
+
+def test_veth_into_namespace_with_master_and_hairpin(session, prefix, named_ns, host_links):
+    pod = named_ns("p")
+    br, host = prefix + "b", prefix + "v"
+    host_links.extend([host, br])
+    session.apply([_plan.Action("bridge_add", None, br, {})])
+    want = {"name": host, "peer": "eth0", "netns": pod, "master": br, "mtu": 1450,
+            "hairpin": True, "up": True, "state": "present"}
+
+    def read():
+        links = session.ns(None).links()
+        return {"host": links.get(host), "peer": session.ns(pod).links().get("eth0"),
+                "stray_peer": None, "netns_exists": True, "master": links.get(br)}
+
+    first, second = converge(session, _plan.plan_veth, want, read)
+    assert second.actions == [], second.descriptions()
+    cur = read()
+    assert _plan.is_pair(cur["host"], cur["peer"], pod)
+    assert cur["host"]["master"] == br and cur["host"]["hairpin"] is True
+    assert cur["host"]["mtu"] == cur["peer"]["mtu"] == 1450
+    assert cur["peer"]["up"] is True
+
+
+def test_peer_created_but_not_moved_is_moved(session, prefix, named_ns, host_links):
+    pod = named_ns("p")
+    host = prefix + "v"
+    host_links.extend([host, "eth0"])
+    session.apply([_plan.Action("veth_add", None, host, {"peer": "eth0", "peer_ns": None})])
+    links = session.ns(None).links()
+    stray = links["eth0"]
+    cur = {"host": links[host], "peer": None, "stray_peer": stray, "netns_exists": True,
+           "master": None}
+    want = {"name": host, "peer": "eth0", "netns": pod, "master": None, "mtu": None,
+            "hairpin": None, "up": True, "state": "present"}
+    plan = _plan.plan_veth(want, cur)
+    assert plan.actions[0].op == "link_move"
+    session.apply(plan.actions)
+    assert "eth0" not in session.ns(None).links()
+    peer = session.ns(pod).links()["eth0"]
+    assert _plan.is_pair(session.ns(None).links()[host], peer, pod)
+
+
+def test_addresses_in_a_namespace_skip_link_local(session, named_ns):
+    pod = named_ns("p")
+    ns = session.ns(pod)
+    want = {"netns": pod, "interface": "lo", "addresses": ["127.0.0.1/8", "::1/128", "10.78.0.1/32"],
+            "up": True, "state": "present"}
+
+    def read():
+        links = session.ns(pod).links(with_addresses=["lo"])
+        return {"netns_exists": True, "link": links["lo"], "lo": links["lo"]}
+
+    first, second = converge(session, _plan.plan_interface_addresses, want, read)
+    assert second.actions == []
+    assert sorted(read()["link"]["addresses"]) == ["10.78.0.1/32", "127.0.0.1/8", "::1/128"]
+    assert ns.name == pod

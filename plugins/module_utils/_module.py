@@ -24,6 +24,14 @@ from ansible_collections.podnet.mesh.plugins.module_utils import _netlink
 from ansible_collections.podnet.mesh.plugins.module_utils._plan import describe
 from ansible_collections.podnet.mesh.plugins.module_utils._validate import ValidationError
 
+
+class OperationError(Exception):
+    """A non-netlink operation (nft, iptables, sysctl) failed; str() is the message."""
+
+    def __init__(self, message, code=None):
+        super().__init__(message)
+        self.code = code
+
 # Interpreters that may carry the distribution's pyroute2 package
 # (Debian/Ubuntu python3-pyroute2, Fedora/RHEL python3-pyroute2).
 NODE_INTERPRETERS = (
@@ -54,16 +62,22 @@ def require_pyroute2(module):
         exception=_netlink.PYROUTE2_IMPORT_ERROR)
 
 
-def run(module, validate, read, plan, render, key):
+def run(module, validate, read, plan, render, key, session_factory=None):
     """Drive one module run.
 
     validate(params) -> want; read(session, want) -> current;
     plan(want, current) -> Plan; render(want, current, plan, predicted) -> object
     returned under ``key``. In check mode nothing is applied and the object is
     the prediction (predicted=True).
+
+    session_factory makes the object passed to read() and whose apply(actions)
+    performs the plan (it records them in ``applied`` and has close()); the
+    default is a netlink Session, which needs pyroute2.
     """
-    require_pyroute2(module)
-    session = _netlink.Session()
+    if session_factory is None:
+        require_pyroute2(module)
+        session_factory = _netlink.Session
+    session = session_factory()
     try:
         want = validate(module.params)
         current = read(session, want)
@@ -75,7 +89,7 @@ def run(module, validate, read, plan, render, key):
         obj = render(want, current, planned, predicted)
     except ValidationError as exc:
         module.fail_json(msg=str(exc), changed=False)
-    except _netlink.NetlinkOpError as exc:
+    except (_netlink.NetlinkOpError, OperationError) as exc:
         # Report what was already done before the failing step.
         done = [describe(a) for a in session.applied]
         module.fail_json(msg=str(exc), errno=exc.code, changed=bool(done), actions=done)

@@ -48,8 +48,9 @@ def describe(action):
             args["hairpin"], action.name, where),
         "addr_add": lambda: "add address %s to %s%s" % (args["address"], action.name, where),
         "addr_del": lambda: "delete address %s from %s%s" % (args["address"], action.name, where),
-    }[action.op]
-    return text()
+    }.get(action.op)
+    # Actions of other layers (NAT rules, sysctls) carry their own text.
+    return text() if text else args.get("text", action.op)
 
 
 class Plan:

@@ -67,7 +67,7 @@ def run(module, validate, read, plan, render, key, session_factory=None):
 
     validate(params) -> want; read(session, want) -> current;
     plan(want, current) -> Plan; render(want, current, plan, predicted) -> object
-    returned under ``key``. In check mode nothing is applied and the object is
+    returned under ``key`` (key None: a dict merged into the result). In check mode nothing is applied and the object is
     the prediction (predicted=True).
 
     session_factory makes the object passed to read() and whose apply(actions)
@@ -95,7 +95,11 @@ def run(module, validate, read, plan, render, key, session_factory=None):
         module.fail_json(msg=str(exc), errno=exc.code, changed=bool(done), actions=done)
     finally:
         session.close()
-    result = {"changed": planned.changed, "actions": planned.descriptions(), key: obj}
+    result = {"changed": planned.changed, "actions": planned.descriptions()}
+    if key is None:
+        result.update(obj)
+    else:
+        result[key] = obj
     if module._diff:
         result["diff"] = {"before": planned.before, "after": planned.after}
     module.exit_json(**result)

@@ -18,8 +18,9 @@ hairpin and addresses (list of CIDR strings, IPv6 link-local excluded).
 from __future__ import annotations
 
 import collections
+import ipaddress
 
-from ansible_collections.podnet.mesh.plugins.module_utils._validate import ValidationError
+from ansible_collections.podnet.mesh.plugins.module_utils._validate import ValidationError, route_key
 
 HOST = "host"
 # What the kernel gives a new bridge or veth end.
@@ -48,6 +49,9 @@ def describe(action):
             args["hairpin"], action.name, where),
         "addr_add": lambda: "add address %s to %s%s" % (args["address"], action.name, where),
         "addr_del": lambda: "delete address %s from %s%s" % (args["address"], action.name, where),
+        "route_add": lambda: "add route %s%s" % (route_text(args["route"]), where),
+        "route_replace": lambda: "replace route %s%s" % (route_text(args["route"]), where),
+        "route_del": lambda: "delete route %s%s" % (route_text(args["route"]), where),
     }.get(action.op)
     # Actions of other layers (NAT rules, sysctls) carry their own text.
     return text() if text else args.get("text", action.op)
@@ -306,4 +310,110 @@ def plan_interface_addresses(want, cur):
     if want["up"] and lo is not None and not lo["up"] and name != "lo":
         plan.add("link_set", ns, "lo", up=True)
     plan.after = {"netns": ns, "interface": name, "up": want["up"], "addresses": list(addresses)}
+    return plan
+
+
+# -------------------------------------------------------------------- routes
+def route_text(route):
+    """'10.244.2.0/24 via 192.168.1.12 dev eth0 metric 0' (the parts that are set)."""
+    parts = [route["dst"]]
+    if route.get("via"):
+        parts.append("via %s" % route["via"])
+    if route.get("dev"):
+        parts.append("dev %s" % route["dev"])
+    parts.append("metric %d" % route["metric"])
+    return " ".join(parts)
+
+
+def _public_route(route):
+    return dict((k, route.get(k)) for k in ("dst", "via", "dev", "metric"))
+
+
+def public_routes(routes):
+    """Route dicts as modules return them, in a stable order."""
+    ordered = sorted(routes, key=lambda r: (r["family"], r["dst"], r["metric"]))
+    return [_public_route(r) for r in ordered]
+
+
+def _same_route(want, have):
+    """A route is converged when gateway and (if asked for) device agree."""
+    return want["via"] == have["via"] and (want["dev"] is None or want["dev"] == have["dev"])
+
+
+def plan_routes(want, cur):
+    """Routes of ours (tagged with want['proto']) in one table of one namespace.
+
+    want: {netns, routes (validated list), purge, state, proto, table}
+    cur: {netns_exists, ours: {key: route}, foreign: {key: route},
+          connected: [ipaddress networks on the namespace's links], links: set of names}
+    where key is _validate.route_key(route) and routes carry dst/family/via/dev/metric
+    (foreign ones also proto). Plan.after/before are sorted route texts;
+    plan.added/removed/replaced list the public route dicts.
+    """
+    ns = want["netns"]
+    if not cur["netns_exists"]:
+        if want["state"] == "absent":
+            plan = Plan({"routes": []})
+            plan.added, plan.removed, plan.replaced, plan.routes = [], [], [], []
+            return plan
+        raise ValidationError("netns", ns, "does not exist; create the namespace first (podnet.mesh.netns)")
+    ours = cur["ours"]
+    plan = Plan({"routes": sorted(route_text(r) for r in ours.values())})
+    plan.added, plan.removed, plan.replaced = [], [], []
+    result = dict(ours)
+    listed = set()
+
+    for index, route in enumerate(want["routes"]):
+        key = route_key(route)
+        listed.add(key)
+        path = "routes[%d]" % index
+        if want["state"] == "absent":
+            if key in ours:
+                plan.add("route_del", ns, route["dst"], route=ours[key], table=want["table"],
+                         proto=want["proto"])
+                plan.removed.append(_public_route(ours[key]))
+                del result[key]
+            continue
+        foreign = cur["foreign"].get(key)
+        if foreign is not None:
+            raise ValidationError(
+                path + ".dst", route["dst"],
+                "already has a route with metric %d in namespace %s that podnet.mesh did not create "
+                "(%s, protocol %s); it is left alone and nothing was changed"
+                % (route["metric"], _ns_label(ns), route_text(foreign), foreign.get("proto")))
+        if route["dev"] is not None and route["dev"] not in cur["links"]:
+            raise ValidationError(
+                path + ".dev", route["dev"], "does not exist in namespace %s" % _ns_label(ns))
+        if route["via"] is not None:
+            via = ipaddress.ip_address(route["via"])
+            if not any(via in net for net in cur["connected"] if net.version == via.version):
+                nets = ", ".join(sorted(str(n) for n in cur["connected"] if n.version == via.version))
+                raise ValidationError(
+                    path + ".via", route["via"],
+                    "is not on a directly connected subnet in namespace %s (connected: %s); "
+                    "host-gw routing needs the gateway on the same layer-2 network"
+                    % (_ns_label(ns), nets or "none"))
+        have = ours.get(key)
+        if have is None:
+            plan.add("route_add", ns, route["dst"], route=route, table=want["table"], proto=want["proto"])
+            plan.added.append(_public_route(route))
+        elif not _same_route(route, have):
+            plan.add("route_replace", ns, route["dst"], route=route, table=want["table"],
+                     proto=want["proto"])
+            plan.replaced.append({"before": _public_route(have), "after": _public_route(route)})
+        else:
+            continue
+        result[key] = dict(route, dev=route["dev"] or (have or {}).get("dev"))
+
+    if want["state"] == "present" and want["purge"]:
+        for key in sorted(ours, key=lambda k: (k[0], k[1], k[2])):
+            if key not in listed:
+                plan.add("route_del", ns, ours[key]["dst"], route=ours[key], table=want["table"],
+                         proto=want["proto"])
+                plan.removed.append(_public_route(ours[key]))
+                del result[key]
+    # Deletions first: a purge never briefly doubles a destination.
+    plan.actions.sort(key=lambda a: a.op != "route_del")
+    plan.routes = public_routes(result.values())
+    plan.after = {"routes": sorted(route_text(r) for r in result.values())}
     return plan

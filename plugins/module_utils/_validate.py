@@ -148,3 +148,92 @@ def choice(value, choices, path):
     if value not in choices:
         raise ValidationError(path, value, "must be one of %s" % ", ".join(choices))
     return value
+
+
+# Routes ----------------------------------------------------------------------
+# Metric the kernel gives a route that names none: 0 for IPv4, 1024 for IPv6.
+DEFAULT_METRIC = {4: 0, 6: 1024}
+ROUTE_KEYS = ("dst", "via", "dev", "metric")
+U32_MAX = 2 ** 32 - 1
+
+
+def ip_address(value, path):
+    try:
+        return ipaddress.ip_address(value.strip() if isinstance(value, str) else value)
+    except ValueError:
+        raise ValidationError(path, value, "is not an IP address")
+
+
+def route(value, path, default_family=4):
+    """One route {dst, via, dev, metric} -> normalised dict with its family.
+
+    dst is a network in CIDR form (host bits zero) or 'default'; via, when
+    given, must be of the same address family; a route needs via or dev.
+    """
+    if not isinstance(value, dict):
+        raise ValidationError(path, value, "must be a dict with dst and via and/or dev")
+    unknown = sorted(set(value) - set(ROUTE_KEYS))
+    if unknown:
+        raise ValidationError(
+            path, value, "has unknown key(s) %s; allowed: %s" % (", ".join(unknown), ", ".join(ROUTE_KEYS)))
+    dst, via, dev, metric = (value.get(k) for k in ROUTE_KEYS)
+    if via is not None:
+        via = ip_address(via, path + ".via")
+    if dev is not None:
+        dev = ifname(dev, path + ".dev")
+    if via is None and dev is None:
+        raise ValidationError(path, value, "needs via (a gateway) or dev (an interface)")
+    if dst is None:
+        raise ValidationError(path + ".dst", dst, "is required: a CIDR or 'default'")
+    if dst == "default":
+        family = via.version if via is not None else default_family
+        net = ipaddress.ip_network("0.0.0.0/0" if family == 4 else "::/0")
+    else:
+        net = ipaddress.ip_network(network(dst, path + ".dst"))
+        family = net.version
+    if via is not None and via.version != family:
+        raise ValidationError(
+            path + ".via", str(via),
+            "is an IPv%d address but dst %s is IPv%d: the families must agree"
+            % (via.version, "default" if dst == "default" else net, family))
+    if metric is None:
+        metric = DEFAULT_METRIC[family]
+    else:
+        metric = integer(metric, path + ".metric", 0, U32_MAX)
+    return {
+        "dst": "default" if net.prefixlen == 0 else str(net),
+        "family": family,
+        "via": None if via is None else str(via),
+        "dev": dev,
+        "metric": metric,
+    }
+
+
+def route_key(r):
+    return (r["family"], r["dst"], r["metric"])
+
+
+def route_list(values, path="routes"):
+    """Routes in order; each (dst, metric) at most once."""
+    if values is None:
+        return []
+    if not isinstance(values, list):
+        raise ValidationError(path, values, "must be a list of routes")
+    result, seen = [], {}
+    for index, value in enumerate(values):
+        item = route(value, "%s[%d]" % (path, index))
+        key = route_key(item)
+        if key in seen:
+            raise ValidationError(
+                "%s[%d].dst" % (path, index), item["dst"],
+                "is listed twice (also %s[%d]) with metric %d; a destination takes one route per metric"
+                % (path, seen[key], item["metric"]))
+        seen[key] = index
+        result.append(item)
+    return result
+
+
+def integer(value, path, low, high):
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ValidationError(path, value, "must be an integer from %d to %d" % (low, high))
+    return value

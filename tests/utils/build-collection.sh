@@ -3,6 +3,10 @@
 # ignored) to DEST, which is deleted first. ansible-test needs a collection to
 # live under .../ansible_collections/<namespace>/<name>/.
 #
+# The copy gets a git repository of its own, with every file staged: ansible-test
+# and ansible-lint list a project's files with git, and would otherwise find
+# the enclosing work tree, where .build/ is ignored, and so see no files.
+#
 # usage: build-collection.sh DEST
 set -euo pipefail
 
@@ -22,3 +26,7 @@ git ls-files -z -co --exclude-standard |
     done |
     tar --null -T - -cf - |
     tar -xf - -C "$dest"
+
+cd "$dest"
+git init -q
+git add -A

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Seed ansible-test's pip bootstrap cache so ``--venv``/``--requirements`` work offline.
 
 ansible-test bootstraps pip in each virtual environment it creates by running

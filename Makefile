@@ -44,9 +44,11 @@ SANITY_ARGS := --venv --requirements --python 3.11 --color no
 # we are root already, so only destructive needs allowing.
 INTEGRATION_ARGS := --local --python 3.11 --allow-destructive --color no
 
-# ansible-lint: production profile, no galaxy/network access.
-LINT_ENV  := ANSIBLE_LINT_NODEPS=1 ANSIBLE_LINT_SKIP_SCHEMA_UPDATE=1 $(COLLECTIONS_ENV)
-LINT_ARGS := --profile production --offline
+# ansible-lint: production profile, no galaxy/network access (no dependency
+# installs, no schema refresh). .venv/bin goes first on PATH, as ansible-lint
+# wants its own tools (ansible, ansible-galaxy) found there.
+LINT_ENV  := PATH=$(VENV)/bin:$$PATH ANSIBLE_LINT_NODEPS=1 ANSIBLE_LINT_SKIP_SCHEMA_UPDATE=1 $(COLLECTIONS_ENV)
+LINT_ARGS := --profile production --offline --nocolor
 
 # Suites run by `make test`, fastest first.
 TEST_SUITES := unit kernel lint integration sanity

@@ -38,7 +38,7 @@ def test_module_respawns_under_system_python(tmp_path, prefix):
             [ansible, "localhost", "-o", "-c", "local", "-i", "localhost,", "-m", "podnet.mesh.bridge",
              "-a", "name=%s addresses=10.79.0.1/24 state=%s" % (name, state),
              "-e", "ansible_python_interpreter=%s" % bare_python],
-            env=env, capture_output=True, text=True)
+            env=env, cwd=str(tmp_path), capture_output=True, text=True)
         assert out.returncode == 0, out.stdout + out.stderr
         # One line per host: "localhost | CHANGED => {...}"
         return json.loads(out.stdout[out.stdout.index("{"):])

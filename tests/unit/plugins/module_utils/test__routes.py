@@ -1,0 +1,145 @@
+# -*- coding: utf-8 -*-
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Route validation and planning tables (pod_route), no kernel."""
+from __future__ import annotations
+
+import ipaddress
+
+import pytest
+
+from ansible_collections.podnet.mesh.plugins.module_utils import _plan
+from ansible_collections.podnet.mesh.plugins.module_utils import _validate as v
+from ansible_collections.podnet.mesh.plugins.module_utils._validate import ValidationError
+
+PROTO = 149
+
+
+@pytest.mark.parametrize("route, expected", [
+    ({"dst": "10.244.2.0/24", "via": "192.168.1.12"},
+     {"dst": "10.244.2.0/24", "family": 4, "via": "192.168.1.12", "dev": None, "metric": 0}),
+    ({"dst": "default", "via": "10.244.1.1"},
+     {"dst": "default", "family": 4, "via": "10.244.1.1", "dev": None, "metric": 0}),
+    ({"dst": "0.0.0.0/0", "dev": "eth0", "metric": 5},
+     {"dst": "default", "family": 4, "via": None, "dev": "eth0", "metric": 5}),
+    ({"dst": "fd00:2::/64", "via": "fd00::12"},
+     {"dst": "fd00:2::/64", "family": 6, "via": "fd00::12", "dev": None, "metric": 1024}),
+    ({"dst": "default", "via": "fd00::1"},
+     {"dst": "default", "family": 6, "via": "fd00::1", "dev": None, "metric": 1024}),
+])
+def test_route_normalises(route, expected):
+    assert v.route(route, "routes[0]") == expected
+
+
+@pytest.mark.parametrize("route, message", [
+    ({"dst": "10.244.2.0/24", "via": "fd00::1"}, "routes[0].via: 'fd00::1' is an IPv6 address but dst"),
+    ({"dst": "10.244.2.1/24", "via": "192.168.1.12"}, "routes[0].dst: '10.244.2.1/24'"),
+    ({"dst": "10.244.2.0/24"}, "routes[0]: "),
+    ({"via": "192.168.1.12"}, "routes[0].dst: None is required"),
+    ({"dst": "10.244.2.0/24", "via": "192.168.1.300"}, "routes[0].via: '192.168.1.300' is not an IP"),
+    ({"dst": "10.244.2.0/24", "dev": "x" * 16}, "routes[0].dev: "),
+    ({"dst": "10.244.2.0/24", "via": "192.168.1.12", "metric": -1}, "routes[0].metric: -1"),
+    ({"dst": "10.244.2.0/24", "gw": "192.168.1.12"}, "routes[0]: "),
+    ("10.244.2.0/24", "routes[0]: "),
+])
+def test_route_refuses(route, message):
+    with pytest.raises(ValidationError) as err:
+        v.route(route, "routes[0]")
+    assert str(err.value).startswith(message)
+
+
+def test_route_list_refuses_duplicate_destination():
+    routes = [{"dst": "10.244.2.0/24", "via": "192.168.1.12"},
+              {"dst": "10.244.3.0/24", "via": "192.168.1.13"},
+              {"dst": "10.244.2.0/24", "via": "192.168.1.14"}]
+    with pytest.raises(ValidationError) as err:
+        v.route_list(routes)
+    assert str(err.value).startswith("routes[2].dst: '10.244.2.0/24' is listed twice (also routes[0])")
+    # The same destination with another metric is a different route.
+    routes[2]["metric"] = 10
+    assert len(v.route_list(routes)) == 3
+
+
+def have(dst, via, dev="eth0", metric=0, proto=PROTO, family=4):
+    return {"dst": dst, "family": family, "via": via, "dev": dev, "metric": metric, "proto": proto}
+
+
+def cur(ours=(), foreign=(), connected=("192.168.1.0/24",), links=("eth0", "lo"), exists=True):
+    return {"netns_exists": exists,
+            "ours": dict((v.route_key(r), r) for r in ours),
+            "foreign": dict((v.route_key(r), r) for r in foreign),
+            "connected": [ipaddress.ip_network(n) for n in connected],
+            "links": set(links)}
+
+
+def want(routes, purge=False, state="present", netns=None):
+    return {"netns": netns, "routes": v.route_list(routes), "purge": purge, "state": state,
+            "proto": PROTO, "table": 254}
+
+
+R2 = {"dst": "10.244.2.0/24", "via": "192.168.1.12"}
+R3 = {"dst": "10.244.3.0/24", "via": "192.168.1.13"}
+
+
+def ops(plan):
+    return [(a.op, a.args["route"]["dst"], a.args["route"]["via"]) for a in plan.actions]
+
+
+ROUTE_CASES = [
+    ("add two", want([R2, R3]), cur(), [
+        ("route_add", "10.244.2.0/24", "192.168.1.12"), ("route_add", "10.244.3.0/24", "192.168.1.13")]),
+    ("converged", want([R2]), cur([have("10.244.2.0/24", "192.168.1.12")]), []),
+    ("dev given and matching", want([dict(R2, dev="eth0")]), cur([have("10.244.2.0/24", "192.168.1.12")]), []),
+    ("gateway changed: replace", want([R2]), cur([have("10.244.2.0/24", "192.168.1.99")]), [
+        ("route_replace", "10.244.2.0/24", "192.168.1.12")]),
+    ("no purge keeps others", want([R2]), cur([have("10.244.2.0/24", "192.168.1.12"),
+                                               have("10.244.9.0/24", "192.168.1.19")]), []),
+    ("purge removes ours first", want([R3], purge=True), cur([have("10.244.2.0/24", "192.168.1.12")]), [
+        ("route_del", "10.244.2.0/24", "192.168.1.12"), ("route_add", "10.244.3.0/24", "192.168.1.13")]),
+    ("purge never sees foreign", want([], purge=True),
+     cur(foreign=[have("10.9.0.0/16", "192.168.1.1", proto=4)]), []),
+    ("absent removes ours", want([R2, R3], state="absent"), cur([have("10.244.2.0/24", "192.168.1.12")]), [
+        ("route_del", "10.244.2.0/24", "192.168.1.12")]),
+    ("absent leaves foreign", want([R2], state="absent"),
+     cur(foreign=[have("10.244.2.0/24", "192.168.1.12", proto=4)]), []),
+    ("absent in a missing namespace", want([R2], state="absent", netns="red"), cur(exists=False), []),
+    ("pod default route", want([{"dst": "default", "via": "10.244.1.1"}], netns="red"),
+     cur(connected=("10.244.1.0/24",)), [("route_add", "default", "10.244.1.1")]),
+]
+
+
+@pytest.mark.parametrize("title, w, c, expected", ROUTE_CASES, ids=[x[0] for x in ROUTE_CASES])
+def test_plan_routes(title, w, c, expected):
+    assert ops(_plan.plan_routes(w, c)) == expected
+
+
+def test_plan_routes_results_and_diff():
+    plan = _plan.plan_routes(want([R3], purge=True), cur([have("10.244.2.0/24", "192.168.1.12")]))
+    assert plan.before == {"routes": ["10.244.2.0/24 via 192.168.1.12 dev eth0 metric 0"]}
+    assert plan.after == {"routes": ["10.244.3.0/24 via 192.168.1.13 metric 0"]}
+    assert plan.added == [{"dst": "10.244.3.0/24", "via": "192.168.1.13", "dev": None, "metric": 0}]
+    assert plan.removed == [{"dst": "10.244.2.0/24", "via": "192.168.1.12", "dev": "eth0", "metric": 0}]
+    assert plan.routes == plan.added
+    assert plan.descriptions() == ["delete route 10.244.2.0/24 via 192.168.1.12 dev eth0 metric 0",
+                                   "add route 10.244.3.0/24 via 192.168.1.13 metric 0"]
+
+
+@pytest.mark.parametrize("w, c, message", [
+    (want([R2]), cur(foreign=[have("10.244.2.0/24", "192.168.1.12", proto=4)]),
+     "routes[0].dst: '10.244.2.0/24' already has a route with metric 0 in namespace host that podnet.mesh did not create"),
+    (want([{"dst": "10.244.2.0/24", "via": "192.168.2.12"}]), cur(),
+     "routes[0].via: '192.168.2.12' is not on a directly connected subnet in namespace host (connected: 192.168.1.0/24)"),
+    (want([{"dst": "10.244.2.0/24", "dev": "eth9"}]), cur(), "routes[0].dev: 'eth9' does not exist"),
+    (want([R2], netns="red"), cur(exists=False), "netns: 'red' does not exist"),
+])
+def test_plan_routes_refuses(w, c, message):
+    with pytest.raises(ValidationError) as err:
+        _plan.plan_routes(w, c)
+    assert str(err.value).startswith(message)
+
+
+def test_thousand_routes_plan_in_one_pass():
+    routes = [{"dst": "10.%d.%d.0/24" % (100 + i // 256, i % 256), "via": "192.168.1.12"} for i in range(1000)]
+    plan = _plan.plan_routes(want(routes), cur())
+    assert len(plan.actions) == 1000 and len(plan.added) == 1000
+    converged = cur([dict(r, dev="eth0", proto=PROTO) for r in v.route_list(routes)])
+    assert _plan.plan_routes(want(routes), converged).actions == []

@@ -86,12 +86,17 @@ def _error(operation, ns, exc):
 
 
 def netns_path(name):
+    """Path of a namespace: a name under /run/netns, or an absolute path as given."""
+    if name.startswith("/"):
+        return name
     return os.path.join(NETNS_RUN_DIR, name)
 
 
 def netns_exists(name):
-    """True when a named namespace is mounted at /run/netns/<name>."""
+    """True when a named namespace is mounted at /run/netns/<name> (or a path exists)."""
     path = netns_path(name)
+    if name.startswith("/"):
+        return os.path.exists(path)
     return os.path.exists(path) and os.path.ismount(path)
 
 
@@ -153,10 +158,10 @@ class Namespace:
         if not netns_exists(name):
             raise NetlinkOpError(
                 "open namespace %s" % name, name, errno.ENOENT,
-                "no namespace of that name under %s" % NETNS_RUN_DIR)
+                "no namespace at %s" % netns_path(name))
         try:
             # flags=0: open only, never create (IPRoute(netns=...) would).
-            self.ipr = NetNS(name, flags=0)
+            self.ipr = NetNS(netns_path(name), flags=0)
         except (OSError, NetlinkError) as exc:
             raise _error("open namespace %s" % name, name, exc)
 

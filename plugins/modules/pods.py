@@ -1,0 +1,155 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: podnet.mesh contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: pods
+short_description: Wire a list of pods to the node's bridge in one call
+version_added: 0.1.0
+description:
+  - For every pod in O(pods) ensures, in this order, its network namespace, a veth pair
+    whose host end is a port of O(bridge) and whose peer is the pod's O(pods[].interface),
+    one address of O(pod_cidr) on that interface, C(lo) up, and a default route via the
+    bridge address (tagged with the collection's routing protocol).
+  - The same wiring as M(podnet.mesh.netns), M(podnet.mesh.veth), M(podnet.mesh.netns_addr)
+    and M(podnet.mesh.pod_route) (it uses their planners), for many pods in one module run.
+  - A pod without an address keeps the one it has, or gets the lowest free address of
+    O(pod_cidr) (the gateway and listed addresses excluded), so addresses are stable across runs.
+author:
+  - podnet.mesh contributors
+extends_documentation_fragment:
+  - podnet.mesh.common
+options:
+  pods:
+    description: The pods.
+    type: list
+    elements: dict
+    required: true
+    suboptions:
+      name:
+        description: Name of the pod's network namespace.
+        type: str
+        required: true
+      address:
+        description: The pod's address in O(pod_cidr) (with or without the prefix length).
+        type: str
+      veth:
+        description: Host end name. Defaults to C(veth-<name>), or a stable hash when that is longer than 15 bytes.
+        type: str
+      interface:
+        description: The pod's interface name.
+        type: str
+        default: eth0
+  bridge:
+    description: The node's bridge (it must exist, see M(podnet.mesh.bridge)).
+    type: str
+    default: cni0
+  pod_cidr:
+    description: The node's pod CIDR, e.g. V(10.244.1.0/24).
+    type: str
+    required: true
+  gateway:
+    description: The pods' default gateway. Defaults to the first address of O(pod_cidr).
+    type: str
+  mtu:
+    description: MTU of both veth ends. When omitted, left as it is.
+    type: int
+  hairpin:
+    description: Hairpin mode of the bridge ports. When omitted, not managed.
+    type: bool
+  proto:
+    description: Routing protocol number of the pods' default routes.
+    type: int
+    default: 149
+  state:
+    description: V(absent) deletes the listed pods (veth pair and namespace).
+    type: str
+    choices: [present, absent]
+    default: present
+"""
+
+EXAMPLES = r"""
+- name: Pods red and blue of node1
+  podnet.mesh.pods:
+    bridge: cni0
+    pod_cidr: 10.244.1.0/24
+    pods:
+      - name: red
+        address: 10.244.1.2
+      - name: blue
+"""
+
+RETURN = r"""
+pods:
+  description: The pods as wired (in check mode, as they would be); empty with O(state=absent).
+  returned: always
+  type: list
+  elements: dict
+  sample: [{"name": "red", "veth": "veth-red", "interface": "eth0", "address": "10.244.1.2/24",
+            "gateway": "10.244.1.1"}]
+actions:
+  description: Kernel changes made, or in check mode to be made, in order.
+  returned: always
+  type: list
+  elements: str
+  sample: ["create namespace red", "create veth veth-red with peer eth0 in namespace red"]
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.podnet.mesh.plugins.module_utils import _module
+from ansible_collections.podnet.mesh.plugins.module_utils import _netlink
+from ansible_collections.podnet.mesh.plugins.module_utils import _pods
+
+
+def read(session, want):
+    host = session.ns(None).links()
+    pods = {}
+    for pod in want["pods"]:
+        if not _netlink.netns_exists(pod["name"]):
+            pods[pod["name"]] = {"exists": False}
+            continue
+        handle = session.ns(pod["name"])
+        pods[pod["name"]] = {
+            "exists": True,
+            "links": handle.links(with_addresses=[pod["interface"]]),
+            "routes": handle.routes(254, families=(4,)) if want["state"] == "present" else [],
+        }
+    return {"host_links": host, "pods": pods}
+
+
+def render(want, cur, plan, predicted):
+    return {"pods": plan.pods}
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec={
+            "pods": {
+                "type": "list", "elements": "dict", "required": True,
+                "options": {
+                    "name": {"type": "str", "required": True},
+                    "address": {"type": "str"},
+                    "veth": {"type": "str"},
+                    "interface": {"type": "str", "default": "eth0"},
+                },
+            },
+            "bridge": {"type": "str", "default": "cni0"},
+            "pod_cidr": {"type": "str", "required": True},
+            "gateway": {"type": "str"},
+            "mtu": {"type": "int"},
+            "hairpin": {"type": "bool"},
+            "proto": {"type": "int", "default": 149},
+            "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
+        },
+        supports_check_mode=True,
+    )
+    _module.run(module, _pods.validate, read, _pods.plan_pods, render, None)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,285 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: podnet.mesh contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: pod_probe
+short_description: Probe pod connectivity from inside pod namespaces (ping, TCP, NAT)
+version_added: 0.1.0
+description:
+  - With O(mode=listen), starts in every listed pod a short-lived TCP listener that answers each
+    connection with the source address it saw, and returns the pods' addresses.
+  - With O(mode=check), from every listed pod pings every target and external address and opens
+    a TCP connection to every target's listener. A connection whose seen source differs from the
+    pod's own address was NATed, which must never happen between pods.
+  - Only reads state and sends probe traffic to the addresses it is given; it changes no
+    configuration and always reports C(changed=false).
+author:
+  - podnet.mesh contributors
+requirements:
+  - C(nsenter) (util-linux) and C(ping) on the node.
+attributes:
+  check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
+    support: full
+    details:
+      - It changes nothing in either mode; listeners are started in check mode too.
+  diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
+    support: none
+  platform:
+    description: Target OS/families that can be operated against.
+    support: full
+    platforms: linux
+options:
+  mode:
+    description: V(listen) starts listeners; V(check) probes.
+    type: str
+    choices: [listen, check]
+    default: check
+  pods:
+    description: Names of the local pods (network namespaces) to probe from or listen in.
+    type: list
+    elements: str
+    required: true
+  node:
+    description: Name of this node, added to the returned pods and to probe labels (C(red@node1)).
+    type: str
+  interface:
+    description: The pods' interface whose IPv4 address is their address.
+    type: str
+    default: eth0
+  targets:
+    description: Pods to reach, each with C(name) and C(address) (other fields are passed through).
+    type: list
+    elements: dict
+    default: []
+  external:
+    description: Addresses outside the cluster to ping (reachable only through masquerade).
+    type: list
+    elements: str
+    default: []
+  port:
+    description: TCP port of the listeners.
+    type: int
+    default: 31007
+  duration:
+    description: Seconds a listener stays up.
+    type: int
+    default: 60
+  timeout:
+    description: Seconds to wait for each ping answer or TCP connection.
+    type: int
+    default: 2
+"""
+
+EXAMPLES = r"""
+- name: Listeners in the local pods
+  podnet.mesh.pod_probe:
+    mode: listen
+    pods: [red, blue]
+  register: listen
+
+- name: Every pod to every pod and to the external host
+  podnet.mesh.pod_probe:
+    pods: [red, blue]
+    targets: [{name: red@node2, address: 10.244.2.2}]
+    external: [203.0.113.10]
+"""
+
+RETURN = r"""
+pods:
+  description: The local pods and their addresses.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{"name": "red", "address": "10.244.1.2", "node": "node1"}]
+results:
+  description: One entry per probe (O(mode=check)).
+  returned: always
+  type: list
+  elements: dict
+  sample: [{"src": "red", "src_address": "10.244.1.2", "dst": "red@node2", "dst_address": "10.244.2.2",
+            "kind": "pod", "ping": true, "tcp": true, "seen": "10.244.1.2", "nat": false, "ok": true}]
+failures:
+  description: Readable lines for the probes that failed.
+  returned: always
+  type: list
+  elements: str
+  sample: ["red (10.244.1.2) -> blue@node3 (10.244.3.3): no ping answer"]
+"""
+
+import json
+import subprocess
+import sys
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.podnet.mesh.plugins.module_utils import _module
+from ansible_collections.podnet.mesh.plugins.module_utils import _netlink
+from ansible_collections.podnet.mesh.plugins.module_utils import _validate as v
+
+LISTENER = r"""
+import socket, sys, time
+port, duration = int(sys.argv[1]), float(sys.argv[2])
+srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+srv.bind(("0.0.0.0", port))
+srv.listen(64)
+sys.stdout.write("ready\n")
+sys.stdout.flush()
+sys.stdout.close()
+deadline = time.time() + duration
+while time.time() < deadline:
+    srv.settimeout(max(0.1, deadline - time.time()))
+    try:
+        conn, peer = srv.accept()
+    except OSError:
+        continue
+    try:
+        conn.sendall((peer[0] + "\n").encode())
+    finally:
+        conn.close()
+"""
+
+PROBER = r"""
+import json, socket, subprocess, sys, threading
+jobs, port, timeout = json.loads(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+out = [None] * len(jobs)
+def run(i, job):
+    res = dict(job)
+    res["ping"] = subprocess.run(["ping", "-c", "1", "-W", str(timeout), job["dst_address"]],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0
+    res["tcp"] = res["seen"] = None
+    if job["kind"] == "pod":
+        try:
+            with socket.create_connection((job["dst_address"], port), timeout=timeout) as conn:
+                conn.settimeout(timeout)
+                res["seen"] = conn.makefile().readline().strip() or None
+            res["tcp"] = res["seen"] is not None
+        except OSError:
+            res["tcp"] = False
+    out[i] = res
+threads = [threading.Thread(target=run, args=(i, j)) for i, j in enumerate(jobs)]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+sys.stdout.write(json.dumps(out))
+"""
+
+
+def enter(pod, argv):
+    return ["nsenter", "--net=%s" % _netlink.netns_path(pod), "--"] + argv
+
+
+def pod_addresses(module, pods, interface):
+    result = []
+    with _netlink.Session() as session:
+        for pod in pods:
+            if not _netlink.netns_exists(pod):
+                module.fail_json(msg="pods: %r does not exist on this node" % pod)
+            link = session.ns(pod).links(with_addresses=[interface]).get(interface)
+            ips = [a.split("/")[0] for a in (link or {}).get("addresses", []) if ":" not in a]
+            if not ips:
+                module.fail_json(msg="pods: %r has no IPv4 address on %s" % (pod, interface))
+            result.append({"name": pod, "address": ips[0], "node": module.params["node"]})
+    return result
+
+
+def label(pod):
+    return "%s@%s" % (pod["name"], pod["node"]) if pod.get("node") else pod["name"]
+
+
+def listen(module, pods):
+    for pod in pods:
+        proc = subprocess.Popen(
+            enter(pod["name"], [sys.executable, "-c", LISTENER, str(module.params["port"]),
+                                str(module.params["duration"])]),
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
+            start_new_session=True, close_fds=True)
+        line = proc.stdout.readline().decode().strip()
+        proc.stdout.close()
+        if line != "ready":
+            proc.wait()
+            module.fail_json(msg="cannot listen on TCP port %d in pod %s (is it in use?)"
+                             % (module.params["port"], pod["name"]))
+
+
+def check(module, pods):
+    p = module.params
+    procs = []
+    for pod in pods:
+        jobs = [{"src": pod["name"], "src_address": pod["address"], "dst": label(t),
+                 "dst_address": str(t["address"]).split("/")[0], "kind": "pod"}
+                for t in p["targets"] if str(t["address"]).split("/")[0] != pod["address"]]
+        jobs += [{"src": pod["name"], "src_address": pod["address"], "dst": address,
+                  "dst_address": address, "kind": "external"} for address in p["external"]]
+        procs.append(subprocess.Popen(
+            enter(pod["name"], [sys.executable, "-c", PROBER, json.dumps(jobs), str(p["port"]),
+                                str(p["timeout"])]),
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE))
+    results, failures = [], []
+    for pod, proc in zip(pods, procs):
+        out, err = proc.communicate()
+        if proc.returncode != 0:
+            module.fail_json(msg="probing from pod %s failed: %s" % (pod["name"], err.decode().strip()))
+        for res in json.loads(out.decode()):
+            res["nat"] = res["seen"] is not None and res["seen"] != res["src_address"]
+            res["ok"] = bool(res["ping"]) and res["tcp"] is not False and not res["nat"]
+            results.append(res)
+            if not res["ok"]:
+                why = []
+                if not res["ping"]:
+                    why.append("no ping answer")
+                if res["tcp"] is False:
+                    why.append("no TCP connection")
+                if res["nat"]:
+                    why.append("source NATed to %s" % res["seen"])
+                failures.append("%s (%s) -> %s (%s): %s" % (
+                    label(pod), res["src_address"], res["dst"], res["dst_address"], ", ".join(why)))
+    return results, failures
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec={
+            "mode": {"type": "str", "choices": ["listen", "check"], "default": "check"},
+            "pods": {"type": "list", "elements": "str", "required": True},
+            "node": {"type": "str"},
+            "interface": {"type": "str", "default": "eth0"},
+            "targets": {"type": "list", "elements": "dict", "default": []},
+            "external": {"type": "list", "elements": "str", "default": []},
+            "port": {"type": "int", "default": 31007},
+            "duration": {"type": "int", "default": 60},
+            "timeout": {"type": "int", "default": 2},
+        },
+        supports_check_mode=True,
+    )
+    _module.require_pyroute2(module)
+    try:
+        for index, pod in enumerate(module.params["pods"]):
+            v.netns_name(pod, "pods[%d]" % index)
+        for index, target in enumerate(module.params["targets"]):
+            if "name" not in target or "address" not in target:
+                raise v.ValidationError("targets[%d]" % index, target, "needs name and address")
+            v.ip_address(str(target["address"]).split("/")[0], "targets[%d].address" % index)
+        for index, address in enumerate(module.params["external"]):
+            v.ip_address(address, "external[%d]" % index)
+    except v.ValidationError as exc:
+        module.fail_json(msg=str(exc))
+    pods = pod_addresses(module, module.params["pods"], module.params["interface"])
+    results, failures = [], []
+    if module.params["mode"] == "listen":
+        listen(module, pods)
+    else:
+        results, failures = check(module, pods)
+    module.exit_json(changed=False, pods=pods, results=results, failures=failures)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,82 @@
+# -*- coding: utf-8 -*-
+# SPDX-License-Identifier: GPL-3.0-or-later
+from __future__ import annotations
+
+import pytest
+
+from ansible.errors import AnsibleFilterError
+from ansible_collections.podnet.mesh.plugins.filter import mesh
+
+
+def hv(cidr, ip, nets=None):
+    h = {"podnet_pod_cidr": cidr, "podnet_node_ip": ip}
+    if nets:
+        h["ansible_facts"] = {"interfaces": ["eth0"],
+                              "eth0": {"ipv4": {"network": nets[0], "netmask": nets[1]}}}
+    return h
+
+
+HV = {
+    "node1": hv("10.244.1.0/24", "192.168.1.11", ("192.168.1.0", "255.255.255.0")),
+    "node2": hv("10.244.2.0/24", "192.168.1.12", ("192.168.1.0", "255.255.255.0")),
+    "node3": hv("10.244.3.0/24", "192.168.1.13"),
+}
+
+
+def test_mesh_routes():
+    assert mesh.mesh_routes(["node1", "node2", "node3"], HV, "node1") == [
+        {"dst": "10.244.2.0/24", "via": "192.168.1.12"}, {"dst": "10.244.3.0/24", "via": "192.168.1.13"}]
+
+
+def test_mesh_routes_uses_default_route_facts_and_names_missing():
+    hostvars = {"a": {"podnet_pod_cidr": "10.244.1.0/24",
+                      "ansible_facts": {"default_ipv4": {"address": "192.168.1.21"}}},
+                "b": {"podnet_pod_cidr": "10.244.2.0/24"}}
+    assert mesh.mesh_routes(["a"], hostvars, "x") == [{"dst": "10.244.1.0/24", "via": "192.168.1.21"}]
+    with pytest.raises(AnsibleFilterError, match="node b lacks"):
+        mesh.mesh_routes(["a", "b"], hostvars, "x")
+
+
+def test_clean_inventory_has_no_problems():
+    assert mesh.mesh_problems(["node1", "node2", "node3"], HV, "10.244.0.0/16") == []
+
+
+@pytest.mark.parametrize("change, expected", [
+    ({"node3": hv("10.245.3.0/24", "192.168.1.13")}, "node3: podnet_pod_cidr 10.245.3.0/24 is not inside"),
+    ({"node3": hv("10.244.2.128/25", "192.168.1.13")}, "node2 and node3: pod CIDRs"),
+    ({"node3": hv("10.244.3.0/24", "192.168.1.12")}, "node2 and node3: both have node IP 192.168.1.12"),
+    ({"node3": hv("10.244.3.0/24", "192.168.2.13")}, "node1: peer node3 (node IP 192.168.2.13) is not on a directly"),
+    ({"node3": hv("nope", "192.168.1.13")}, "node3: podnet_pod_cidr 'nope'"),
+    ({"node3": {"podnet_pod_cidr": "10.244.3.0/24"}}, "node3: podnet_node_ip is not set"),
+])
+def test_problems_name_hosts_and_values(change, expected):
+    hostvars = dict(HV, **change)
+    problems = mesh.mesh_problems(["node1", "node2", "node3"], hostvars, "10.244.0.0/16")
+    assert any(p.startswith(expected) for p in problems), problems
+
+
+def test_pod_gateway():
+    assert mesh.pod_gateway("10.244.1.0/24") == "10.244.1.1/24"
+    assert mesh.pod_gateway("10.244.1.0/24", False) == "10.244.1.1"
+    with pytest.raises(AnsibleFilterError):
+        mesh.pod_gateway("10.244.1.1/24")
+
+
+def test_probe_report():
+    def res(src, dst, ok=True, nat=False, kind="pod"):
+        return {"src": src, "src_address": "", "dst": dst, "dst_address": dst, "kind": kind, "ok": ok,
+                "nat": nat}
+    hostvars = {
+        "n1": {"podnet_verify_check": {"pods": [{"name": "red", "address": "10.0.1.2"}],
+                                       "results": [res("red", "10.0.2.2"), res("red", "203.0.113.10", kind="external")],
+                                       "failures": []}},
+        "n2": {"podnet_verify_check": {"pods": [{"name": "red", "address": "10.0.2.2"}],
+                                       "results": [res("red", "10.0.1.2", ok=False, nat=True),
+                                                   res("red", "203.0.113.10", ok=False, kind="external")],
+                                       "failures": ["red -> red@n1: source NATed", "red -> 203.0.113.10: no ping"]}},
+    }
+    report = mesh.probe_report(["n1", "n2"], hostvars)
+    assert report["probes"] == 4
+    assert report["failures"] == ["n2: red -> red@n1: source NATed", "n2: red -> 203.0.113.10: no ping"]
+    assert report["lines"][1].startswith("red@n1 | -   .   | .")
+    assert report["lines"][2].startswith("red@n2 | N   -   | X")

@@ -1,0 +1,108 @@
+# -*- coding: utf-8 -*-
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Pods planning: validation, stable addresses, composed actions (no kernel)."""
+from __future__ import annotations
+
+import ipaddress
+
+import pytest
+
+from ansible_collections.podnet.mesh.plugins.module_utils import _pods
+from ansible_collections.podnet.mesh.plugins.module_utils._validate import ValidationError
+
+
+def params(pods, **kw):
+    p = {"pods": pods, "bridge": "cni0", "pod_cidr": "10.244.1.0/24", "gateway": None, "mtu": None,
+         "hairpin": None, "state": "present", "proto": 149}
+    p.update(kw)
+    return p
+
+
+BRIDGE = {"name": "cni0", "kind": "bridge", "ifindex": 3, "mtu": 1500, "up": True, "master": None,
+          "hairpin": None, "link": None, "link_netnsid": None, "addresses": []}
+
+
+def link(name, kind="veth", **kw):
+    base = {"name": name, "kind": kind, "ifindex": 9, "mtu": 1500, "up": True, "master": None,
+            "hairpin": False, "link": None, "link_netnsid": None, "addresses": []}
+    base.update(kw)
+    return base
+
+
+def test_veth_names():
+    assert _pods.veth_name("red") == "veth-red"
+    long_name = _pods.veth_name("a-very-long-pod-name")
+    assert len(long_name) == 15 and long_name == _pods.veth_name("a-very-long-pod-name")
+
+
+@pytest.mark.parametrize("pods, kw, message", [
+    ([{"name": "red"}, {"name": "red"}], {}, "pods[1].name: 'red' is listed twice"),
+    ([{"name": "red", "address": "10.244.2.5"}], {}, "pods[0].address: '10.244.2.5' is not a host address"),
+    ([{"name": "red", "address": "10.244.1.1"}], {}, "pods[0].address: '10.244.1.1' is the gateway"),
+    ([{"name": "red", "address": "10.244.1.5/16"}], {}, "pods[0].address: '10.244.1.5/16' must have the prefix"),
+    ([{"name": "a", "address": "10.244.1.5"}, {"name": "b", "address": "10.244.1.5"}], {},
+     "pods[1].address: "),
+    ([{"name": "red"}], {"pod_cidr": "10.244.1.1/24"}, "pod_cidr: "),
+    ([{"name": "red", "veth": "x" * 16}], {}, "pods[0].veth: "),
+    ([{"name": "red/x"}], {}, "pods[0].name: "),
+])
+def test_validate_refuses(pods, kw, message):
+    with pytest.raises(ValidationError) as err:
+        _pods.validate(params(pods, **kw))
+    assert str(err.value).startswith(message)
+
+
+def test_addresses_given_kept_and_next_free_stable():
+    want = _pods.validate(params([{"name": "red", "address": "10.244.1.2"}, {"name": "blue"},
+                                  {"name": "green"}]))
+    cur = {"pods": {"green": {"exists": True, "links": {"eth0": link("eth0", addresses=["10.244.1.9/24"])}}}}
+    got = _pods.assign_addresses(want, cur)
+    assert got == {"red": ipaddress.ip_address("10.244.1.2"), "blue": ipaddress.ip_address("10.244.1.3"),
+                   "green": ipaddress.ip_address("10.244.1.9")}
+
+
+def test_full_cidr_is_refused():
+    want = _pods.validate(params([{"name": "p%d" % i} for i in range(3)], pod_cidr="10.244.1.0/30"))
+    with pytest.raises(ValidationError) as err:
+        _pods.assign_addresses(want, {"pods": {}})
+    assert "is full" in str(err.value)
+
+
+def test_plan_new_pod_in_kernel_order():
+    want = _pods.validate(params([{"name": "red", "address": "10.244.1.2"}]))
+    plan = _pods.plan_pods(want, {"host_links": {"cni0": BRIDGE}, "pods": {"red": {"exists": False}}})
+    assert [a.op for a in plan.actions] == [
+        "netns_add", "veth_add", "link_set", "link_set", "link_set", "addr_add", "link_set", "route_add"]
+    assert plan.descriptions()[-1] == "add route default via 10.244.1.1 metric 0 in namespace red"
+    assert plan.pods == [{"name": "red", "veth": "veth-red", "interface": "eth0",
+                          "address": "10.244.1.2/24", "gateway": "10.244.1.1"}]
+    assert plan.before == {"pods": {"red": {"state": "absent", "veth": None, "addresses": []}}}
+    assert plan.after == {"pods": {"red": {"state": "present", "veth": "veth-red",
+                                           "addresses": ["10.244.1.2/24"]}}}
+
+
+def converged_cur():
+    host = link("veth-red", ifindex=7, master="cni0", link=2, link_netnsid=0)
+    peer = link("eth0", ifindex=2, link=7, link_netnsid=0, addresses=["10.244.1.2/24"])
+    route = {"dst": "default", "family": 4, "via": "10.244.1.1", "dev": "eth0", "metric": 0, "proto": 149}
+    return {"host_links": {"cni0": BRIDGE, "veth-red": host},
+            "pods": {"red": {"exists": True, "links": {"eth0": peer, "lo": link("lo", None)},
+                             "routes": [route]}}}
+
+
+def test_plan_converged_pod_is_empty():
+    want = _pods.validate(params([{"name": "red"}]))
+    assert _pods.plan_pods(want, converged_cur()).actions == []
+
+
+def test_plan_absent():
+    want = _pods.validate(params([{"name": "red"}], state="absent"))
+    plan = _pods.plan_pods(want, converged_cur())
+    assert [(a.op, a.name) for a in plan.actions] == [("link_del", "veth-red"), ("netns_del", "red")]
+
+
+def test_plan_needs_the_bridge():
+    want = _pods.validate(params([{"name": "red"}]))
+    with pytest.raises(ValidationError) as err:
+        _pods.plan_pods(want, {"host_links": {}, "pods": {}})
+    assert str(err.value).startswith("bridge: 'cni0' does not exist")

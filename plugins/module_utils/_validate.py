@@ -164,11 +164,12 @@ def ip_address(value, path):
         raise ValidationError(path, value, "is not an IP address")
 
 
-def route(value, path, default_family=4):
+def route(value, path, default_family=4, next_hop=True):
     """One route {dst, via, dev, metric} -> normalised dict with its family.
 
     dst is a network in CIDR form (host bits zero) or 'default'; via, when
-    given, must be of the same address family; a route needs via or dev.
+    given, must be of the same address family; a route needs via or dev
+    unless next_hop is False (routes named only to be removed).
     """
     if not isinstance(value, dict):
         raise ValidationError(path, value, "must be a dict with dst and via and/or dev")
@@ -181,7 +182,7 @@ def route(value, path, default_family=4):
         via = ip_address(via, path + ".via")
     if dev is not None:
         dev = ifname(dev, path + ".dev")
-    if via is None and dev is None:
+    if via is None and dev is None and next_hop:
         raise ValidationError(path, value, "needs via (a gateway) or dev (an interface)")
     if dst is None:
         raise ValidationError(path + ".dst", dst, "is required: a CIDR or 'default'")
@@ -213,7 +214,7 @@ def route_key(r):
     return (r["family"], r["dst"], r["metric"])
 
 
-def route_list(values, path="routes"):
+def route_list(values, path="routes", next_hop=True):
     """Routes in order; each (dst, metric) at most once."""
     if values is None:
         return []
@@ -221,7 +222,7 @@ def route_list(values, path="routes"):
         raise ValidationError(path, values, "must be a list of routes")
     result, seen = [], {}
     for index, value in enumerate(values):
-        item = route(value, "%s[%d]" % (path, index))
+        item = route(value, "%s[%d]" % (path, index), next_hop=next_hop)
         key = route_key(item)
         if key in seen:
             raise ValidationError(

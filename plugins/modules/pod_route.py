@@ -48,7 +48,9 @@ options:
             adjacency); otherwise the task fails saying so.
         type: str
       dev:
-        description: Output interface. A route needs O(routes[].via), O(routes[].dev) or both.
+        description:
+          - Output interface. A route needs O(routes[].via), O(routes[].dev) or both
+            (with O(state=absent), neither: O(routes[].dst) and the metric identify it).
         type: str
       metric:
         description: Route metric (priority). Defaults to the kernel's default, 0 for IPv4 and 1024 for IPv6.
@@ -151,7 +153,7 @@ def validate(params):
     routes = [dict((k, r.get(k)) for k in v.ROUTE_KEYS) for r in params["routes"]]
     return {
         "netns": v.optional_netns(params["netns"], "netns"),
-        "routes": v.route_list(routes, "routes"),
+        "routes": v.route_list(routes, "routes", next_hop=params["state"] == "present"),
         "purge": params["purge"],
         "proto": v.integer(params["proto"], "proto", 1, 255),
         "table": v.integer(params["table"], "table", 1, 2 ** 32 - 1),

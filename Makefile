@@ -96,52 +96,71 @@ $(VENV_PR07_STAMP): requirements.txt requirements-pr07.txt
 
 # --- built collection --------------------------------------------------------
 
-# A fresh copy every time: tracked files plus untracked, not ignored ones.
+# with_copy: recipe prologue that takes the lock on .build (held until the
+# recipe's shell ends, so two make runs in one tree cannot delete each other's
+# copy halfway through a suite), then makes a fresh copy of the collection:
+# tracked files plus untracked, not ignored ones.
+with_copy = mkdir -p $(BUILD); exec 9>$(BUILD)/.lock; \
+	flock -n 9 || { echo "waiting for another make run that uses $(BUILD) ..."; flock 9; }; \
+	$(UTILS)/build-collection.sh $(COLL)
+
 collection: venv
-	@$(UTILS)/build-collection.sh $(COLL)
-	@echo "collection copied to $(COLL) (ANSIBLE_COLLECTIONS_PATH=$(BUILD))"
+	@$(with_copy); echo "collection copied to $(COLL) (ANSIBLE_COLLECTIONS_PATH=$(BUILD))"
 
 # --- test suites -------------------------------------------------------------
-# Each suite target rebuilds the copy, so it can be run on its own. A suite
-# whose test directory holds no test_*.py yet is skipped (and reported so by
-# `make test`) instead of failing with pytest's "no tests ran".
+# Each suite makes its own fresh copy under the lock (see with_copy), so it can
+# be run on its own. A suite whose test directory holds no test_*.py yet is
+# skipped (and reported so by `make test`) instead of failing with pytest's
+# "no tests ran".
 
 # has_tests DIR: true if DIR (in the built copy) contains a pytest test file.
 has_tests = [[ -n "$$(find $(COLL)/$(1) -name 'test_*.py' -print -quit 2>/dev/null)" ]]
 # skip NAME WHY: report a skipped suite (recorded for the summary of make test).
 skip = echo "SKIPPED $(1): $(2)"; if [[ -n "$${SUITE_SKIP_DIR:-}" ]]; then touch "$$SUITE_SKIP_DIR/$(1)"; fi
+# pyroute2_of VENV: "pyroute2 X.Y.Z" as installed in that venv.
+pyroute2_of = $$($(1)/bin/python -c 'import pyroute2; print("pyroute2", pyroute2.__version__)')
 
-unit: collection
-	@if ! $(call has_tests,tests/unit); then $(call skip,unit,no test files in tests/unit); exit 0; fi; \
+unit: venv
+	@$(with_copy); \
+	if ! $(call has_tests,tests/unit); then $(call skip,unit,no test files in tests/unit); exit 0; fi; \
 	for venv in $(VENV) $(VENV_PR07); do \
-		echo "== unit tests with $$(basename $$venv): $$($$venv/bin/python -c 'import pyroute2; print("pyroute2", pyroute2.__version__)')"; \
+		echo "== unit tests with $$(basename $$venv): $(call pyroute2_of,$$venv)"; \
 		(cd $(COLL) && $(PYTEST_ENV) $$venv/bin/python -m pytest $(PYTEST_ARGS) tests/unit); \
 	done
 
 # Kernel tests talk netlink to the real kernel: root, inside a fresh network
 # namespace (see tests/utils/netns-run.sh), pnt* namespaces removed afterwards.
-kernel: collection
-	@if ! $(call has_tests,tests/kernel); then $(call skip,kernel,no test files in tests/kernel); exit 0; fi; \
+kernel: venv
+	@$(with_copy); \
+	if ! $(call has_tests,tests/kernel); then $(call skip,kernel,no test files in tests/kernel); exit 0; fi; \
 	for venv in $(VENV) $(VENV_PR07); do \
-		echo "== kernel tests with $$(basename $$venv): $$($$venv/bin/python -c 'import pyroute2; print("pyroute2", pyroute2.__version__)')"; \
+		echo "== kernel tests with $$(basename $$venv): $(call pyroute2_of,$$venv)"; \
 		(cd $(COLL) && $(PYTEST_ENV) $(UTILS)/netns-run.sh $$venv/bin/python -m pytest $(PYTEST_ARGS) tests/kernel); \
 	done
 
-integration: collection
-	@if [[ -z "$$(find $(COLL)/tests/integration/targets -mindepth 1 -maxdepth 1 -type d -print -quit 2>/dev/null)" ]]; then \
+# Same network namespace treatment as the kernel tests; all targets of one run
+# share that namespace, so targets should remove what they create.
+integration: venv
+	@$(with_copy); \
+	if [[ -z "$$(find $(COLL)/tests/integration/targets -mindepth 1 -maxdepth 1 -type d -print -quit 2>/dev/null)" ]]; then \
 		$(call skip,integration,no targets in tests/integration/targets); exit 0; fi; \
-	cd $(COLL) && $(UTILS)/netns-run.sh $(VENV)/bin/ansible-test integration $(INTEGRATION_ARGS)
+	cd $(COLL); set -x; \
+	$(UTILS)/netns-run.sh $(VENV)/bin/ansible-test integration $(INTEGRATION_ARGS)
 
-sanity: collection
-	@$(VENV)/bin/python $(UTILS)/seed-ansible-test.py
-	cd $(COLL) && $(VENV)/bin/ansible-test sanity $(SANITY_ARGS)
+sanity: venv
+	@$(with_copy); \
+	$(VENV)/bin/python $(UTILS)/seed-ansible-test.py; \
+	cd $(COLL); set -x; \
+	$(VENV)/bin/ansible-test sanity $(SANITY_ARGS)
 
-lint: collection
-	cd $(COLL) && $(LINT_ENV) $(VENV)/bin/ansible-lint $(LINT_ARGS)
+lint: venv
+	@$(with_copy); \
+	cd $(COLL); set -x; \
+	$(LINT_ENV) $(VENV)/bin/ansible-lint $(LINT_ARGS)
 
 # Runs every suite, even after a failure, then prints a summary; fails if any
 # suite failed.
-test: venv collection
+test: venv
 	@skipdir=$$(mktemp -d); trap 'rm -rf "$$skipdir"' EXIT; \
 	passed=0; failed=0; skipped=0; report=""; \
 	for suite in $(TEST_SUITES); do \

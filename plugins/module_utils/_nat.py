@@ -1,0 +1,709 @@
+# -*- coding: utf-8 -*-
+# Copyright: podnet.mesh contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Pod masquerade with nftables or iptables.
+
+Layout, from pure to impure:
+
+* ``validate``: module parameters -> ``want`` (raises ValidationError).
+* ``nft_rules`` / ``iptables_rules``: ``want`` -> the rules we own, as
+  command lines (nft commands; ``iptables -S`` style lines with ``-t``).
+* ``parse_*``: command output -> plain data; ``nft_table_rules`` and
+  ``iptables_current_rules`` turn what is on the node back into the same
+  command lines, so current and desired compare as lists of strings.
+* ``plan``: ``want`` + current state -> a ``_plan.Plan`` of actions (each with
+  its ``text``), the backend, the predicted rules and the warnings.
+* ``Session``: reads the node and applies actions through a ``Runner``
+  (``module.run_command``), which unit tests replace with a fake.
+
+What is ours: the nftables table ``ip podnet``; the iptables chains
+``PODNET-MASQ`` (nat) and ``PODNET-FORWARD`` (filter) and the rules that jump
+to them. Nothing else is read for changes, flushed or reordered.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import shlex
+
+from ansible_collections.podnet.mesh.plugins.module_utils import _plan
+from ansible_collections.podnet.mesh.plugins.module_utils import _validate as v
+from ansible_collections.podnet.mesh.plugins.module_utils._module import OperationError
+from ansible_collections.podnet.mesh.plugins.module_utils._validate import ValidationError
+
+NFTABLES = "nftables"
+IPTABLES = "iptables"
+BACKENDS = ("auto", NFTABLES, IPTABLES)
+
+NFT_FAMILY = "ip"
+NFT_TABLE = "podnet"
+NFT_TABLE_REF = "%s %s" % (NFT_FAMILY, NFT_TABLE)
+NFT_POSTROUTING = "postrouting"
+NFT_FORWARD = "forward"
+# Numeric priorities (srcnat, filter): nft before 0.9.1 has no names for them.
+NFT_PRIO_SRCNAT = 100
+NFT_PRIO_FILTER = 0
+
+IPT_MASQ = "PODNET-MASQ"
+IPT_FORWARD = "PODNET-FORWARD"
+# table -> (our chain, the built-in chain that jumps to it)
+IPT_CHAINS = {"nat": (IPT_MASQ, "POSTROUTING"), "filter": (IPT_FORWARD, "FORWARD")}
+IPT_TABLES = ("nat", "filter")
+# Seconds iptables-restore waits for the xtables lock held by another writer.
+IPT_WAIT = "5"
+
+IP_FORWARD_PATH = "/proc/sys/net/ipv4/ip_forward"
+IP_FORWARD_KEY = "net.ipv4.ip_forward"
+# Legacy (x_tables) tables instantiated in this network namespace.
+LEGACY_TABLES_PATH = "/proc/net/ip_tables_names"
+SBIN_DIRS = ["/usr/sbin", "/sbin", "/usr/local/sbin"]
+
+
+# ------------------------------------------------------------------ validate
+def _ipv4_networks(values, path, required):
+    if values is None:
+        values = []
+    if not isinstance(values, list):
+        raise ValidationError(path, values, "must be a list of networks in CIDR form")
+    if required and not values:
+        raise ValidationError(path, values, "must list at least one network in CIDR form")
+    result = []
+    seen = {}
+    for index, value in enumerate(values):
+        item_path = "%s[%d]" % (path, index)
+        net = v.network(value, item_path)
+        if ipaddress.ip_network(net).version != 4:
+            raise ValidationError(
+                item_path, value,
+                "is an IPv6 network; masquerade manages IPv4 NAT only (nftables table %s, "
+                "iptables)" % NFT_TABLE_REF)
+        if net in seen:
+            raise ValidationError(
+                item_path, value, "repeats %s[%d]; list each network once" % (path, seen[net]))
+        seen[net] = index
+        result.append(net)
+    return result
+
+
+def validate(params):
+    """Module parameters -> want; every refusal names its parameter."""
+    out_interface = params.get("out_interface")
+    if out_interface is not None:
+        out_interface = v.ifname(out_interface, "out_interface")
+        if '"' in out_interface or "\\" in out_interface:
+            raise ValidationError(
+                "out_interface", out_interface, "must not contain a double quote or a backslash")
+    return {
+        "source": _ipv4_networks(params.get("source"), "source", True),
+        "exempt": _ipv4_networks(params.get("exempt"), "exempt", False),
+        "out_interface": out_interface,
+        "backend": v.choice(params.get("backend") or "auto", BACKENDS, "backend"),
+        "forward": bool(params.get("forward", True)),
+        "ip_forward": bool(params.get("ip_forward", True)),
+        "state": v.choice(params.get("state") or "present", ("present", "absent"), "state"),
+    }
+
+
+# ------------------------------------------------------------ desired rules
+def _nft_addr(net):
+    """A network as nft prints it: a /32 is a plain address."""
+    network = ipaddress.ip_network(net)
+    return str(network.network_address) if network.prefixlen == 32 else str(network)
+
+
+def nft_chain_line(name, kind, hook, prio, policy):
+    return "add chain %s %s { type %s hook %s priority %d; policy %s; }" % (
+        NFT_TABLE_REF, name, kind, hook, prio, policy)
+
+
+def nft_rules(want):
+    """The complete content of table ip podnet, as nft commands in order."""
+    rule = "add rule %s %%s %%s" % NFT_TABLE_REF
+    lines = ["add table %s" % NFT_TABLE_REF,
+             nft_chain_line(NFT_POSTROUTING, "nat", "postrouting", NFT_PRIO_SRCNAT, "accept")]
+    for net in want["exempt"]:
+        lines.append(rule % (NFT_POSTROUTING, "ip daddr %s return" % _nft_addr(net)))
+    oif = ' oifname "%s"' % want["out_interface"] if want["out_interface"] else ""
+    for net in want["source"]:
+        lines.append(rule % (NFT_POSTROUTING, "ip saddr %s%s masquerade" % (_nft_addr(net), oif)))
+    if want["forward"]:
+        lines.append(nft_chain_line(NFT_FORWARD, "filter", "forward", NFT_PRIO_FILTER, "accept"))
+        for net in want["source"]:
+            lines.append(rule % (NFT_FORWARD, "ip saddr %s accept" % _nft_addr(net)))
+        for net in want["source"]:
+            lines.append(rule % (NFT_FORWARD, "ip daddr %s accept" % _nft_addr(net)))
+    return lines
+
+
+def nft_script(rules):
+    """One nft -f transaction: make sure the table exists, delete it, define it anew.
+
+    The kernel applies the whole file or nothing, so there is no moment
+    without our rules and never a duplicate.
+    """
+    return "\n".join(["table %s {}" % NFT_TABLE_REF, "delete table %s" % NFT_TABLE_REF]
+                     + list(rules)) + "\n"
+
+
+def _ipt_match(flag, net):
+    # iptables prints no match at all for 0.0.0.0/0.
+    return [] if net.endswith("/0") else [flag, net]
+
+
+def iptables_chain_specs(want):
+    """table -> the rule specs of our chain in that table (None: chain not wanted)."""
+    masq = []
+    for net in want["exempt"]:
+        masq.append(" ".join(_ipt_match("-d", net) + ["-j", "RETURN"]))
+    oif = ["-o", want["out_interface"]] if want["out_interface"] else []
+    for net in want["source"]:
+        masq.append(" ".join(_ipt_match("-s", net) + oif + ["-j", "MASQUERADE"]))
+    forward = None
+    if want["forward"]:
+        forward = [" ".join(_ipt_match("-s", net) + ["-j", "ACCEPT"]) for net in want["source"]]
+        forward += [" ".join(_ipt_match("-d", net) + ["-j", "ACCEPT"]) for net in want["source"]]
+    return {"nat": masq, "filter": forward}
+
+
+def _ipt_lines(table, chain_rules, jumps):
+    """Our objects in one table as iptables -S lines prefixed with -t TABLE."""
+    chain, _hook = IPT_CHAINS[table]
+    lines = ["-t %s -N %s" % (table, chain)]
+    lines += ["-t %s -A %s %s" % (table, chain, spec) for spec in chain_rules]
+    lines += ["-t %s -A %s %s" % (table, from_chain, spec) for from_chain, spec in jumps]
+    return lines
+
+
+def iptables_rules(want):
+    specs = iptables_chain_specs(want)
+    lines = []
+    for table in IPT_TABLES:
+        if specs[table] is not None:
+            chain, hook = IPT_CHAINS[table]
+            lines += _ipt_lines(table, specs[table], [(hook, "-j %s" % chain)])
+    return lines
+
+
+def desired_rules(backend, want):
+    if want["state"] == "absent":
+        return []
+    return nft_rules(want) if backend == NFTABLES else iptables_rules(want)
+
+
+# ---------------------------------------------------------------- parse nft
+def _nft_items(text, what):
+    try:
+        return json.loads(text).get("nftables", [])
+    except (ValueError, AttributeError) as exc:
+        raise OperationError("cannot read %s: nft printed no valid JSON (%s)" % (what, exc))
+
+
+def parse_nft_tables(text):
+    """nft -j list tables -> set of (family, name)."""
+    return set((item["table"]["family"], item["table"]["name"])
+               for item in _nft_items(text, "the nftables tables") if "table" in item)
+
+
+def parse_nft_chains(text):
+    """nft -j list chains -> list of chain dicts (family, table, name, hook, policy, ...)."""
+    return [item["chain"] for item in _nft_items(text, "the nftables chains") if "chain" in item]
+
+
+def _nft_value(value):
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict) and set(value) == {"prefix"}:
+        return "%s/%s" % (value["prefix"].get("addr"), value["prefix"].get("len"))
+    return json.dumps(value, sort_keys=True)
+
+
+def nft_expr(expr):
+    """One statement of a rule in nft syntax; anything unknown as its JSON."""
+    if isinstance(expr, dict) and len(expr) == 1:
+        key, value = next(iter(expr.items()))
+        if key in ("accept", "drop", "return", "masquerade") and value is None:
+            return key
+        if key == "counter":
+            return "counter"
+        if key == "match" and isinstance(value, dict) and value.get("op") in ("==", "!="):
+            left, right = value.get("left"), value.get("right")
+            neg = "!= " if value["op"] == "!=" else ""
+            if isinstance(left, dict) and set(left) == {"payload"}:
+                payload = left["payload"]
+                return "%s %s %s%s" % (payload.get("protocol"), payload.get("field"), neg,
+                                       _nft_value(right))
+            if left == {"meta": {"key": "oifname"}} and isinstance(right, str):
+                return 'oifname %s"%s"' % (neg, right)
+    return json.dumps(expr, sort_keys=True)
+
+
+def nft_table_rules(text):
+    """nft -j list table ip podnet -> our canonical command lines (see nft_rules)."""
+    items = _nft_items(text, "nftables table %s" % NFT_TABLE_REF)
+    chains = []
+    others = []
+    rules = {}
+    for item in items:
+        if "chain" in item:
+            chains.append(item["chain"])
+        elif "rule" in item:
+            rule = item["rule"]
+            text_rule = " ".join(nft_expr(e) for e in rule.get("expr", []))
+            rules.setdefault(rule.get("chain"), []).append(text_rule)
+        else:
+            for kind in item:
+                if kind not in ("metainfo", "table"):
+                    others.append("add %s %s %s" % (kind, NFT_TABLE_REF, item[kind].get("name")))
+    lines = ["add table %s" % NFT_TABLE_REF]
+    for chain in chains:
+        if chain.get("hook"):
+            lines.append(nft_chain_line(chain["name"], chain.get("type"), chain["hook"],
+                                        chain.get("prio", 0), chain.get("policy", "accept")))
+        else:
+            lines.append("add chain %s %s" % (NFT_TABLE_REF, chain["name"]))
+        for rule in rules.pop(chain["name"], []):
+            lines.append("add rule %s %s %s" % (NFT_TABLE_REF, chain["name"], rule))
+    return lines + others
+
+
+# ----------------------------------------------------------- parse iptables
+def _target(spec):
+    """The chain a rule spec jumps or goes to, or None."""
+    try:
+        words = shlex.split(spec)
+    except ValueError:
+        words = spec.split()
+    for index, word in enumerate(words[:-1]):
+        if word in ("-j", "--jump", "-g", "--goto"):
+            return words[index + 1]
+    return None
+
+
+def parse_iptables_save(text):
+    """iptables-save -t TABLE -> {policies: {chain: policy}, rules: [(chain, spec)]}."""
+    policies = {}
+    rules = []
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith(":"):
+            name, _sep, rest = line[1:].partition(" ")
+            policies[name] = rest.split(" ")[0] if rest else "-"
+        elif line.startswith("-A "):
+            chain, _sep, spec = line[3:].partition(" ")
+            rules.append((chain, spec))
+    return {"policies": policies, "rules": rules}
+
+
+def iptables_table_state(table, saved):
+    """Our objects in one parsed table: {exists, rules (specs), jumps [(chain, spec)]}."""
+    chain, _hook = IPT_CHAINS[table]
+    if saved is None or chain not in saved["policies"]:
+        return {"exists": False, "rules": [], "jumps": []}
+    return {
+        "exists": True,
+        "rules": [spec for name, spec in saved["rules"] if name == chain],
+        "jumps": [(name, spec) for name, spec in saved["rules"]
+                  if name != chain and _target(spec) == chain],
+    }
+
+
+def iptables_current_rules(current):
+    lines = []
+    for table in IPT_TABLES:
+        state = iptables_table_state(table, current["iptables"]["tables"].get(table))
+        if state["exists"]:
+            lines += _ipt_lines(table, state["rules"], state["jumps"])
+    return lines
+
+
+def current_rules(backend, current):
+    if backend == NFTABLES:
+        return list(current["nft"]["ours"] or [])
+    if backend == IPTABLES:
+        return iptables_current_rules(current)
+    return []
+
+
+# -------------------------------------------------------------- forward drop
+def _unconditional_drop(rule_exprs):
+    """True when a rule drops or rejects everything (only counter/log/limit besides)."""
+    verdict = None
+    for expr in rule_exprs:
+        if not isinstance(expr, dict) or len(expr) != 1:
+            return False
+        key = next(iter(expr))
+        if key in ("drop", "reject"):
+            verdict = key
+        elif key not in ("counter", "log"):
+            return False
+    return verdict is not None
+
+
+def nft_forward_blockers(chains, chain_rules):
+    """Forward base chains of other tables that drop: [{family, table, chain, why}].
+
+    chains: parse_nft_chains output; chain_rules: (family, table, chain) -> list of
+    rule expression lists (for the chains whose policy is accept).
+    """
+    found = []
+    for chain in chains:
+        key = (chain.get("family"), chain.get("table"), chain.get("name"))
+        if chain.get("hook") != "forward" or key[:2] == (NFT_FAMILY, NFT_TABLE):
+            continue
+        if chain.get("policy") == "drop":
+            why = "policy drop"
+        elif any(_unconditional_drop(exprs) for exprs in chain_rules.get(key, [])):
+            why = "a rule that drops every packet"
+        else:
+            continue
+        found.append({"family": key[0], "table": key[1], "chain": key[2], "why": why,
+                      "iptables": key[:2] == ("ip", "filter") and key[2] == "FORWARD"})
+    return found
+
+
+def iptables_forward_blockers(saved):
+    """The iptables FORWARD chain, when it drops by policy or by a catch-all rule."""
+    if saved is None:
+        return []
+    catch_all = ("-j DROP", "-j REJECT")
+    if saved["policies"].get("FORWARD") == "DROP":
+        why = "policy DROP"
+    elif any(chain == "FORWARD" and (spec in catch_all or spec.startswith("-j REJECT "))
+             for chain, spec in saved["rules"]):
+        why = "a rule that drops every packet"
+    else:
+        return []
+    return [{"family": "ip", "table": "filter", "chain": "FORWARD", "why": why, "iptables": True}]
+
+
+def forward_warnings(want, backend, blockers):
+    """Warnings for forward chains that may drop pod traffic despite our accept."""
+    if want["state"] != "present" or not want["forward"]:
+        return []
+    warnings = []
+    for blocker in blockers:
+        if blocker["iptables"] and backend == IPTABLES:
+            # Our jump at the top of FORWARD accepts pod traffic first.
+            continue
+        if blocker["iptables"]:
+            where = "the iptables FORWARD chain (table %s %s)" % (blocker["family"], blocker["table"])
+            hint = ("use backend=iptables (podnet then accepts pod traffic at the top of FORWARD) "
+                    "or accept traffic from/to %s there" % ", ".join(want["source"]))
+        else:
+            where = "nftables chain %s in table %s %s" % (
+                blocker["chain"], blocker["family"], blocker["table"])
+            hint = "accept traffic from/to %s in that chain" % ", ".join(want["source"])
+        warnings.append(
+            "forward: %s hooks forwarding with %s; an accept in podnet's own chain does not "
+            "override a drop in another table, so pod traffic routed through this node may be "
+            "dropped there: %s." % (where, blocker["why"], hint))
+    return warnings
+
+
+# ---------------------------------------------------------------------- plan
+class NatPlan:
+    """A Plan plus what the module returns beside it."""
+
+    def __init__(self, plan, backend, rules, warnings):
+        self.plan = plan
+        self.backend = backend
+        self.rules = rules
+        self.warnings = warnings
+
+
+def _unavailable(tool, info):
+    if not info.get("path"):
+        return "the %s command was not found on the node" % tool
+    return "%s does not work on the node: %s" % (tool, info.get("error") or "unknown error")
+
+
+def resolve_backend(want, current):
+    """The backend to use, by the rule documented for backend=auto."""
+    nft, ipt = current["nft"], current["iptables"]
+    requested = want["backend"]
+    absent = want["state"] == "absent"
+    if requested == NFTABLES:
+        if not nft["works"] and not absent:
+            raise ValidationError("backend", requested, "was chosen but " + _unavailable("nft", nft))
+        return requested
+    if requested == IPTABLES:
+        if not ipt["works"] and not absent:
+            raise ValidationError(
+                "backend", requested,
+                "was chosen but " + _unavailable("iptables-save/iptables-restore", ipt))
+        return requested
+    if nft["ours"] is not None:
+        return NFTABLES
+    if iptables_current_rules(current):
+        return IPTABLES
+    if nft["works"]:
+        return NFTABLES
+    if ipt["works"]:
+        return IPTABLES
+    if absent:
+        return None
+    raise ValidationError(
+        "backend", requested,
+        "found no usable NAT tool: %s, and %s; install nftables or iptables"
+        % (_unavailable("nft", nft), _unavailable("iptables-save/iptables-restore", ipt)))
+
+
+def _iptables_table_action(plan, table, state, specs):
+    """Add at most one iptables-restore action that makes one table right.
+
+    specs: the rules our chain must hold, or None when the chain must go.
+    One iptables-restore --noflush per table: declaring our chain flushes
+    only that chain, and the table is committed as a whole.
+    """
+    chain, hook = IPT_CHAINS[table]
+    name = "iptables chain %s %s" % (table, chain)
+    lines = []
+    if specs is None:
+        if not state["exists"]:
+            return
+        lines += ["-D %s %s" % (from_chain, spec) for from_chain, spec in state["jumps"]]
+        lines += [":%s - [0:0]" % chain, "-X %s" % chain]
+        text = "delete %s" % name
+        if state["jumps"]:
+            text += " and %d jump(s) to it" % len(state["jumps"])
+    else:
+        parts = []
+        exact = (hook, "-j %s" % chain)
+        extra = list(state["jumps"])
+        kept = exact in extra
+        if kept:
+            extra.remove(exact)
+        if extra:
+            lines += ["-D %s %s" % (from_chain, spec) for from_chain, spec in extra]
+            parts.append("delete %d extra jump(s) to %s" % (len(extra), name))
+        if not state["exists"] or state["rules"] != specs:
+            lines.append(":%s - [0:0]" % chain)
+            lines += ["-A %s %s" % (chain, spec) for spec in specs]
+            parts.append("%s %s (%d rules)" % (
+                "set the rules of" if state["exists"] else "create", name, len(specs)))
+        if not kept:
+            lines.append("-I %s 1 -j %s" % (hook, chain))
+            parts.append("insert a jump to %s at the top of %s" % (chain, hook))
+        if not lines:
+            return
+        text = ", ".join(parts)
+    data = "*%s\n%s\nCOMMIT\n" % (table, "\n".join(lines))
+    plan.add("iptables_restore", None, table, input=data, text=text)
+
+
+def plan(want, current):
+    """want + current -> NatPlan. Raises ValidationError before anything changes."""
+    backend = resolve_backend(want, current)
+    present = want["state"] == "present"
+    nft_ours = current["nft"]["ours"]
+    ipt_rules = iptables_current_rules(current)
+
+    holders = [name for name, rules in ((NFTABLES, nft_ours), (IPTABLES, ipt_rules)) if rules]
+    before = {"backend": "+".join(holders) or None, "rules": (nft_ours or []) + ipt_rules}
+    wanted = desired_rules(backend, want)
+    after = {"backend": backend if present else None, "rules": list(wanted)}
+    manage_forwarding = present and want["ip_forward"]
+    if manage_forwarding:
+        before["ip_forward"] = current["ip_forward"]
+        after["ip_forward"] = 1
+    result = _plan.Plan(before, after)
+
+    # The backend in use first, so the new rules are there before old ones go.
+    order = [NFTABLES, IPTABLES] if backend != IPTABLES else [IPTABLES, NFTABLES]
+    for name in order:
+        use = present and name == backend
+        if name == NFTABLES:
+            if use and nft_ours != wanted:
+                verb = "create" if nft_ours is None else "replace"
+                result.add("nft_replace", None, NFT_TABLE_REF, script=nft_script(wanted),
+                           text="%s nftables table %s (%d rules)" % (
+                               verb, NFT_TABLE_REF, sum(1 for r in wanted if r.startswith("add rule"))))
+            elif not use and nft_ours is not None:
+                result.add("nft_delete", None, NFT_TABLE_REF,
+                           text="delete nftables table %s" % NFT_TABLE_REF)
+        else:
+            specs = iptables_chain_specs(want) if use else {"nat": None, "filter": None}
+            for table in IPT_TABLES:
+                state = iptables_table_state(table, current["iptables"]["tables"].get(table))
+                _iptables_table_action(result, table, state, specs[table])
+
+    if manage_forwarding and current["ip_forward"] != 1:
+        result.add("sysctl", None, IP_FORWARD_KEY, path=IP_FORWARD_PATH, value="1",
+                   text="set %s = 1" % IP_FORWARD_KEY)
+    warnings = forward_warnings(want, backend, current.get("forward_blockers", []))
+    return NatPlan(result, backend, wanted, warnings)
+
+
+# -------------------------------------------------------------------- runner
+class Runner:
+    """Commands and files of the node, through the AnsibleModule."""
+
+    def __init__(self, module):
+        self.module = module
+
+    def which(self, name):
+        return self.module.get_bin_path(name, opt_dirs=SBIN_DIRS)
+
+    def run(self, argv, data=None):
+        return self.module.run_command(argv, data=data, environ_update={"LC_ALL": "C"})
+
+    @staticmethod
+    def realpath(path):
+        return os.path.realpath(path)
+
+    @staticmethod
+    def read_file(path):
+        """File content, or None when the file does not exist."""
+        try:
+            with open(path) as handle:
+                return handle.read()
+        except FileNotFoundError:
+            return None
+
+    @staticmethod
+    def write_file(path, text):
+        with open(path, "w") as handle:
+            handle.write(text)
+
+
+# ------------------------------------------------------------------- session
+def _first_line(text):
+    lines = [line.strip() for line in (text or "").strip().splitlines() if line.strip()]
+    return lines[0] if lines else ""
+
+
+class Session:
+    """Reads the node's NAT state and applies NAT actions with one Runner."""
+
+    def __init__(self, runner):
+        self.runner = runner
+        self.applied = []
+
+    def close(self):
+        pass
+
+    # ---------------------------------------------------------------- reads
+    def _read(self, argv, what):
+        rc, out, err = self.runner.run(argv)
+        if rc != 0:
+            raise OperationError("cannot read %s: %s exited with %d: %s"
+                                 % (what, " ".join(argv), rc, (err or out).strip()))
+        return out
+
+    def _read_nft(self, want):
+        info = {"path": self.runner.which("nft"), "works": False, "error": None,
+                "tables": set(), "ours": None, "chains": []}
+        if not info["path"]:
+            return info
+        nft = info["path"]
+        rc, out, err = self.runner.run([nft, "-j", "list", "tables"])
+        if rc != 0:
+            info["error"] = _first_line(err or out) or "nft -j list tables exited with %d" % rc
+            return info
+        try:
+            info["tables"] = parse_nft_tables(out)
+        except (OperationError, KeyError, TypeError) as exc:
+            info["error"] = "nft has no usable JSON output (%s)" % exc
+            return info
+        info["works"] = True
+        if (NFT_FAMILY, NFT_TABLE) in info["tables"]:
+            info["ours"] = nft_table_rules(self._read(
+                [nft, "-j", "list", "table", NFT_FAMILY, NFT_TABLE],
+                "nftables table %s" % NFT_TABLE_REF))
+        if want["state"] == "present" and want["forward"]:
+            info["chains"] = parse_nft_chains(self._read([nft, "-j", "list", "chains"],
+                                                         "the nftables chains"))
+        return info
+
+    def _nft_blockers(self, nft):
+        rules = {}
+        for chain in nft["chains"]:
+            key = (chain.get("family"), chain.get("table"), chain.get("name"))
+            if (chain.get("hook") != "forward" or chain.get("policy") == "drop"
+                    or key[:2] == (NFT_FAMILY, NFT_TABLE)):
+                continue
+            out = self._read([nft["path"], "-j", "list", "chain"] + list(key),
+                             "nftables chain %s %s %s" % key)
+            rules[key] = [item["rule"].get("expr", []) for item in _nft_items(out, "nft chain")
+                          if "rule" in item]
+        return nft_forward_blockers(nft["chains"], rules)
+
+    def _variant(self, path):
+        name = os.path.basename(self.runner.realpath(path))
+        if "nft" in name:
+            return "nf_tables"
+        if "legacy" in name:
+            return "legacy"
+        rc, out, _err = self.runner.run([path, "-V"])
+        return "nf_tables" if rc == 0 and "nf_tables" in out else "legacy"
+
+    def _read_iptables(self, nft):
+        info = {"save": self.runner.which("iptables-save"),
+                "restore": self.runner.which("iptables-restore"),
+                "works": False, "error": None, "variant": None, "tables": {}}
+        info["path"] = info["save"] and info["restore"]
+        if not info["path"]:
+            return info
+        info["variant"] = self._variant(info["save"])
+        legacy_tables = None
+        if info["variant"] == "legacy":
+            legacy_tables = (self.runner.read_file(LEGACY_TABLES_PATH) or "").split()
+        for table in IPT_TABLES:
+            # Skip tables that do not exist: legacy iptables-save would create them.
+            if legacy_tables is not None and table not in legacy_tables:
+                continue
+            if legacy_tables is None and nft["works"] and ("ip", table) not in nft["tables"]:
+                continue
+            rc, out, err = self.runner.run([info["save"], "-t", table])
+            if rc != 0:
+                info["error"] = _first_line(err or out) or "iptables-save exited with %d" % rc
+                return info
+            info["tables"][table] = parse_iptables_save(out)
+        info["works"] = True
+        return info
+
+    def read(self, want):
+        nft = self._read_nft(want)
+        ipt = self._read_iptables(nft)
+        current = {"nft": nft, "iptables": ipt, "ip_forward": None, "forward_blockers": []}
+        if want["state"] == "present" and want["ip_forward"]:
+            value = (self.runner.read_file(IP_FORWARD_PATH) or "").strip()
+            current["ip_forward"] = int(value) if value.isdigit() else None
+        if want["state"] == "present" and want["forward"]:
+            if nft["works"]:
+                current["forward_blockers"] += self._nft_blockers(nft)
+            if ipt["works"] and (ipt["variant"] == "legacy" or not nft["works"]):
+                current["forward_blockers"] += iptables_forward_blockers(
+                    ipt["tables"].get("filter"))
+        return current
+
+    # --------------------------------------------------------------- writes
+    def apply(self, actions):
+        for action in actions:
+            getattr(self, "_" + action.op)(action)
+            self.applied.append(action)
+
+    def _write(self, action, argv, data=None):
+        rc, out, err = self.runner.run(argv, data=data)
+        if rc != 0:
+            raise OperationError("cannot %s: %s exited with %d: %s" % (
+                _plan.describe(action), " ".join(argv), rc, (err or out).strip()), code=rc)
+
+    def _nft_replace(self, action):
+        self._write(action, [self.runner.which("nft"), "-f", "-"], action.args["script"])
+
+    def _nft_delete(self, action):
+        self._write(action, [self.runner.which("nft"), "delete", "table", NFT_FAMILY, NFT_TABLE])
+
+    def _iptables_restore(self, action):
+        self._write(action, [self.runner.which("iptables-restore"), "-w", IPT_WAIT, "--noflush"],
+                    action.args["input"])
+
+    def _sysctl(self, action):
+        try:
+            self.runner.write_file(action.args["path"], action.args["value"] + "\n")
+        except OSError as exc:
+            raise OperationError("cannot %s: %s" % (_plan.describe(action), exc), code=exc.errno)

@@ -71,7 +71,7 @@ help:
 	@echo 'make integration  ansible-test integration in a private network namespace'
 	@echo 'make sanity       ansible-test sanity (full default set)'
 	@echo 'make lint         ansible-lint --profile production'
-	@echo 'make demo         ansible-playbook playbooks/demo.yml against the built collection'
+	@echo 'make demo         ansible-playbook playbooks/demo.yml against the built collection, in a private network namespace'
 	@echo 'make clean        remove .build and test output; make distclean also removes the venvs'
 
 # --- environment -------------------------------------------------------------
@@ -178,11 +178,14 @@ test: venv
 
 # --- demo --------------------------------------------------------------------
 
+# The demo builds a node's bridge, pods and veths: like the tests it runs in a
+# private network namespace (pnt* namespaces removed afterwards), never in the
+# machine's own.
 demo: venv collection
 	@$(MAKE) -s _demo
 
 _demo:
-	$(COLLECTIONS_ENV) $(VENV)/bin/ansible-playbook playbooks/demo.yml
+	$(COLLECTIONS_ENV) $(UTILS)/netns-run.sh $(VENV)/bin/ansible-playbook playbooks/demo.yml
 
 # --- cleanup -----------------------------------------------------------------
 

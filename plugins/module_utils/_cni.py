@@ -541,10 +541,10 @@ class Plugin:
     def _rollback(self, session, applied):
         """Undo what a failed ADD did: delete the veth (its peer goes with it)."""
         veth = host_veth_name(self.req.container_id, self.req.ifname)
-        if not any(a.op == "veth_add" for a in applied) or not _link_exists(veth):
+        if not any(a.op == "veth_add" for a in applied):
             return
         try:
-            session.apply([_plan.Action("link_del", None, veth, {})])
+            session.apply(plan_detach(veth, session.ns(None).links().get(veth)))
         except Exception:  # pylint: disable=broad-except
             pass
 

@@ -99,8 +99,12 @@ class Store:
 
     # ------------------------------------------------------------------ lock
     @contextlib.contextmanager
-    def locked(self, timeout=LOCK_TIMEOUT):
-        """Hold the network's lock (creating its directory first if needed)."""
+    def locked(self, timeout=None):
+        """Hold the network's lock (creating its directory first if needed).
+
+        Waits at most timeout seconds (default LOCK_TIMEOUT), then LockTimeout.
+        """
+        timeout = LOCK_TIMEOUT if timeout is None else timeout
         os.makedirs(self.dir, mode=0o700, exist_ok=True)
         fd = os.open(os.path.join(self.dir, LOCK_FILE), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:

@@ -62,7 +62,7 @@ def mesh_problems(nodes, hostvars, cluster_cidr=None):
             problems.append("%s: podnet_node_ip is not set and no default-route facts were gathered" % name)
             continue
         try:
-            ip = ipaddress.ip_address(str(ip).split("/")[0])
+            ip = ipaddress.ip_address(str(ip).split("/", 1)[0])
         except ValueError:
             problems.append("%s: podnet_node_ip %r is not an IP address" % (name, hv.get("podnet_node_ip")))
             continue
@@ -90,7 +90,7 @@ def mesh_routes(nodes, hostvars, me):
     for item in data:
         if not item["dst"] or not item["via"]:
             raise AnsibleFilterError("mesh_routes: node %s lacks podnet_pod_cidr or podnet_node_ip" % item["name"])
-        item["via"] = str(item["via"]).split("/")[0]
+        item["via"] = str(item["via"]).split("/", 1)[0]
     if jmespath is not None:
         return jmespath.search("[].{dst: dst, via: via}", data)
     return [{"dst": d["dst"], "via": d["via"]} for d in data]
@@ -124,8 +124,8 @@ def probe_report(nodes, hostvars, result_var="podnet_verify_check"):
             if res["kind"] == "external" and res["dst_address"] not in externals:
                 externals.append(res["dst_address"])
         failures.extend("%s: %s" % (node, line) for line in result.get("failures", []))
-    columns = [address for _, address in pods] + externals
-    width = max([len(name) for name, _ in pods] + [4])
+    columns = [pod[1] for pod in pods] + externals
+    width = max([len(pod[0]) for pod in pods] + [4])
     header = " " * width + " | " + " ".join("%-3d" % (i + 1) for i in range(len(pods)))
     if externals:
         header += " | " + " ".join(externals)

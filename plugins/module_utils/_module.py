@@ -32,6 +32,7 @@ class OperationError(Exception):
         super().__init__(message)
         self.code = code
 
+
 # Interpreters that may carry the distribution's pyroute2 package
 # (Debian/Ubuntu python3-pyroute2, Fedora/RHEL python3-pyroute2).
 NODE_INTERPRETERS = (

@@ -281,7 +281,7 @@ class Session:
     # Routes ----------------------------------------------------------------
     def _route_kwargs(self, ns, action):
         route = action.args["route"]
-        dst, _, prefix = route["dst"].partition("/")
+        dst, dummy, prefix = route["dst"].partition("/")
         kwargs = {"family": FAMILIES[route["family"]], "table": action.args["table"],
                   "proto": action.args["proto"], "priority": route["metric"],
                   "dst_len": int(prefix or 0), "type": RTN_UNICAST}

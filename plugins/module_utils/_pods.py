@@ -61,7 +61,7 @@ def validate(params):
         address = item.get("address")
         if address is not None:
             text = str(address)
-            ip = v.ip_address(text.split("/")[0], path + ".address")
+            ip = v.ip_address(text.split("/", 1)[0], path + ".address")
             if "/" in text and ipaddress.ip_interface(text).network != cidr:
                 raise ValidationError(path + ".address", address, "must have the prefix of pod_cidr %s" % cidr)
             if ip not in cidr or ip in (cidr.network_address, cidr.broadcast_address):
@@ -72,9 +72,8 @@ def validate(params):
                 raise ValidationError(path + ".address", address, "is used twice (also pods[%d])" % addresses[ip])
             addresses[ip] = index
             address = ip
-        pods.append({"name": name, "veth": veth, "interface": v.ifname(item.get("interface") or "eth0",
-                                                                          path + ".interface"),
-                     "address": address})
+        interface = v.ifname(item.get("interface") or "eth0", path + ".interface")
+        pods.append({"name": name, "veth": veth, "interface": interface, "address": address})
     return {
         "pods": pods, "bridge": v.ifname(params["bridge"], "bridge"), "pod_cidr": cidr,
         "gateway": gateway, "mtu": v.mtu(params.get("mtu"), "mtu"),

@@ -123,7 +123,7 @@ def address_list(values, path="addresses"):
     for index, value in enumerate(values):
         item_path = "%s[%d]" % (path, index)
         normal = interface_address(value, item_path)
-        ip = normal.split("/")[0]
+        ip = normal.split("/", 1)[0]
         if ip in seen:
             raise ValidationError(
                 item_path, value,

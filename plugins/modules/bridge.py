@@ -15,7 +15,7 @@ description:
     with its own addresses (the pod gateway IP), MTU, STP and admin state.
   - A link of that name that is not a bridge is never touched; the task fails instead.
 author:
-  - podnet.mesh contributors
+  - podnet.mesh maintainers (@podnet-mesh)
 extends_documentation_fragment:
   - podnet.mesh.common
 options:
@@ -27,7 +27,7 @@ options:
     description:
       - The bridge's own addresses in CIDR form, e.g. V(10.244.1.1/24) (the first
         address of the node's pod CIDR is the pods' gateway).
-      - When given, this is the complete list: addresses on the bridge that are not
+      - When given, this is the complete list; addresses on the bridge that are not
         listed are removed (IPv6 link-local addresses are left to the kernel).
         When omitted, addresses are not managed.
     type: list

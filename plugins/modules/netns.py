@@ -16,7 +16,7 @@ description:
   - Existence is decided by the exact path being a mounted namespace, never by
     a substring of C(ip netns list).
 author:
-  - podnet.mesh contributors
+  - podnet.mesh maintainers (@podnet-mesh)
 extends_documentation_fragment:
   - podnet.mesh.common
 options:

@@ -14,7 +14,7 @@ description:
   - Sets the addresses of one interface, in a named namespace (a pod) or in the
     namespace the module runs in, and brings it (and the namespace's C(lo)) up.
 author:
-  - podnet.mesh contributors
+  - podnet.mesh maintainers (@podnet-mesh)
 extends_documentation_fragment:
   - podnet.mesh.common
 options:
@@ -28,7 +28,7 @@ options:
   addresses:
     description:
       - Addresses in CIDR form, e.g. V(10.244.1.2/24).
-      - With O(state=present) this is the complete list: addresses of the interface
+      - With O(state=present) this is the complete list; addresses of the interface
         that are not listed are removed (IPv6 link-local addresses are left to the
         kernel). When omitted, addresses are not managed.
       - With O(state=absent), the addresses to remove; when omitted, all of them.

@@ -19,7 +19,7 @@ description:
   - Only reads state and sends probe traffic to the addresses it is given; it changes no
     configuration and always reports C(changed=false).
 author:
-  - podnet.mesh contributors
+  - podnet.mesh maintainers (@podnet-mesh)
 requirements:
   - C(nsenter) (util-linux) and C(ping) on the node.
 attributes:
@@ -184,7 +184,7 @@ def pod_addresses(module, pods, interface):
             if not _netlink.netns_exists(pod):
                 module.fail_json(msg="pods: %r does not exist on this node" % pod)
             link = session.ns(pod).links(with_addresses=[interface]).get(interface)
-            ips = [a.split("/")[0] for a in (link or {}).get("addresses", []) if ":" not in a]
+            ips = [a.split("/", 1)[0] for a in (link or {}).get("addresses", []) if ":" not in a]
             if not ips:
                 module.fail_json(msg="pods: %r has no IPv4 address on %s" % (pod, interface))
             result.append({"name": pod, "address": ips[0], "node": module.params["node"]})
@@ -215,8 +215,8 @@ def check(module, pods):
     procs = []
     for pod in pods:
         jobs = [{"src": pod["name"], "src_address": pod["address"], "dst": label(t),
-                 "dst_address": str(t["address"]).split("/")[0], "kind": "pod"}
-                for t in p["targets"] if str(t["address"]).split("/")[0] != pod["address"]]
+                 "dst_address": str(t["address"]).split("/", 1)[0], "kind": "pod"}
+                for t in p["targets"] if str(t["address"]).split("/", 1)[0] != pod["address"]]
         jobs += [{"src": pod["name"], "src_address": pod["address"], "dst": address,
                   "dst_address": address, "kind": "external"} for address in p["external"]]
         procs.append(subprocess.Popen(
@@ -267,7 +267,7 @@ def main():
         for index, target in enumerate(module.params["targets"]):
             if "name" not in target or "address" not in target:
                 raise v.ValidationError("targets[%d]" % index, target, "needs name and address")
-            v.ip_address(str(target["address"]).split("/")[0], "targets[%d].address" % index)
+            v.ip_address(str(target["address"]).split("/", 1)[0], "targets[%d].address" % index)
         for index, address in enumerate(module.params["external"]):
             v.ip_address(address, "external[%d]" % index)
     except v.ValidationError as exc:

@@ -12,7 +12,7 @@ short_description: Manage the routes of the pod network (peer pod CIDRs, pod def
 version_added: 0.1.0
 description:
   - Ensures a whole list of routes in one call, in the namespace the module runs in or in
-    a named namespace (a pod): the full mesh of a node (a route to every other node's pod
+    a named namespace (a pod); the full mesh of a node (a route to every other node's pod
     CIDR via that node's IP), or a pod's default route via the bridge IP.
   - Every route it creates carries the collection's own routing protocol number
     (O(proto), default 149; C(ip route) shows it as C(proto 149), or by name once
@@ -23,7 +23,7 @@ description:
     never duplicated. Host-namespace changes are sent in large netlink batches, so
     a thousand routes are one quick call.
 author:
-  - podnet.mesh contributors
+  - podnet.mesh maintainers (@podnet-mesh)
 extends_documentation_fragment:
   - podnet.mesh.common
 options:
@@ -50,7 +50,7 @@ options:
       dev:
         description:
           - Output interface. A route needs O(routes[].via), O(routes[].dev) or both
-            (with O(state=absent), neither: O(routes[].dst) and the metric identify it).
+            (with O(state=absent), neither, as O(routes[].dst) and the metric identify it).
         type: str
       metric:
         description: Route metric (priority). Defaults to the kernel's default, 0 for IPv4 and 1024 for IPv6.

@@ -20,7 +20,7 @@ description:
   - A pod without an address keeps the one it has, or gets the lowest free address of
     O(pod_cidr) (the gateway and listed addresses excluded), so addresses are stable across runs.
 author:
-  - podnet.mesh contributors
+  - podnet.mesh maintainers (@podnet-mesh)
 extends_documentation_fragment:
   - podnet.mesh.common
 options:

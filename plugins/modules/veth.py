@@ -22,7 +22,7 @@ description:
   - A link named O(name) that is not a veth, or a link named O(peer) in O(netns)
     that is not this pair's peer, is never touched; the task fails instead.
 author:
-  - podnet.mesh contributors
+  - podnet.mesh maintainers (@podnet-mesh)
 extends_documentation_fragment:
   - podnet.mesh.common
 options:

@@ -44,7 +44,7 @@ def node(session, prefix, host_links):
     yield br
     for route in session.ns(None).routes(254):
         if route["proto"] in (PROTO, 4) and route["dst"] != "default":
-            dst, _, plen = route["dst"].partition("/")
+            dst, dummy, plen = route["dst"].partition("/")
             ipr.route("del", dst=dst, dst_len=int(plen), proto=route["proto"])
 
 

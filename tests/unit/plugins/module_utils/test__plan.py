@@ -113,8 +113,12 @@ PEER = link("eth0", "veth", ifindex=2, link=7, link_netnsid=0)
 BR = link("cni0", "bridge", ifindex=3)
 
 
-def veth_cur(host=HOST, peer=PEER, stray=None, exists=True, master=BR):
-    return {"host": host, "peer": peer, "stray_peer": stray, "netns_exists": exists, "master": master}
+_DEFAULT = object()
+
+
+def veth_cur(host=_DEFAULT, peer=_DEFAULT, stray=None, exists=True, master=_DEFAULT):
+    return {"host": HOST if host is _DEFAULT else host, "peer": PEER if peer is _DEFAULT else peer,
+            "stray_peer": stray, "netns_exists": exists, "master": BR if master is _DEFAULT else master}
 
 
 VETH_CASES = [

@@ -114,7 +114,6 @@ failures:
 """
 
 import json
-import subprocess
 import sys
 
 from ansible.module_utils.basic import AnsibleModule
@@ -124,15 +123,20 @@ from ansible_collections.podnet.mesh.plugins.module_utils import _netlink
 from ansible_collections.podnet.mesh.plugins.module_utils import _validate as v
 
 LISTENER = r"""
-import socket, sys, time
+import os, socket, sys, time
 port, duration = int(sys.argv[1]), float(sys.argv[2])
 srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
 srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 srv.bind(("0.0.0.0", port))
 srv.listen(64)
-sys.stdout.write("ready\n")
-sys.stdout.flush()
-sys.stdout.close()
+if os.fork():
+    sys.stdout.write("ready\n")
+    sys.exit(0)
+# The listener itself: detached, with no tie to the module's pipes.
+os.setsid()
+null = os.open(os.devnull, os.O_RDWR)
+for fd in (0, 1, 2):
+    os.dup2(null, fd)
 deadline = time.time() + duration
 while time.time() < deadline:
     srv.settimeout(max(0.1, deadline - time.time()))
@@ -197,38 +201,30 @@ def label(pod):
 
 def listen(module, pods):
     for pod in pods:
-        proc = subprocess.Popen(
+        rc, out, err = module.run_command(
             enter(pod["name"], [sys.executable, "-c", LISTENER, str(module.params["port"]),
-                                str(module.params["duration"])]),
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
-            start_new_session=True, close_fds=True)
-        line = proc.stdout.readline().decode().strip()
-        proc.stdout.close()
-        if line != "ready":
-            proc.wait()
-            module.fail_json(msg="cannot listen on TCP port %d in pod %s (is it in use?)"
-                             % (module.params["port"], pod["name"]))
+                                str(module.params["duration"])]))
+        if rc != 0 or out.strip() != "ready":
+            module.fail_json(msg="cannot listen on TCP port %d in pod %s: %s"
+                             % (module.params["port"], pod["name"], err.strip() or out.strip()))
 
 
 def check(module, pods):
     p = module.params
-    procs = []
+    results, failures = [], []
     for pod in pods:
         jobs = [{"src": pod["name"], "src_address": pod["address"], "dst": label(t),
                  "dst_address": str(t["address"]).split("/", 1)[0], "kind": "pod"}
                 for t in p["targets"] if str(t["address"]).split("/", 1)[0] != pod["address"]]
         jobs += [{"src": pod["name"], "src_address": pod["address"], "dst": address,
                   "dst_address": address, "kind": "external"} for address in p["external"]]
-        procs.append(subprocess.Popen(
+        # One process per pod, probing all its targets at once.
+        rc, out, err = module.run_command(
             enter(pod["name"], [sys.executable, "-c", PROBER, json.dumps(jobs), str(p["port"]),
-                                str(p["timeout"])]),
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE))
-    results, failures = [], []
-    for pod, proc in zip(pods, procs):
-        out, err = proc.communicate()
-        if proc.returncode != 0:
-            module.fail_json(msg="probing from pod %s failed: %s" % (pod["name"], err.decode().strip()))
-        for res in json.loads(out.decode()):
+                                str(p["timeout"])]))
+        if rc != 0:
+            module.fail_json(msg="probing from pod %s failed: %s" % (pod["name"], err.strip()))
+        for res in json.loads(out):
             res["nat"] = res["seen"] is not None and res["seen"] != res["src_address"]
             res["ok"] = bool(res["ping"]) and res["tcp"] is not False and not res["nat"]
             results.append(res)

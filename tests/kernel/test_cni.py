@@ -1,0 +1,295 @@
+# -*- coding: utf-8 -*-
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The CNI plugin podnet driven through the CNI protocol against the real kernel.
+
+The plugin is built as it is installed (one zipapp file) and run as a runtime
+runs it: a fresh process with CNI_* variables, the configuration on stdin,
+JSON on stdout. Containers are throwaway named namespaces (pntk*), the bridge
+lives in the private namespace the kernel suite runs in, IPAM state in a
+temporary directory. Each call runs with the Python of the suite (pyroute2
+0.9 or 0.7); one test runs the file itself, i.e. the node's /usr/bin/python3
+with Debian's pyroute2.
+"""
+from __future__ import annotations
+
+import concurrent.futures
+import errno
+import ipaddress
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from ansible_collections.podnet.mesh.plugins.module_utils import _cni, _ipam, _netlink, _plan
+
+SUBNET = "10.251.0.0/24"
+GATEWAY = "10.251.0.1"
+BUILD = os.path.join(os.path.dirname(os.path.abspath(_cni.__file__)), "..", "..", "roles", "cni", "files",
+                     "build_podnet.py")
+
+
+@pytest.fixture(scope="module")
+def plugin(tmp_path_factory):
+    path = str(tmp_path_factory.mktemp("bin") / "podnet")
+    subprocess.run([sys.executable, BUILD, path], check=True)
+    return path
+
+
+class Cni:
+    """One network (its own bridge and IPAM directory) and a way to call the plugin."""
+
+    def __init__(self, plugin, prefix, data_dir, subnet=SUBNET):
+        self.plugin = plugin
+        self.bridge = prefix + "b"
+        self.conf = {"cniVersion": "1.1.0", "name": prefix, "type": "podnet", "bridge": self.bridge,
+                     "ipam": {"subnet": subnet, "dataDir": data_dir}}
+        self.store = _ipam.Store(data_dir, prefix)
+
+    def call(self, command, netns=None, ifname="eth0", cid="c1", conf=None, raw=None, python=sys.executable,
+             drop=()):
+        environ = {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"), "CNI_COMMAND": command,
+                   "CNI_CONTAINERID": cid, "CNI_IFNAME": ifname, "CNI_PATH": "/opt/cni/bin"}
+        if netns is not None:
+            environ["CNI_NETNS"] = netns
+        for var in drop:
+            environ.pop(var, None)
+        data = raw if raw is not None else json.dumps(self.conf if conf is None else conf)
+        argv = [python, self.plugin] if python else [self.plugin]
+        out = subprocess.run(argv, input=data, env=environ, capture_output=True, text=True, timeout=120)
+        assert not out.stderr, out.stderr
+        return out.returncode, (json.loads(out.stdout) if out.stdout.strip() else None)
+
+    def reserved(self):
+        return self.store.reservations()
+
+
+@pytest.fixture
+def cni(plugin, prefix, tmp_path, host_links):
+    host_links.append(prefix + "b")
+    return Cni(plugin, prefix, str(tmp_path / "ipam"))
+
+
+def ns_path(name):
+    return "/run/netns/" + name
+
+
+def in_ns(name, *argv):
+    return subprocess.run(["nsenter", "--net=" + ns_path(name)] + list(argv), capture_output=True, text=True,
+                          timeout=30)
+
+
+def pings(name, address):
+    return in_ns(name, "ping", "-c1", "-W2", address).returncode == 0
+
+
+def host_link(name):
+    with _netlink.Session() as session:
+        return session.ns(None).links().get(name)
+
+
+def ns_links(name):
+    with _netlink.Session() as session:
+        return session.ns(ns_path(name)).links(with_addresses=["eth0"])
+
+
+# ------------------------------------------------------------------ verbs
+@pytest.mark.parametrize("version", _cni.SUPPORTED_VERSIONS)
+def test_add_check_del_in_every_version(cni, named_ns, version):
+    pod = named_ns("p")
+    cni.conf["cniVersion"] = version
+    code, result = cni.call("ADD", ns_path(pod))
+    assert code == 0, result
+    assert result["cniVersion"] == version
+    veth = _cni.host_veth_name("c1", "eth0")
+    assert [i["name"] for i in result["interfaces"]] == [cni.bridge, veth, "eth0"]
+    address = result["ips"][0]["address"]
+    assert ipaddress.ip_interface(address).network == ipaddress.ip_network(SUBNET)
+    assert ("version" in result["ips"][0]) == version.startswith("0.")
+    # The kernel agrees with the result.
+    eth0 = ns_links(pod)["eth0"]
+    assert eth0["addresses"] == [address] and eth0["up"]
+    assert eth0["mac"] == result["interfaces"][2]["mac"]
+    assert host_link(veth)["master"] == cni.bridge
+    assert pings(pod, GATEWAY)
+    assert "default via %s dev eth0 proto 149" % GATEWAY in in_ns(pod, "ip", "route").stdout
+    if version != "0.3.1":
+        assert cni.call("CHECK", ns_path(pod), conf=dict(cni.conf, prevResult=result)) == (0, None)
+    assert cni.call("DEL", ns_path(pod), conf=dict(cni.conf, prevResult=result)) == (0, None)
+    assert "eth0" not in ns_links(pod) and host_link(veth) is None
+    assert cni.reserved() == {}
+    assert cni.call("DEL", ns_path(pod)) == (0, None)
+
+
+def test_twenty_parallel_adds_get_distinct_addresses_and_reach_the_gateway(cni, named_ns):
+    pods = [named_ns("p%d" % i) for i in range(20)]
+    with concurrent.futures.ThreadPoolExecutor(20) as pool:
+        results = list(pool.map(lambda p: cni.call("ADD", ns_path(p), cid=p), pods))
+    assert all(code == 0 for code, _ in results), [r for c, r in results if c]
+    addresses = [r["ips"][0]["address"] for _, r in results]
+    assert len(set(addresses)) == 20
+    owners = cni.reserved()
+    assert sorted(owners) == sorted(a.split("/")[0] for a in addresses)
+    assert all(owners[a.split("/")[0]]["containerID"] == p for a, p in zip(addresses, pods))
+    assert [p for p in pods if not pings(p, GATEWAY)] == []
+    # Pods on one bridge reach each other.
+    assert pings(pods[0], addresses[19].split("/")[0])
+    with concurrent.futures.ThreadPoolExecutor(20) as pool:
+        assert set(pool.map(lambda p: cni.call("DEL", ns_path(p), cid=p), pods)) == {(0, None)}
+    assert cni.reserved() == {}
+
+
+def test_del_after_the_namespace_was_deleted(cni, named_ns):
+    from pyroute2 import netns as pr_netns
+
+    pod = named_ns("p")
+    assert cni.call("ADD", ns_path(pod))[0] == 0
+    pr_netns.remove(pod)
+    assert cni.call("DEL", ns_path(pod)) == (0, None)
+    assert cni.reserved() == {}
+    assert host_link(_cni.host_veth_name("c1", "eth0")) is None
+    # And without CNI_NETNS at all.
+    assert cni.call("DEL", drop=("CNI_NETNS",)) == (0, None)
+
+
+def test_add_for_an_existing_interface_fails_and_leaves_it(cni, named_ns):
+    pod = named_ns("p")
+    subprocess.run(["ip", "-n", pod, "link", "add", "eth0", "type", "bridge"], check=True)
+    code, out = cni.call("ADD", ns_path(pod))
+    assert (code, out["code"]) == (1, _cni.ERR_CONFLICT)
+    assert "interface eth0 already exists" in out["msg"]
+    assert ns_links(pod)["eth0"]["kind"] == "bridge"
+    assert cni.reserved() == {} and host_link(cni.bridge) is None
+
+
+def test_second_add_of_one_attachment_fails_and_keeps_the_first(cni, named_ns):
+    pod = named_ns("p")
+    code, first = cni.call("ADD", ns_path(pod))
+    assert code == 0
+    code, out = cni.call("ADD", ns_path(pod))
+    assert (code, out["code"]) == (1, _cni.ERR_CONFLICT)
+    assert list(cni.reserved()) == [first["ips"][0]["address"].split("/")[0]]
+    assert pings(pod, GATEWAY)
+
+
+def test_failed_add_leaves_no_veth_and_no_reservation(cni, named_ns):
+    """A kernel failure at the last step (the route), injected into the real netlink layer."""
+    pod = named_ns("p")
+
+    class FailingSession(_netlink.Session):
+        def _route_add(self, action):
+            raise _netlink.NetlinkOpError(_plan.describe(action), action.ns, errno.ENETUNREACH,
+                                          "Network is unreachable")
+
+    env = {"CNI_COMMAND": "ADD", "CNI_CONTAINERID": "c1", "CNI_NETNS": ns_path(pod), "CNI_IFNAME": "eth0",
+           "CNI_PATH": "/opt/cni/bin"}
+    code, text = _cni.run(env, lambda: json.dumps(cni.conf).encode(), FailingSession)
+    out = json.loads(text)
+    assert (code, out["code"], out["details"]) == (1, _cni.ERR_KERNEL, "ENETUNREACH")
+    assert "add route default via %s dev eth0" % GATEWAY in out["msg"]
+    assert "eth0" not in ns_links(pod)
+    assert host_link(_cni.host_veth_name("c1", "eth0")) is None
+    assert cni.reserved() == {}
+
+
+def test_failed_add_on_a_foreign_default_route_leaves_nothing(cni, named_ns):
+    pod = named_ns("p")
+    subprocess.run(["ip", "-n", pod, "link", "set", "lo", "up"], check=True)
+    subprocess.run(["ip", "-n", pod, "route", "add", "default", "dev", "lo"], check=True)
+    code, out = cni.call("ADD", ns_path(pod))
+    assert (code, out["code"]) == (1, _cni.ERR_CONFLICT)
+    assert "already has a route" in out["msg"]
+    assert "eth0" not in ns_links(pod)
+    assert host_link(_cni.host_veth_name("c1", "eth0")) is None
+    assert cni.reserved() == {}
+
+
+def test_gc_and_status(cni, named_ns):
+    cni.conf["ipam"]["subnet"] = "10.251.0.0/29"  # 5 addresses
+    pods = [named_ns("p%d" % i) for i in range(2)]
+    for pod in pods:
+        assert cni.call("ADD", ns_path(pod), cid=pod)[0] == 0
+    assert cni.call("STATUS") == (0, None)
+    keep = [{"containerID": pods[0], "ifname": "eth0"}]
+    assert cni.call("GC", conf=dict(cni.conf, **{"cni.dev/valid-attachments": keep})) == (0, None)
+    assert [o["containerID"] for o in cni.reserved().values()] == [pods[0]]
+    assert host_link(_cni.host_veth_name(pods[1], "eth0")) is None
+    assert "eth0" not in ns_links(pods[1])
+    assert pings(pods[0], GATEWAY)
+    # Fill the pool: STATUS reports that no address is left.
+    more = [named_ns("q%d" % i) for i in range(4)]
+    for pod in more:
+        assert cni.call("ADD", ns_path(pod), cid=pod)[0] == 0
+    code, out = cni.call("STATUS")
+    assert (code, out["code"]) == (1, _cni.ERR_NOT_AVAILABLE)
+    assert "no free address in 10.251.0.0/29" in out["msg"]
+    code, out = cni.call("ADD", ns_path(pods[1]), cid=pods[1])
+    assert (code, out["code"]) == (1, _cni.ERR_NO_ADDRESS)
+    assert "eth0" not in ns_links(pods[1])
+    assert cni.call("GC", conf=dict(cni.conf, **{"cni.dev/valid-attachments": []})) == (0, None)
+    assert cni.reserved() == {}
+    assert cni.call("STATUS") == (0, None)
+
+
+# -------------------------------------------------------------- bad input
+def _conf_with(cni, **changes):
+    conf = json.loads(json.dumps(cni.conf))
+    for key, value in changes.items():
+        if key == "subnet":
+            conf["ipam"]["subnet"] = value
+        elif value is None:
+            del conf[key]
+        else:
+            conf[key] = value
+    return json.dumps(conf)
+
+
+@pytest.mark.parametrize("case, code, message", [
+    ("invalid json", 6, "cannot decode the network configuration"),
+    ("missing name", 7, "name: None must be a network name"),
+    ("missing ipam", 7, "ipam: None is required"),
+    ("unknown version", 1, "cniVersion '9.9.9' is not supported"),
+    ("bad cidr", 7, "ipam.subnet: '10.251.0.0/33' is not a valid network"),
+    ("missing CNI_IFNAME", 4, "CNI_IFNAME is missing"),
+    ("missing CNI_CONTAINERID and CNI_PATH", 4, "CNI_CONTAINERID is missing; CNI_PATH is missing"),
+    ("missing namespace", 3, "does not exist"),
+])
+def test_bad_input_is_refused_with_the_spec_code_and_changes_nothing(cni, named_ns, case, code, message):
+    pod = named_ns("p")
+    kwargs = {"netns": ns_path(pod)}
+    if case == "invalid json":
+        kwargs["raw"] = '{"cniVersion": "1.1.0", "name": '
+    elif case == "missing name":
+        kwargs["raw"] = _conf_with(cni, name=None)
+    elif case == "missing ipam":
+        kwargs["raw"] = _conf_with(cni, ipam=None)
+    elif case == "unknown version":
+        kwargs["raw"] = _conf_with(cni, cniVersion="9.9.9")
+    elif case == "bad cidr":
+        kwargs["raw"] = _conf_with(cni, subnet="10.251.0.0/33")
+    elif case == "missing CNI_IFNAME":
+        kwargs["drop"] = ("CNI_IFNAME",)
+    elif case == "missing CNI_CONTAINERID and CNI_PATH":
+        kwargs["drop"] = ("CNI_CONTAINERID", "CNI_PATH")
+    elif case == "missing namespace":
+        kwargs["netns"] = ns_path(pod + "gone")
+    rc, out = cni.call("ADD", **kwargs)
+    assert (rc, out["code"]) == (1, code), out
+    assert message in out["msg"]
+    assert host_link(cni.bridge) is None
+    assert set(ns_links(pod)) == {"lo"}
+    assert not os.path.exists(cni.store.dir)
+
+
+# ---------------------------------------------------------- node's Python
+def test_plugin_file_runs_under_the_nodes_python(cni, named_ns):
+    """The file itself: its shebang names /usr/bin/python3 (Debian's pyroute2)."""
+    pod = named_ns("p")
+    cni.conf["cniVersion"] = "1.0.0"
+    code, result = cni.call("ADD", ns_path(pod), python=None)
+    assert code == 0, result
+    assert pings(pod, GATEWAY)
+    assert cni.call("CHECK", ns_path(pod), conf=dict(cni.conf, prevResult=result), python=None) == (0, None)
+    assert cni.call("DEL", ns_path(pod), python=None) == (0, None)
+    assert cni.reserved() == {}

@@ -43,6 +43,7 @@ options:
       - IPv4 networks in CIDR form whose traffic is masqueraded, for instance the node's pod
         CIDR V(10.244.1.0/24) or the cluster CIDR V(10.244.0.0/16).
       - Host bits must be zero; each network may be listed once.
+      - With O(state=absent) the list is validated but not used.
     type: list
     elements: str
     required: true
@@ -155,8 +156,8 @@ RETURN = r"""
 rules:
   description:
     - The module's rules after the run (in check mode, as they would be), as command lines.
-    - nftables: C(nft) commands that rebuild the table C(ip podnet).
-    - iptables: C(iptables -S) lines, each with its C(-t) table.
+    - "nftables: C(nft) commands that rebuild the table C(ip podnet)."
+    - "iptables: C(iptables -S) lines, each with its C(-t) table."
     - Empty after O(state=absent).
   returned: always
   type: list

@@ -36,7 +36,7 @@ description:
     declares (and so flushes) only the module's chain. Works with iptables-nft and
     iptables-legacy, whichever C(iptables-restore) is."
 author:
-  - podnet.mesh contributors
+  - podnet.mesh maintainers (@podnet-mesh)
 options:
   source:
     description:

@@ -821,7 +821,7 @@ def _cli(args):
         except OSError as exc:
             sys.stderr.write("podnet: cannot read %s: %s\n" % (args[1], exc))
         except CniError as exc:
-            sys.stderr.write("podnet: %s: %s\n" % (args[1], exc.msg))
+            sys.stderr.write("podnet: %s: %s\n" % ("conflist on stdin" if args[1] == "-" else args[1], exc.msg))
         return 1
     sys.stderr.write(USAGE)
     return 2

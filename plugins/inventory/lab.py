@@ -1,0 +1,201 @@
+# -*- coding: utf-8 -*-
+# Copyright: podnet.mesh contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+name: lab
+short_description: The podnet.mesh lab's simulated nodes as an inventory
+version_added: 0.1.0
+description:
+  - Generates the inventory of a lab of O(nodes) simulated nodes, reached through the
+    P(podnet.mesh.nsenter#connection) connection plugin, and everything the roles need.
+  - "Node I(i) (1-based) is called O(name_prefix)I(i), has the address
+    network(O(gateway)) + O(node_offset) + I(i) on the lab switch (192.168.1.11, .12, ...),
+    the pod CIDR I(i) of length O(pod_prefix) in O(cluster_cidr) (10.244.I(i).0/24) and one
+    pod per name in O(pods) at its 2nd, 3rd, ... address (red 10.244.I(i).2, blue
+    10.244.I(i).3). When the nodes do not fit in the gateway's subnet its prefix is
+    widened (192.168.1.1/23 for 250 nodes); every smaller lab keeps its addresses."
+  - "Per host: C(ansible_connection=podnet.mesh.nsenter), C(ansible_host) (the node name),
+    C(ansible_python_interpreter), C(ansible_pipelining), C(podnet_pod_cidr),
+    C(podnet_node_ip) (without prefix) and C(podnet_pods)."
+  - "Group O(group): C(podnet_cluster_cidr), C(podnet_bridge), C(podnet_verify_external)
+    (the external host) and C(podnet_install_prerequisites=false) (a lab node's file system
+    is the machine's: packages go on the machine, not on the node)."
+  - "Group C(all), so that plays on C(localhost) see them too: C(podnet_lab_name),
+    C(podnet_lab_root), C(podnet_lab_gateway), C(podnet_lab_external) and C(podnet_lab_nodes)
+    (list of C({name, address}), what the C(podnet.mesh.lab) role builds)."
+  - Group variables from C(group_vars/) files next to the configuration override these.
+  - The configuration file name must end with C(podnet.yml) or C(podnet.yaml).
+author:
+  - podnet.mesh contributors
+options:
+  plugin:
+    description: The name of this plugin.
+    type: str
+    required: true
+    choices: [podnet.mesh.lab]
+  nodes:
+    description:
+      - Number of nodes.
+      - The environment variable E(PODNET_LAB_NODES) overrides this, also when it is set in
+        the file (C(PODNET_LAB_NODES=50 ansible-playbook -i inventories/lab ...)).
+    type: int
+    default: 3
+  lab_name:
+    description: Name of the lab (C(podnet_lab_name)).
+    type: str
+    default: podnet
+    env:
+      - name: PODNET_LAB_NAME
+  lab_root:
+    description: Directory holding the labs (C(podnet_lab_root)).
+    type: str
+    default: /run/podnet-lab
+    env:
+      - name: PODNET_LAB_ROOT
+  group:
+    description: Inventory group of the nodes (the roles' C(podnet_nodes_group)).
+    type: str
+    default: podnet_nodes
+  name_prefix:
+    description: Node names are this prefix followed by the node number.
+    type: str
+    default: node
+  gateway:
+    description: The lab router's address on the switch, in CIDR form.
+    type: str
+    default: 192.168.1.1/24
+  node_offset:
+    description: Node I(i) gets address number O(node_offset) + I(i) of the switch network.
+    type: int
+    default: 10
+  external:
+    description: Address of the lab's external host, in CIDR form.
+    type: str
+    default: 203.0.113.10/24
+  cluster_cidr:
+    description: The cluster CIDR (C(podnet_cluster_cidr)).
+    type: str
+    default: 10.244.0.0/16
+  pod_prefix:
+    description: Prefix length of every node's pod CIDR.
+    type: int
+    default: 24
+  pods:
+    description: Pod names on every node.
+    type: list
+    elements: str
+    default: [red, blue]
+  bridge:
+    description: The nodes' bridge (C(podnet_bridge)).
+    type: str
+    default: cni0
+  python_interpreter:
+    description:
+      - C(ansible_python_interpreter) of the nodes. Modules run with it inside the node;
+        it needs pyroute2 (Debian C(python3-pyroute2)).
+    type: str
+    default: /usr/bin/python3
+  pipelining:
+    description: C(ansible_pipelining) of the nodes (one process per module, no file copy).
+    type: bool
+    default: true
+"""
+
+EXAMPLES = r"""
+# inventories/lab/lab.podnet.yml
+plugin: podnet.mesh.lab
+nodes: 3
+
+# Fifty nodes, without editing the file:
+#   PODNET_LAB_NODES=50 ansible-inventory -i inventories/lab --graph
+"""
+
+import os
+
+from ansible.errors import AnsibleParserError
+from ansible.module_utils.common.text.converters import to_native
+from ansible.plugins.inventory import BaseInventoryPlugin
+
+from ansible_collections.podnet.mesh.plugins.module_utils._lab import generate, member_name
+from ansible_collections.podnet.mesh.plugins.module_utils._validate import ValidationError
+
+COUNT_ENV = "PODNET_LAB_NODES"
+
+
+def lab_count(configured, environ=None):
+    """The node count: PODNET_LAB_NODES when set, else the configured one."""
+    environ = os.environ if environ is None else environ
+    value = environ.get(COUNT_ENV)
+    if value in (None, ""):
+        return configured
+    try:
+        return int(value)
+    except ValueError:
+        raise AnsibleParserError("%s=%r is not a number of nodes" % (COUNT_ENV, value))
+
+
+def lab_inventory(options, count):
+    """{hosts: {name: vars}, group: vars, all: vars} for the options (dict) and count."""
+    try:
+        lab = generate(count, gateway=options["gateway"], cluster_cidr=options["cluster_cidr"],
+                       pod_prefix=options["pod_prefix"], pods=options["pods"],
+                       offset=options["node_offset"], name_prefix=options["name_prefix"])
+        for node in lab["nodes"]:
+            member_name(node["name"], "name_prefix")
+    except (ValueError, ValidationError) as exc:
+        raise AnsibleParserError("podnet.mesh.lab inventory: %s" % to_native(exc))
+    hosts = {}
+    for node in lab["nodes"]:
+        hosts[node["name"]] = {
+            "ansible_connection": "podnet.mesh.nsenter",
+            "ansible_host": node["name"],
+            "ansible_python_interpreter": options["python_interpreter"],
+            "ansible_pipelining": options["pipelining"],
+            "podnet_pod_cidr": node["pod_cidr"],
+            "podnet_node_ip": node["ip"],
+            "podnet_pods": node["pods"],
+        }
+    group = {
+        "podnet_cluster_cidr": options["cluster_cidr"],
+        "podnet_bridge": options["bridge"],
+        "podnet_verify_external": [options["external"].split("/")[0]],
+        "podnet_install_prerequisites": False,
+    }
+    every = {
+        "podnet_lab_name": options["lab_name"],
+        "podnet_lab_root": options["lab_root"],
+        "podnet_lab_gateway": lab["gateway"],
+        "podnet_lab_external": options["external"],
+        "podnet_lab_nodes": [{"name": n["name"], "address": n["address"]} for n in lab["nodes"]],
+    }
+    return {"hosts": hosts, "group": group, "all": every}
+
+
+class InventoryModule(BaseInventoryPlugin):
+    """Hosts and variables of a podnet.mesh lab."""
+
+    NAME = "podnet.mesh.lab"
+
+    def verify_file(self, path):
+        return super().verify_file(path) and path.endswith(("podnet.yml", "podnet.yaml"))
+
+    def parse(self, inventory, loader, path, cache=True):
+        super().parse(inventory, loader, path, cache)
+        self._read_config_data(path)
+        options = dict((key, self.get_option(key)) for key in (
+            "lab_name", "lab_root", "group", "name_prefix", "gateway", "node_offset", "external",
+            "cluster_cidr", "pod_prefix", "pods", "bridge", "python_interpreter", "pipelining"))
+        generated = lab_inventory(options, lab_count(self.get_option("nodes")))
+        group = self.inventory.add_group(options["group"])
+        for name, variables in generated["hosts"].items():
+            self.inventory.add_host(name, group=group)
+            for key, value in variables.items():
+                self.inventory.set_variable(name, key, value)
+        for key, value in generated["group"].items():
+            self.inventory.set_variable(group, key, value)
+        for key, value in generated["all"].items():
+            self.inventory.set_variable("all", key, value)

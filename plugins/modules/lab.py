@@ -1,0 +1,213 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: podnet.mesh contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: lab
+short_description: Simulated pod-network nodes on one machine, made of namespaces
+version_added: 0.1.0
+description:
+  - Builds, converges or removes a lab of simulated nodes on the machine the module runs on
+    (normally C(localhost)). Each node is its own network, mount and UTS namespace with a
+    private C(/run/netns) (pods named alike on two nodes never collide), its own sysfs and
+    its own hostname. The connection plugin P(podnet.mesh.nsenter#connection) runs Ansible tasks on a node.
+  - The nodes hang off a switch (a bridge called C(switch) in a namespace of its own, one port
+    per node, named after it). A router namespace holds the O(gateway) address on the switch,
+    forwards IPv4, and links to an external host (O(external)) whose only route leads back to
+    the switch network through the router. The external host has no route to pod CIDRs, so only
+    masqueraded pod traffic gets answers from it.
+  - Every node gets eth0 with its address on the switch, C(lo) up and a default route via the
+    gateway (routing protocol C(static)).
+  - "The lab lives below O(root)/O(name): a private bind mount of itself, holding one
+    directory per node (files C(net), C(mnt), C(uts)) and C(switch/net), C(router/net),
+    C(external/net). Nothing is added to the network namespace the module runs in."
+  - The node list is complete, so nodes of the lab that are not listed are removed. A node
+    that is half there (for example after an interrupted run) is made again.
+author:
+  - podnet.mesh contributors
+requirements:
+  - Linux, root on the machine running the module.
+  - util-linux C(unshare) (to make the namespace files) and C(umount).
+  - pyroute2 >= 0.7 for O(state=present) (the module re-runs itself under the system Python
+    if that one has it). Removing a lab needs no pyroute2.
+attributes:
+  check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
+    support: full
+  diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
+    support: full
+  platform:
+    description: Target OS/families that can be operated against.
+    support: full
+    platforms: linux
+options:
+  name:
+    description:
+      - Name of the lab, its directory below O(root). The connection plugin
+        P(podnet.mesh.nsenter#connection) finds nodes with the same name (variable C(podnet_lab_name)).
+    type: str
+    default: podnet
+  root:
+    description:
+      - Directory that holds labs (one subdirectory per lab). Matches the connection
+        plugin's C(podnet_lab_root).
+    type: path
+    default: /run/podnet-lab
+  nodes:
+    description:
+      - The nodes, in full. Ignored when O(state=absent).
+      - The C(podnet.mesh.lab) inventory plugin generates this list as C(podnet_lab_nodes).
+    type: list
+    elements: dict
+    suboptions:
+      name:
+        description:
+          - Node name, its hostname and the name of its switch port; 1-15 letters, digits
+            or C(-). V(switch), V(router), V(external) and V(lo) are reserved.
+        type: str
+        required: true
+      address:
+        description: The node's address on the switch, in CIDR form, inside the network of O(gateway).
+        type: str
+        required: true
+  gateway:
+    description:
+      - The router's address on the switch, in CIDR form; its network is the switch network
+        every node address must be in. The nodes' default route points at it.
+    type: str
+    default: 192.168.1.1/24
+  external:
+    description:
+      - Address of the external host in CIDR form. The router takes the first host address
+        of that network (V(203.0.113.1)), or the last one if the external host has the first.
+    type: str
+    default: 203.0.113.10/24
+  state:
+    description:
+      - V(absent) removes the whole lab, also a half-built one; processes still running in
+        its namespaces are stopped (SIGTERM, then SIGKILL after a second).
+    type: str
+    choices: [present, absent]
+    default: present
+notes:
+  - A node's file system is the machine's (only the mount tree is private), so files a task
+    writes on a node are on the machine, except below C(/run/netns) and C(/sys).
+  - Namespaces of the lab are created in parallel; building 50 nodes takes about a second.
+seealso:
+  - plugin: podnet.mesh.nsenter
+    plugin_type: connection
+  - plugin: podnet.mesh.lab
+    plugin_type: inventory
+"""
+
+EXAMPLES = r"""
+- name: Three nodes on a switch, a router and an external host
+  podnet.mesh.lab:
+    nodes:
+      - {name: node1, address: 192.168.1.11/24}
+      - {name: node2, address: 192.168.1.12/24}
+      - {name: node3, address: 192.168.1.13/24}
+
+- name: Remove the lab
+  podnet.mesh.lab:
+    state: absent
+
+- name: Run a command on a node
+  ansible.builtin.command: hostname
+  delegate_to: node1
+  vars:
+    ansible_connection: podnet.mesh.nsenter
+"""
+
+RETURN = r"""
+lab:
+  description: The lab after the run (in check mode, as it would be).
+  returned: always
+  type: dict
+  contains:
+    name:
+      description: Lab name.
+      type: str
+      sample: podnet
+    path:
+      description: The lab's directory.
+      type: str
+      sample: /run/podnet-lab/podnet
+    state:
+      description: V(present) or V(absent).
+      type: str
+      sample: present
+    gateway:
+      description: The router's address on the switch.
+      type: str
+      sample: 192.168.1.1/24
+    external:
+      description: The external host's address.
+      type: str
+      sample: 203.0.113.10/24
+    nodes:
+      description: The nodes with their address and namespace files.
+      type: list
+      elements: dict
+      sample:
+        - name: node1
+          address: 192.168.1.11/24
+          net: /run/podnet-lab/podnet/node1/net
+          mnt: /run/podnet-lab/podnet/node1/mnt
+          uts: /run/podnet-lab/podnet/node1/uts
+    namespaces:
+      description: Network namespace files of the switch, the router and the external host.
+      type: dict
+      sample:
+        switch: /run/podnet-lab/podnet/switch/net
+        router: /run/podnet-lab/podnet/router/net
+        external: /run/podnet-lab/podnet/external/net
+actions:
+  description: Changes made, or in check mode to be made, in order.
+  returned: always
+  type: list
+  elements: str
+  sample: ["mount /run/podnet-lab/podnet privately on itself", "create node /run/podnet-lab/podnet/node1"]
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.podnet.mesh.plugins.module_utils import _lab
+from ansible_collections.podnet.mesh.plugins.module_utils import _module
+
+
+def render(want, cur, plan, predicted):
+    return _lab.render(want, cur, predicted)
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec={
+            "name": {"type": "str", "default": _lab.DEFAULT_NAME},
+            "root": {"type": "path", "default": _lab.DEFAULT_ROOT},
+            "nodes": {
+                "type": "list", "elements": "dict",
+                "options": {
+                    "name": {"type": "str", "required": True},
+                    "address": {"type": "str", "required": True},
+                },
+            },
+            "gateway": {"type": "str", "default": _lab.DEFAULT_GATEWAY},
+            "external": {"type": "str", "default": _lab.DEFAULT_EXTERNAL},
+            "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
+        },
+        supports_check_mode=True,
+    )
+    if module.params["state"] == "present":
+        _module.require_pyroute2(module)
+    _module.run(module, _lab.validate, _lab.read, _lab.plan, render, "lab",
+                session_factory=_lab.LabSession)
+
+
+if __name__ == "__main__":
+    main()

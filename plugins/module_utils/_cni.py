@@ -525,7 +525,7 @@ class Plugin:
             container_routes = _dump(container.routes, MAIN_TABLE, families=(4,))
             container_nets = _dump(container.networks)
             with self.store.locked():
-                address, _ = self.store.reserve(self.pool, req.container_id, req.ifname)
+                address = self.store.reserve(self.pool, req.container_id, req.ifname)[0]
                 try:
                     host_links = self._ensure_bridge(session)
                 except BaseException:

@@ -57,7 +57,8 @@ class Cni:
             environ.pop(var, None)
         data = raw if raw is not None else json.dumps(self.conf if conf is None else conf)
         argv = [python, self.plugin] if python else [self.plugin]
-        out = subprocess.run(argv, input=data, env=environ, capture_output=True, text=True, timeout=120)
+        out = subprocess.run(argv, input=data, env=environ, capture_output=True, text=True, timeout=120,
+                             check=False)
         assert not out.stderr, out.stderr
         return out.returncode, (json.loads(out.stdout) if out.stdout.strip() else None)
 
@@ -77,7 +78,7 @@ def ns_path(name):
 
 def in_ns(name, *argv):
     return subprocess.run(["nsenter", "--net=" + ns_path(name)] + list(argv), capture_output=True, text=True,
-                          timeout=30)
+                          timeout=30, check=False)
 
 
 def pings(name, address):
@@ -126,8 +127,8 @@ def test_twenty_parallel_adds_get_distinct_addresses_and_reach_the_gateway(cni, 
     pods = [named_ns("p%d" % i) for i in range(20)]
     with concurrent.futures.ThreadPoolExecutor(20) as pool:
         results = list(pool.map(lambda p: cni.call("ADD", ns_path(p), cid=p), pods))
-    assert all(code == 0 for code, _ in results), [r for c, r in results if c]
-    addresses = [r["ips"][0]["address"] for _, r in results]
+    assert all(code == 0 for code, out in results), [out for code, out in results if code]
+    addresses = [out["ips"][0]["address"] for code, out in results]
     assert len(set(addresses)) == 20
     owners = cni.reserved()
     assert sorted(owners) == sorted(a.split("/")[0] for a in addresses)

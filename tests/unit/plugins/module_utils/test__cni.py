@@ -677,19 +677,19 @@ def test_built_plugin_is_reproducible_and_speaks_cni(tmp_path):
     assert os.stat(first).st_mode & 0o777 == 0o755
     clean = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
     out = subprocess.run([sys.executable, first], env=dict(clean, CNI_COMMAND="VERSION"),
-                         capture_output=True, text=True)
+                         capture_output=True, text=True, check=False)
     assert out.returncode == 0 and json.loads(out.stdout)["supportedVersions"][-1] == "1.1.0"
     out = subprocess.run([sys.executable, first], env=dict(clean, CNI_COMMAND="ADD"), input="{}",
-                         capture_output=True, text=True)
+                         capture_output=True, text=True, check=False)
     assert out.returncode == 1 and json.loads(out.stdout)["code"] == 4
     conf = tmp_path / "10-podnet.conflist"
     conf.write_text(conflist())
     out = subprocess.run([sys.executable, first, "--check-conflist", str(conf), "--skip-pyroute2"],
-                         capture_output=True, text=True)
+                         capture_output=True, text=True, check=False)
     assert out.returncode == 0 and out.stdout.startswith("ok: network podnet"), out.stderr
     conf.write_text(conflist(ipam={"subnet": "nope"}))
     out = subprocess.run([sys.executable, first, "--check-conflist", str(conf), "--skip-pyroute2"],
-                         capture_output=True, text=True)
+                         capture_output=True, text=True, check=False)
     assert out.returncode == 1 and "ipam.subnet: 'nope'" in out.stderr
 
 

@@ -573,3 +573,100 @@ def test_lab_session_reports_unshare_failures(monkeypatch, tmp_path):
         session.apply([Action("ns_create", None, "switch",
                               {"path": str(tmp_path / "switch"), "files": ["net"], "root": str(tmp_path)})])
     assert session.applied == []
+
+
+# ------------------------------------------------------------- module flow
+class Exit(Exception):
+    def __init__(self, kind, result):
+        super().__init__(kind)
+        self.kind, self.result = kind, result
+
+
+class ModuleSession:
+    """Stands in for LabSession in the module: applies plans to a FakeLab."""
+    fake = None
+    instances = []
+
+    def __init__(self):
+        self.applied = []
+        ModuleSession.instances.append(self)
+
+    def apply(self, actions):
+        ModuleSession.fake.apply(actions)
+        self.applied.extend(actions)
+
+    def close(self):
+        pass
+
+
+@pytest.fixture
+def run_module(monkeypatch):
+    import contextlib
+    import json
+
+    from ansible.module_utils import basic
+    from ansible_collections.podnet.mesh.plugins.module_utils import _module
+    from ansible_collections.podnet.mesh.plugins.modules import lab as module
+
+    try:
+        from ansible.module_utils.testing import patch_module_args
+    except ImportError:  # ansible-core < 2.19
+        @contextlib.contextmanager
+        def patch_module_args(args):
+            old = basic._ANSIBLE_ARGS
+            basic._ANSIBLE_ARGS = json.dumps({"ANSIBLE_MODULE_ARGS": args}).encode()
+            try:
+                yield
+            finally:
+                basic._ANSIBLE_ARGS = old
+
+    def fake_exit(self, **kw):
+        raise Exit("exit", kw)
+
+    def fake_fail(self, msg, **kw):
+        raise Exit("fail", dict(kw, msg=msg))
+
+    fake = FakeLab()
+    ModuleSession.fake = fake
+    ModuleSession.instances = []
+    monkeypatch.setattr(basic.AnsibleModule, "exit_json", fake_exit)
+    monkeypatch.setattr(basic.AnsibleModule, "fail_json", fake_fail)
+    monkeypatch.setattr(_module, "require_pyroute2", lambda module: None)
+    monkeypatch.setattr(_lab, "LabSession", ModuleSession)
+    monkeypatch.setattr(_lab, "read", lambda session, w: fake.cur() if w["path"] == LAB else None)
+
+    def _run(args):
+        with patch_module_args(dict({"name": "t", "root": ROOT}, **args)):
+            with pytest.raises(Exit) as err:
+                module.main()
+        return err.value.kind, err.value.result, fake
+    return _run
+
+
+def test_module_check_mode_changes_nothing(run_module):
+    kind, result, fake = run_module({"nodes": nodes(2), "_ansible_check_mode": True,
+                                     "_ansible_diff": True})
+    assert kind == "exit" and result["changed"] is True
+    assert ModuleSession.instances[-1].applied == [] and not fake.members
+    assert result["actions"][0] == "mount %s privately on itself" % LAB
+    assert result["lab"]["nodes"][1]["address"] == "192.168.1.12/24"
+    assert result["diff"]["before"]["state"] == "absent"
+    assert result["diff"]["after"]["nodes"] == ["node1 192.168.1.11/24", "node2 192.168.1.12/24"]
+
+
+def test_module_builds_then_is_unchanged_then_removes(run_module):
+    kind, result, fake = run_module({"nodes": nodes(2)})
+    assert kind == "exit" and result["changed"] is True and "diff" not in result
+    assert result["lab"]["gateway"] == "192.168.1.1/24"
+    kind, result, fake = run_module({"nodes": nodes(2)})
+    assert result["changed"] is False and result["actions"] == []
+    kind, result, fake = run_module({"state": "absent"})
+    assert result["changed"] is True and result["lab"]["state"] == "absent"
+    assert not fake.members and not fake.exists
+
+
+def test_module_refuses_bad_input_before_reading(run_module, monkeypatch):
+    monkeypatch.setattr(_lab, "read", lambda session, w: pytest.fail("read before validation"))
+    kind, result, fake = run_module({"nodes": [{"name": "switch", "address": "192.168.1.5/24"}]})
+    assert kind == "fail" and result["changed"] is False
+    assert result["msg"].startswith("nodes[0].name: 'switch' is reserved")

@@ -121,7 +121,10 @@ from ansible.module_utils.common.text.converters import to_native
 from ansible.plugins.inventory import BaseInventoryPlugin
 
 from ansible_collections.podnet.mesh.plugins.module_utils._lab import generate, member_name
-from ansible_collections.podnet.mesh.plugins.module_utils._validate import ValidationError
+from ansible_collections.podnet.mesh.plugins.module_utils._validate import (
+    ValidationError,
+    interface_address,
+)
 
 COUNT_ENV = "PODNET_LAB_NODES"
 
@@ -146,6 +149,7 @@ def lab_inventory(options, count):
                        offset=options["node_offset"], name_prefix=options["name_prefix"])
         for node in lab["nodes"]:
             member_name(node["name"], "name_prefix")
+        external = interface_address(options["external"], "external")
     except (ValueError, ValidationError) as exc:
         raise AnsibleParserError("podnet.mesh.lab inventory: %s" % to_native(exc))
     hosts = {}
@@ -162,14 +166,14 @@ def lab_inventory(options, count):
     group = {
         "podnet_cluster_cidr": options["cluster_cidr"],
         "podnet_bridge": options["bridge"],
-        "podnet_verify_external": [options["external"].split("/")[0]],
+        "podnet_verify_external": [external.split("/")[0]],
         "podnet_install_prerequisites": False,
     }
     every = {
         "podnet_lab_name": options["lab_name"],
         "podnet_lab_root": options["lab_root"],
         "podnet_lab_gateway": lab["gateway"],
-        "podnet_lab_external": options["external"],
+        "podnet_lab_external": external,
         "podnet_lab_nodes": [{"name": n["name"], "address": n["address"]} for n in lab["nodes"]],
     }
     return {"hosts": hosts, "group": group, "all": every}

@@ -101,6 +101,9 @@ def generate(count, gateway=DEFAULT_GATEWAY, cluster_cidr=DEFAULT_CLUSTER_CIDR,
     """
     if isinstance(count, bool) or not isinstance(count, int) or count < 1:
         raise ValueError("the node count must be a positive integer, not %r" % (count,))
+    if not isinstance(gateway, str) or "/" not in gateway:
+        raise ValueError("gateway %r is not an address in CIDR form such as 192.168.1.1/24"
+                         % (gateway,))
     gw = ipaddress.ip_interface(gateway)
     if gw.version != 4:
         raise ValueError("gateway %s: the lab is IPv4 only" % gateway)
@@ -285,9 +288,20 @@ def topology(want):
     return {
         "veths": veths,
         "addresses": addresses,
+        "macs": dict((key, stable_mac(values[0])) for key, values in addresses.items()),
         "routes": routes,
         "forwarding": [ROUTER],
     }
+
+
+def stable_mac(address):
+    """A locally administered MAC from an IPv4 address: 02:70:6e + its last three bytes.
+
+    A node (or the router) that is made again keeps its MAC, so the ARP caches
+    of its neighbours stay right.
+    """
+    packed = ipaddress.ip_interface(address).ip.packed
+    return "02:70:6e:%02x:%02x:%02x" % tuple(bytearray(packed[1:]))
 
 
 def _route(dst, via):
@@ -438,8 +452,13 @@ def plan(want, cur):
             if b_link is not None:
                 plan_.add("link_del", b_ns, b_name)
             plan_.add("veth_add", a_ns, a_name, peer=b_name, peer_ns=b_ns)
-            a_link = {"master": None, "up": False, "addresses": []}
-            b_link = {"master": None, "up": False, "addresses": []}
+            a_link = {"master": None, "up": False, "addresses": [], "mac": None}
+            b_link = {"master": None, "up": False, "addresses": [], "mac": None}
+        for label, name, link in ((a_label, a_name, a_link), (b_label, b_name, b_link)):
+            mac = topo["macs"].get((label, name))
+            if mac is not None and link.get("mac") != mac:
+                plan_.add("link_mac", ns_file(lab, label), name, address=mac,
+                          text="set MAC %s on %s in namespace %s" % (mac, name, ns_file(lab, label)))
         changes = {}
         if a_label == SWITCH and a_link["master"] != BRIDGE:
             changes["master"] = BRIDGE
@@ -963,6 +982,11 @@ class LabSession:
     def _lab_remove(self, action):
         unmount_all(action.name)
         remove_tree(action.name)
+
+    def _link_mac(self, action):
+        ns = self.ns(action.ns)
+        ns.call(action.args["text"], ns.ipr.link, "set", index=ns.index(action.name),
+                address=action.args["address"])
 
     def _sysctl(self, action):
         try:

@@ -160,6 +160,7 @@ class FakeLab:
     def _link(self, label, name, kind, **kw):
         self.ifindex += 1
         link = {"name": name, "ifindex": self.ifindex, "kind": kind, "up": False, "master": None,
+                "mac": "aa:bb:cc:00:00:%02x" % (self.ifindex % 256),
                 "link": None, "link_netnsid": None, "addresses": []}
         link.update(kw)
         self.links.setdefault(label, {})[name] = link
@@ -216,6 +217,9 @@ class FakeLab:
         peer = link.get("peer_of")
         if peer:
             self.links.get(peer[0], {}).pop(peer[1], None)
+
+    def _link_mac(self, a):
+        self.links[self.label(a.ns)][a.name]["mac"] = a.args["address"]
 
     def _link_set(self, a):
         link = self.links[self.label(a.ns)][a.name]

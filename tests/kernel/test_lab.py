@@ -1,0 +1,218 @@
+# -*- coding: utf-8 -*-
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The lab against the real kernel: build, converge, isolate, repair, tear down.
+
+Labs are named pntk<hex> and live below a temporary root directory, never
+below /run/podnet-lab; every one is removed at the end of its test (or
+module), also on failure, and the test then checks that no mount and no
+file is left. Traffic only goes to addresses inside the lab.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import sys
+import time
+
+import pytest
+
+from ansible_collections.podnet.mesh.plugins.module_utils import _lab
+
+
+def lab_want(root, name, count, state="present"):
+    nodes = [{"name": n["name"], "address": n["address"]} for n in _lab.generate(count)["nodes"]]
+    return _lab.validate({"name": name, "root": root, "nodes": nodes, "state": state})
+
+
+def converge(want):
+    """Plan and apply; returns (first plan, second plan, seconds taken by the first)."""
+    session = _lab.LabSession()
+    try:
+        start = time.monotonic()
+        first = _lab.plan(want, _lab.read(session, want))
+        session.apply(first.actions)
+        took = time.monotonic() - start
+        second = _lab.plan(want, _lab.read(session, want))
+    finally:
+        session.close()
+    return first, second, took
+
+
+def teardown(root, name):
+    start = time.monotonic()
+    first, second, _took = converge(_lab.validate({"name": name, "root": root, "state": "absent"}))
+    took = time.monotonic() - start
+    assert second.actions == []
+    path = os.path.join(root, name)
+    with open("/proc/self/mountinfo") as handle:
+        left = [line for line in handle if path in line]
+    assert left == [], left
+    assert not os.path.exists(path)
+    return first, took
+
+
+def in_node(lab, node, *argv, kinds=("net",), check=False, timeout=20):
+    options = ["--%s=%s/%s/%s" % ({"mnt": "mount"}.get(k, k), lab, node, k) for k in kinds]
+    return subprocess.run(["nsenter"] + options + ["--"] + list(argv), capture_output=True,
+                          text=True, timeout=timeout, check=check)
+
+
+def ping(lab, node, address):
+    return in_node(lab, node, "ping", "-c1", "-W2", address).returncode == 0
+
+
+def own_links():
+    """Links of the namespace the tests run in (its /sys may be the machine's)."""
+    from pyroute2 import IPRoute
+
+    with IPRoute() as ipr:
+        return sorted(m.get_attr("IFLA_IFNAME") for m in ipr.get_links())
+
+
+@pytest.fixture(scope="module")
+def lab3(tmp_path_factory):
+    """A three-node lab shared by the tests of this module."""
+    root = str(tmp_path_factory.mktemp("lab"))
+    name = "pntk" + secrets.token_hex(3)
+    links_before = own_links()
+    want = lab_want(root, name, 3)
+    lab = {"root": root, "name": name, "path": want["path"], "want": want, "took": 0.0}
+    try:
+        lab["first"], lab["second"], lab["took"] = converge(want)
+        yield lab
+    finally:
+        _first, took = teardown(root, name)
+        print("\n3-node lab: build %.2fs, teardown %.2fs" % (lab["took"], took))
+    assert own_links() == links_before
+
+
+def test_build_converges(lab3):
+    assert lab3["first"].changed
+    assert lab3["second"].actions == [], lab3["second"].descriptions()
+
+
+def test_nothing_is_added_to_our_own_namespace(lab3):
+    assert [n for n in own_links() if n != "lo" and not n.startswith("pnt")] == []
+
+
+def test_layout(lab3):
+    path = lab3["path"]
+    for node in ("node1", "node2", "node3"):
+        for kind in ("net", "mnt", "uts"):
+            assert os.path.ismount(os.path.join(path, node, kind))
+    for infra in ("switch", "router", "external"):
+        assert os.listdir(os.path.join(path, infra)) == ["net"]
+
+
+def test_node_sees_itself(lab3):
+    out = in_node(lab3["path"], "node1", "sh", "-c", "hostname; ls /sys/class/net; ip -4 route",
+                  kinds=("net", "mnt", "uts"), check=True).stdout.split("\n")
+    assert out[0] == "node1"
+    assert out[1:3] == ["eth0", "lo"]
+    assert "default via 192.168.1.1 dev eth0 proto static" in "\n".join(out)
+
+
+def test_nodes_reach_each_other_the_router_and_the_external_host(lab3):
+    path = lab3["path"]
+    assert ping(path, "node1", "192.168.1.12")
+    assert ping(path, "node3", "192.168.1.11")
+    assert ping(path, "node2", "192.168.1.1")
+    assert ping(path, "node1", "203.0.113.10")
+
+
+def test_router_forwards_and_the_external_host_knows_no_pods(lab3):
+    path = lab3["path"]
+    assert _lab.read_sysctl(path + "/router/net", "net/ipv4/ip_forward") == "1"
+    routes = in_node(path, "external", "ip", "-4", "route", check=True).stdout
+    assert "192.168.1.0/24 via 203.0.113.1 dev eth0" in routes
+    assert "10.244" not in routes and "default" not in routes
+
+
+def test_run_netns_is_private_per_node(lab3):
+    path = lab3["path"]
+    pod = "pntk" + secrets.token_hex(3)
+    code = "from pyroute2 import netns; netns.create(%r)" % pod
+    in_node(path, "node1", sys.executable, "-c", code, kinds=("net", "mnt"), check=True)
+    assert pod in in_node(path, "node1", "ls", "/run/netns", kinds=("mnt",), check=True).stdout
+    assert pod not in in_node(path, "node2", "ls", "/run/netns", kinds=("mnt",), check=True).stdout
+    assert not os.path.exists(os.path.join("/run/netns", pod))
+    # The same pod name on another node is another namespace.
+    in_node(path, "node2", sys.executable, "-c", code, kinds=("net", "mnt"), check=True)
+    inodes = [in_node(path, node, "stat", "-L", "-c", "%i", "/run/netns/" + pod,
+                      kinds=("mnt",), check=True).stdout for node in ("node1", "node2")]
+    assert inodes[0] != inodes[1]
+
+
+def test_a_half_built_node_is_rebuilt(lab3):
+    path, want = lab3["path"], lab3["want"]
+    subprocess.run(["umount", os.path.join(path, "node2", "uts")], check=True)
+    first, second, _took = converge(want)
+    assert [a.op for a in first.actions][:2] == ["ns_remove", "ns_create"]
+    assert second.actions == []
+    assert ping(path, "node1", "192.168.1.12")
+    assert in_node(path, "node2", "hostname", kinds=("uts",), check=True).stdout.strip() == "node2"
+
+
+def test_broken_wiring_is_repaired(lab3):
+    path, want = lab3["path"], lab3["want"]
+    in_node(path, "node3", "ip", "route", "del", "default", check=True)
+    in_node(path, "switch", "ip", "link", "set", "node3", "nomaster", check=True)
+    first, second, _took = converge(want)
+    assert sorted(a.op for a in first.actions) == ["link_set", "route_add"]
+    assert second.actions == []
+    assert ping(path, "node3", "203.0.113.10")
+
+
+def test_check_mode_plan_touches_nothing(tmp_path):
+    want = lab_want(str(tmp_path), "pntk" + secrets.token_hex(3), 2)
+    session = _lab.LabSession()
+    try:
+        planned = _lab.plan(want, _lab.read(session, want))
+    finally:
+        session.close()
+    assert planned.changed
+    assert not os.path.exists(want["path"])
+
+
+def test_teardown_stops_processes_and_leaves_nothing(tmp_path):
+    root, name = str(tmp_path), "pntk" + secrets.token_hex(3)
+    want = lab_want(root, name, 1)
+    try:
+        converge(want)
+        sleeper = subprocess.Popen(
+            ["nsenter", "--net=%s/node1/net" % want["path"], "--mount=%s/node1/mnt" % want["path"],
+             "--uts=%s/node1/uts" % want["path"], "--", "sleep", "300"])
+    finally:
+        first, _took = teardown(root, name)
+    assert sleeper.wait(timeout=10) != 0
+    assert first.actions[-1].op == "lab_remove"
+
+
+def test_half_built_lab_is_torn_down(tmp_path):
+    root, name = str(tmp_path), "pntk" + secrets.token_hex(3)
+    want = lab_want(root, name, 2)
+    session = _lab.LabSession()
+    try:
+        planned = _lab.plan(want, _lab.read(session, want))
+        # Stop right after the namespaces: mounts and files, no wiring.
+        upto = [a.op for a in planned.actions].index("bridge_add")
+        session.apply(planned.actions[:upto])
+        subprocess.run(["umount", os.path.join(want["path"], "node1", "mnt")], check=True)
+    finally:
+        session.close()
+        teardown(root, name)
+
+
+def test_fifty_nodes(tmp_path):
+    root, name = str(tmp_path), "pntk" + secrets.token_hex(3)
+    want = lab_want(root, name, 50)
+    try:
+        first, second, took = converge(want)
+        assert second.actions == []
+        assert ping(want["path"], "node1", "192.168.1.60")
+        assert ping(want["path"], "node50", "203.0.113.10")
+    finally:
+        _first, down = teardown(root, name)
+    print("\n50-node lab: build %.2fs (%d actions), teardown %.2fs"
+          % (took, len(first.actions), down))

@@ -24,8 +24,11 @@ file belongs to (roles/cni/files/ -> plugins/module_utils/).
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import marshal
 import os
 import stat
+import struct
 import sys
 import tempfile
 import zipfile
@@ -55,6 +58,19 @@ def _entry(name):
     return info
 
 
+def _bytecode(source, name):
+    """The module compiled by this Python as an unchecked hash-based .pyc (PEP 552).
+
+    zipimport cannot cache bytecode, so without it every plugin run would
+    compile the modules again. A node whose Python has another bytecode
+    version ignores the .pyc and compiles the .py next to it.
+    """
+    code = compile(source, name, "exec", dont_inherit=True, optimize=0)
+    flags = 0b01  # hash-based, not checked against the source
+    return (importlib.util.MAGIC_NUMBER + struct.pack("<I", flags)
+            + importlib.util.source_hash(source) + marshal.dumps(code))
+
+
 def build(output, source=None, interpreter=DEFAULT_INTERPRETER):
     """Write the plugin to output (mode 0755, atomically); returns output."""
     source = source or default_source()
@@ -71,7 +87,10 @@ def build(output, source=None, interpreter=DEFAULT_INTERPRETER):
                     archive.writestr(_entry("/".join(PACKAGE[:depth] + ("__init__.py",))), b"")
                 for module in MODULES:
                     with open(os.path.join(source, module), "rb") as src:
-                        archive.writestr(_entry("/".join(PACKAGE + (module,))), src.read())
+                        code = src.read()
+                    archive.writestr(_entry("/".join(PACKAGE + (module,))), code)
+                    archive.writestr(_entry("/".join(PACKAGE + (module[:-3] + ".pyc",))),
+                                     _bytecode(code, module))
                 archive.writestr(_entry("__main__.py"), MAIN.encode("utf-8"))
         os.chmod(tmp, 0o755)
         os.rename(tmp, output)

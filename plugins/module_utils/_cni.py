@@ -25,6 +25,7 @@ Network configuration (the plugin's entry of a conflist)::
      "bridge": "cni0", "mtu": 1450, "hairpinMode": false,
      "clusterCIDR": "10.244.0.0/16",
      "ipam": {"subnet": "10.244.1.0/24", "gateway": "10.244.1.1",
+              "rangeStart": "10.244.1.128", "rangeEnd": "10.244.1.254",
               "dataDir": "/var/lib/cni/podnet"}}
 
 Only ``name``, ``type``, ``cniVersion`` and ``ipam.subnet`` are required.
@@ -272,6 +273,18 @@ def _parse_ipam(data, conf):
         if gateway.version != 4 or gateway not in subnet or gateway in (
                 subnet.network_address, subnet.broadcast_address):
             raise _invalid("ipam.gateway", ipam["gateway"], "is not a host address of ipam.subnet %s" % subnet)
+    bounds = {}
+    for key in ("rangeStart", "rangeEnd"):
+        if ipam.get(key) is not None:
+            try:
+                bounds[key] = v.ip_address(ipam[key], "ipam." + key)
+            except ValidationError as exc:
+                raise _invalid(exc.path, exc.value, exc.reason)
+    try:
+        _ipam.Pool(subnet, gateway, bounds.get("rangeStart"), bounds.get("rangeEnd"))
+    except (ValueError, TypeError) as exc:
+        raise _invalid("ipam", dict((k, ipam.get(k)) for k in ("subnet", "gateway", "rangeStart", "rangeEnd")
+                                    if ipam.get(k) is not None), "defines no usable pool: %s" % exc)
     data_dir = ipam.get("dataDir", _ipam.DEFAULT_DATA_DIR)
     if not isinstance(data_dir, str) or not data_dir.startswith("/"):
         raise _invalid("ipam.dataDir", data_dir, "must be an absolute path")
@@ -283,7 +296,8 @@ def _parse_ipam(data, conf):
             raise _invalid(exc.path, exc.value, exc.reason)
         if cluster.version != subnet.version or not subnet.subnet_of(cluster):
             raise _invalid("ipam.subnet", str(subnet), "is not inside clusterCIDR %s" % cluster)
-    conf.update(subnet=subnet, gateway=gateway, data_dir=data_dir, cluster_cidr=cluster)
+    conf.update(subnet=subnet, gateway=gateway, data_dir=data_dir, cluster_cidr=cluster,
+                range_start=bounds.get("rangeStart"), range_end=bounds.get("rangeEnd"))
 
 
 def _parse_attachments(value):
@@ -496,7 +510,7 @@ class Plugin:
         self.conf = conf
         self.req = req
         self.session_factory = session_factory or _default_session
-        self.pool = _ipam.Pool(conf["subnet"], conf["gateway"])
+        self.pool = _ipam.Pool(conf["subnet"], conf["gateway"], conf["range_start"], conf["range_end"])
         self.store = _ipam.Store(conf["data_dir"], conf["name"])
 
     def run(self):
@@ -710,7 +724,7 @@ class Plugin:
         free = self.store.free_count(self.pool)
         if free <= 0:
             raise CniError(ERR_NOT_AVAILABLE, "no free address in %s: all %d addresses are reserved"
-                           % (self.pool.subnet, self.pool.size))
+                           % (self.pool.describe(), self.pool.size))
         return None
 
 

@@ -48,9 +48,11 @@ class Pool:
     """The addresses an IPv4 subnet can hand out: its hosts minus the gateway.
 
     The gateway defaults to the first host address (the bridge's address).
+    range_start and range_end, when given, narrow the pool to that span of
+    the subnet's host addresses (so that another allocator can own the rest).
     """
 
-    def __init__(self, subnet, gateway=None):
+    def __init__(self, subnet, gateway=None, range_start=None, range_end=None):
         self.subnet = ipaddress.ip_network(subnet)
         if self.subnet.version != 4 or self.subnet.prefixlen > 30:
             raise ValueError("%s: the pool needs an IPv4 subnet of at least 4 addresses" % subnet)
@@ -60,6 +62,19 @@ class Pool:
         # Network and broadcast addresses are never handed out.
         self.first = int(self.subnet.network_address) + 1
         self.last = int(self.subnet.broadcast_address) - 1
+        for name, bound in (("range start", range_start), ("range end", range_end)):
+            if bound is not None and not self.first <= int(ipaddress.ip_address(bound)) <= self.last:
+                raise ValueError("%s %s is not a host address of %s" % (name, bound, self.subnet))
+        if range_start is not None:
+            self.first = int(ipaddress.ip_address(range_start))
+        if range_end is not None:
+            self.last = int(ipaddress.ip_address(range_end))
+        if self.first > self.last:
+            raise ValueError("range start %s is after range end %s"
+                             % (ipaddress.ip_address(self.first), ipaddress.ip_address(self.last)))
+        if self.size < 1:
+            raise ValueError("the range %s-%s holds no address but the gateway"
+                             % (ipaddress.ip_address(self.first), ipaddress.ip_address(self.last)))
 
     def __contains__(self, ip):
         value = int(ipaddress.ip_address(ip))
@@ -70,6 +85,13 @@ class Pool:
         """How many addresses the pool holds."""
         count = self.last - self.first + 1
         return count - 1 if self.first <= int(self.gateway) <= self.last else count
+
+    def describe(self):
+        """'10.244.1.0/24' or '10.244.1.0/24 (10.244.1.128-10.244.1.254)' for a narrowed pool."""
+        full = (int(self.subnet.network_address) + 1, int(self.subnet.broadcast_address) - 1)
+        if (self.first, self.last) == full:
+            return str(self.subnet)
+        return "%s (%s-%s)" % (self.subnet, ipaddress.ip_address(self.first), ipaddress.ip_address(self.last))
 
     def candidates(self, after=None):
         """Every address of the pool once, starting after ``after`` and wrapping around."""
@@ -208,7 +230,7 @@ class Store:
                 self._write(LAST_FILE, "%s\n" % ip)
                 return ip, True
         raise PoolExhausted(
-            "no free address in %s: all %d addresses are reserved" % (pool.subnet, pool.size))
+            "no free address in %s: all %d addresses are reserved" % (pool.describe(), pool.size))
 
     def release_ip(self, ip):
         """Release one address; False when it was not reserved."""

@@ -307,6 +307,8 @@ def _set(path, value):
     (_set(["prevResult"], {"ips": [{"address": "10.0.0.3/24", "interface": 4}]}), 7,
      "prevResult.ips[0].interface: 4 is not an index into interfaces"),
     (_set(["prevResult"], {"interfaces": [{"mac": "x"}]}), 7, "prevResult.interfaces[0].name"),
+    (_set(["ipam", "rangeStart"], "10.244.2.9"), 7, "defines no usable pool: range start 10.244.2.9 is not a host"),
+    (_set(["ipam", "rangeEnd"], "x"), 7, "ipam.rangeEnd: 'x' is not an IP address"),
     (_set(["ipam", "type"], "host-local"), 2, "unsupported field ipam.type='host-local'"),
     (_set(["ipMasq"], True), 2, "unsupported field ipMasq=true"),
     (_set(["isGateway"], False), 2, "unsupported field isGateway=false"),
@@ -379,6 +381,16 @@ def test_add_options_mtu_hairpin_dns_and_existing_bridge(run, kernel, conf):
     assert kernel.find(None, "cni0")["stp"] is True
     assert kernel.find(NETNS, "eth0")["mtu"] == 1400
     assert out["dns"] == {"nameservers": ["10.96.0.10"]}
+
+
+def test_add_takes_addresses_from_the_range_only(run, kernel, conf):
+    conf["ipam"].update(rangeStart="10.244.1.200", rangeEnd="10.244.1.200")
+    code, out = run("ADD", conf)
+    assert code == 0 and out["ips"][0]["address"] == "10.244.1.200/24"
+    kernel.add_ns("/run/netns/pod2")
+    code, out = run("ADD", conf, CNI_CONTAINERID="c2", CNI_NETNS="/run/netns/pod2")
+    assert (code, out["code"]) == (1, 101)
+    assert "no free address in 10.244.1.0/24 (10.244.1.200-10.244.1.200)" in out["msg"]
 
 
 def test_add_adds_the_gateway_to_a_bridge_without_it(run, kernel, conf):

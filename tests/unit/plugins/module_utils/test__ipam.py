@@ -43,12 +43,28 @@ def test_pool_candidates_start_after_the_last_and_wrap():
     assert ips(pool.candidates("10.9.9.9")) == ips(pool.candidates())
 
 
-@pytest.mark.parametrize("subnet, gateway", [
-    ("fd00::/64", None), ("10.0.0.0/31", None), ("10.0.0.0/24", "10.0.1.1"),
+def test_pool_narrowed_to_a_range():
+    pool = _ipam.Pool("10.0.0.0/24", None, "10.0.0.128", "10.0.0.130")
+    assert ips(pool.candidates()) == ["10.0.0.128", "10.0.0.129", "10.0.0.130"]
+    assert pool.size == 3 and "10.0.0.127" not in pool and "10.0.0.131" not in pool
+    assert pool.describe() == "10.0.0.0/24 (10.0.0.128-10.0.0.130)"
+    assert _ipam.Pool("10.0.0.0/24").describe() == "10.0.0.0/24"
+    # The gateway inside the range is still skipped.
+    assert ips(_ipam.Pool("10.0.0.0/24", None, None, "10.0.0.3").candidates()) == ["10.0.0.2", "10.0.0.3"]
+
+
+@pytest.mark.parametrize("subnet, gateway, start, end, message", [
+    ("fd00::/64", None, None, None, "IPv4 subnet"),
+    ("10.0.0.0/31", None, None, None, "at least 4 addresses"),
+    ("10.0.0.0/24", "10.0.1.1", None, None, "is not inside"),
+    ("10.0.0.0/24", None, "10.0.0.0", None, "range start 10.0.0.0 is not a host address"),
+    ("10.0.0.0/24", None, None, "10.0.1.5", "range end 10.0.1.5 is not a host address"),
+    ("10.0.0.0/24", None, "10.0.0.9", "10.0.0.8", "is after range end"),
+    ("10.0.0.0/24", None, "10.0.0.1", "10.0.0.1", "holds no address but the gateway"),
 ])
-def test_pool_refuses_what_it_cannot_serve(subnet, gateway):
-    with pytest.raises(ValueError):
-        _ipam.Pool(subnet, gateway)
+def test_pool_refuses_what_it_cannot_serve(subnet, gateway, start, end, message):
+    with pytest.raises(ValueError, match=message):
+        _ipam.Pool(subnet, gateway, start, end)
 
 
 @pytest.fixture

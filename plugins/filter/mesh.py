@@ -116,7 +116,7 @@ def probe_report(nodes, hostvars, result_var="podnet_verify_check"):
     for node in nodes:
         result = hostvars[node].get(result_var) or {}
         for pod in result.get("pods", []):
-            pods.append(("%s@%s" % (pod["name"], node), pod["address"]))
+            pods.append(("%s@%s" % (pod["name"], node), pod["address"] or "no address"))
         for res in result.get("results", []):
             src = "%s@%s" % (res["src"], node)
             mark = "." if res["ok"] else ("N" if res.get("nat") else "X")
@@ -133,10 +133,10 @@ def probe_report(nodes, hostvars, result_var="podnet_verify_check"):
     for index, (name, address) in enumerate(pods):
         marks = []
         for column in columns[:len(pods)]:
-            marks.append("-  " if column == address else "%-3s" % rows.get(name, {}).get(column, "?"))
+            marks.append("-  " if column == address else "%-3s" % rows.get(name, {}).get(column, "X"))
         line = "%-*s | %s" % (width, name, " ".join(marks))
         if externals:
-            line += " | " + " ".join("%-*s" % (len(e), rows.get(name, {}).get(e, "?")) for e in externals)
+            line += " | " + " ".join("%-*s" % (len(e), rows.get(name, {}).get(e, "X")) for e in externals)
         lines.append(line + "   %d=%s" % (index + 1, address))
     total = sum(len(r) for r in rows.values())
     lines.append("%d probes, %d failed ('.' ok, 'X' failed, 'N' NATed, '-' self)" % (total, len(failures)))

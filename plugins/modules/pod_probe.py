@@ -97,7 +97,7 @@ pods:
   returned: always
   type: list
   elements: dict
-  sample: [{"name": "red", "address": "10.244.1.2", "node": "node1"}]
+  sample: [{"name": "red", "address": "10.244.1.2", "node": "node1", "problem": null}]
 results:
   description: One entry per probe (O(mode=check)).
   returned: always
@@ -123,15 +123,30 @@ from ansible_collections.podnet.mesh.plugins.module_utils import _netlink
 from ansible_collections.podnet.mesh.plugins.module_utils import _validate as v
 
 LISTENER = r"""
-import os, socket, sys, time
+import errno, os, socket, sys, time
 port, duration = int(sys.argv[1]), float(sys.argv[2])
 srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
 srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-srv.bind(("0.0.0.0", port))
+for attempt in range(20):
+    try:
+        srv.bind(("0.0.0.0", port))
+        break
+    except OSError as exc:
+        if exc.errno != errno.EADDRINUSE or attempt == 19:
+            raise
+        # An earlier run's listener: ask it to stop, then try again.
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as old:
+                old.makefile().readline()
+                old.sendall(b"STOP\n")
+        except OSError:
+            pass
+        time.sleep(0.1)
 srv.listen(64)
 if os.fork():
     sys.stdout.write("ready\n")
-    sys.exit(0)
+    sys.stdout.flush()
+    os._exit(0)
 # The listener itself: detached, with no tie to the module's pipes.
 os.setsid()
 null = os.open(os.devnull, os.O_RDWR)
@@ -144,10 +159,17 @@ while time.time() < deadline:
         conn, peer = srv.accept()
     except OSError:
         continue
+    stop = False
     try:
         conn.sendall((peer[0] + "\n").encode())
+        conn.settimeout(0.5)
+        stop = conn.recv(16).startswith(b"STOP") and peer[0] == "127.0.0.1"
+    except OSError:
+        pass
     finally:
         conn.close()
+    if stop:
+        break
 """
 
 PROBER = r"""
@@ -182,16 +204,21 @@ def enter(pod, argv):
 
 
 def pod_addresses(module, pods, interface):
+    """Each pod with its address; a broken pod gets address None and a problem, not a failure."""
     result = []
     with _netlink.Session() as session:
         for pod in pods:
+            entry = {"name": pod, "address": None, "node": module.params["node"], "problem": None}
+            result.append(entry)
             if not _netlink.netns_exists(pod):
-                module.fail_json(msg="pods: %r does not exist on this node" % pod)
+                entry["problem"] = "namespace does not exist"
+                continue
             link = session.ns(pod).links(with_addresses=[interface]).get(interface)
             ips = [a.split("/", 1)[0] for a in (link or {}).get("addresses", []) if ":" not in a]
             if not ips:
-                module.fail_json(msg="pods: %r has no IPv4 address on %s" % (pod, interface))
-            result.append({"name": pod, "address": ips[0], "node": module.params["node"]})
+                entry["problem"] = "no IPv4 address on %s" % interface
+                continue
+            entry["address"] = ips[0]
     return result
 
 
@@ -201,6 +228,8 @@ def label(pod):
 
 def listen(module, pods):
     for pod in pods:
+        if pod["address"] is None:
+            continue
         rc, out, err = module.run_command(
             enter(pod["name"], [sys.executable, "-c", LISTENER, str(module.params["port"]),
                                 str(module.params["duration"])]))
@@ -213,9 +242,17 @@ def check(module, pods):
     p = module.params
     results, failures = [], []
     for pod in pods:
+        if pod["address"] is None:
+            failures.append("%s: %s, it reaches nothing" % (label(pod), pod["problem"]))
+            continue
+        for target in p["targets"]:
+            if target.get("address") is None:
+                failures.append("%s (%s) -> %s: %s" % (label(pod), pod["address"], label(target),
+                                                       target.get("problem") or "has no address"))
         jobs = [{"src": pod["name"], "src_address": pod["address"], "dst": label(t),
                  "dst_address": str(t["address"]).split("/", 1)[0], "kind": "pod"}
-                for t in p["targets"] if str(t["address"]).split("/", 1)[0] != pod["address"]]
+                for t in p["targets"]
+                if t.get("address") is not None and str(t["address"]).split("/", 1)[0] != pod["address"]]
         jobs += [{"src": pod["name"], "src_address": pod["address"], "dst": address,
                   "dst_address": address, "kind": "external"} for address in p["external"]]
         # One process per pod, probing all its targets at once.
@@ -263,7 +300,8 @@ def main():
         for index, target in enumerate(module.params["targets"]):
             if "name" not in target or "address" not in target:
                 raise v.ValidationError("targets[%d]" % index, target, "needs name and address")
-            v.ip_address(str(target["address"]).split("/", 1)[0], "targets[%d].address" % index)
+            if target["address"] is not None:
+                v.ip_address(str(target["address"]).split("/", 1)[0], "targets[%d].address" % index)
         for index, address in enumerate(module.params["external"]):
             v.ip_address(address, "external[%d]" % index)
     except v.ValidationError as exc:

@@ -19,6 +19,8 @@ description:
     and M(podnet.mesh.pod_route) (it uses their planners), for many pods in one module run.
   - A pod without an address keeps the one it has, or gets the lowest free address of
     O(pod_cidr) (the gateway and listed addresses excluded), so addresses are stable across runs.
+  - In check mode a missing O(bridge) is taken as created by an earlier task of the same play,
+    so a whole play can be checked on a fresh node; outside check mode it is an error.
 author:
   - podnet.mesh maintainers (@podnet-mesh)
 extends_documentation_fragment:
@@ -122,6 +124,14 @@ def read(session, want):
     return {"host_links": host, "pods": pods}
 
 
+def validate(module):
+    def _validate(params):
+        want = _pods.validate(params)
+        want["assume_bridge"] = module.check_mode
+        return want
+    return _validate
+
+
 def render(want, cur, plan, predicted):
     return {"pods": plan.pods}
 
@@ -148,7 +158,7 @@ def main():
         },
         supports_check_mode=True,
     )
-    _module.run(module, _pods.validate, read, _pods.plan_pods, render, None)
+    _module.run(module, validate(module), read, _pods.plan_pods, render, None)
 
 
 if __name__ == "__main__":

@@ -189,37 +189,31 @@ actions:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.podnet.mesh.plugins.module_utils import _module
 from ansible_collections.podnet.mesh.plugins.module_utils import _nat
-from ansible_collections.podnet.mesh.plugins.module_utils._module import OperationError
-from ansible_collections.podnet.mesh.plugins.module_utils._plan import describe
-from ansible_collections.podnet.mesh.plugins.module_utils._validate import ValidationError
 
 
-def run(module, session):
-    """Validate, read, plan, apply unless in check mode, read back; exit or fail."""
-    try:
-        want = _nat.validate(module.params)
-        current = session.read(want)
-        nat = _nat.plan(want, current)
-        rules = nat.rules
-        if nat.plan.changed and not module.check_mode:
-            session.apply(nat.plan.actions)
-            rules = _nat.current_rules(nat.backend, session.read(want))
-    except ValidationError as exc:
-        module.fail_json(msg=str(exc), changed=False)
-    except OperationError as exc:
-        # Report what was already done before the failing step.
-        done = [describe(a) for a in session.applied]
-        module.fail_json(msg=str(exc), changed=bool(done), actions=done)
-    finally:
-        session.close()
-    for warning in nat.warnings:
-        module.warn(warning)
-    result = {"changed": nat.plan.changed, "actions": nat.plan.descriptions(),
-              "rules": rules, "backend": nat.backend}
-    if module._diff:
-        result["diff"] = {"before": nat.plan.before, "after": nat.plan.after}
-    module.exit_json(**result)
+def read(session, want):
+    return session.read(want)
+
+
+def plan(want, current):
+    nat = _nat.plan(want, current)
+    nat.plan.nat = nat
+    return nat.plan
+
+
+def renderer(module):
+    def render(want, current, planned, predicted):
+        nat = planned.nat
+        for warning in nat.warnings:
+            module.warn(warning)
+        if planned.changed and not predicted:
+            rules = _nat.current_rules(nat.backend, current)
+        else:
+            rules = nat.rules
+        return {"rules": rules, "backend": nat.backend}
+    return render
 
 
 def main():
@@ -236,7 +230,9 @@ def main():
         },
         supports_check_mode=True,
     )
-    run(module, _nat.Session(_nat.Runner(module)))
+    runner = _nat.Runner(module)
+    _module.run(module, _nat.validate, read, plan, renderer(module), None,
+                session_factory=lambda: _nat.Session(runner))
 
 
 if __name__ == "__main__":

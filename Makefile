@@ -51,7 +51,7 @@ LINT_ENV  := PATH=$(VENV)/bin:$$PATH ANSIBLE_LINT_NODEPS=1 ANSIBLE_LINT_SKIP_SCH
 LINT_ARGS := --profile production --offline --nocolor
 
 # Suites run by `make test`, fastest first.
-TEST_SUITES := unit kernel lint integration sanity
+TEST_SUITES := unit kernel lint integration flow sanity
 
 VENV_STAMP      := $(VENV)/.installed
 VENV_PR07_STAMP := $(VENV_PR07)/.installed
@@ -60,7 +60,7 @@ VENV_PR07_STAMP := $(VENV_PR07)/.installed
 # cannot find; keep those lines out of the output.
 PIP_QUIET := { grep -v "^WARNING: Location 'file:" || true; }
 
-.PHONY: help apt venv collection unit kernel integration sanity lint test demo _demo clean distclean
+.PHONY: help apt venv collection unit kernel integration flow sanity lint test demo _demo demo-down clean distclean
 
 help:
 	@echo 'make test         venv + collection, then: $(TEST_SUITES); prints a summary'
@@ -68,10 +68,11 @@ help:
 	@echo 'make collection   copy the working tree to .build/ansible_collections/podnet/mesh'
 	@echo 'make unit         pytest tests/unit with .venv (pyroute2 0.9) and .venv-pr07 (pyroute2 0.7)'
 	@echo 'make kernel       pytest tests/kernel, as root in a private network namespace, both venvs'
+	@echo 'make flow         pytest tests/lab: site, verify and teardown playbooks on a 3-node lab'
 	@echo 'make integration  ansible-test integration in a private network namespace'
 	@echo 'make sanity       ansible-test sanity (full default set)'
 	@echo 'make lint         ansible-lint --profile production'
-	@echo 'make demo         ansible-playbook playbooks/demo.yml against the built collection, in a private network namespace'
+	@echo 'make demo         the 3-node lab: lab up, site.yml, verify.yml (make demo-down removes it)'
 	@echo 'make clean        remove .build and test output; make distclean also removes the venvs'
 
 # --- environment -------------------------------------------------------------
@@ -147,6 +148,13 @@ integration: venv
 	cd $(COLL); set -x; \
 	$(UTILS)/netns-run.sh $(VENV)/bin/ansible-test integration $(INTEGRATION_ARGS)
 
+# The whole flow (lab, site.yml, verify.yml, teardown.yml) on a lab of its own,
+# once (the nodes run modules with the system python3 and its pyroute2).
+flow: venv
+	@$(with_copy); \
+	if ! $(call has_tests,tests/lab); then $(call skip,flow,no test files in tests/lab); exit 0; fi; \
+	cd $(COLL) && $(PYTEST_ENV) $(UTILS)/netns-run.sh $(VENV)/bin/python -m pytest $(PYTEST_ARGS) tests/lab
+
 sanity: venv
 	@$(with_copy); \
 	$(VENV)/bin/python $(UTILS)/seed-ansible-test.py; \
@@ -178,14 +186,20 @@ test: venv
 
 # --- demo --------------------------------------------------------------------
 
-# The demo builds a node's bridge, pods and veths: like the tests it runs in a
-# private network namespace (pnt* namespaces removed afterwards), never in the
-# machine's own.
+# The demo: three simulated nodes on this machine (each its own network, mount
+# and UTS namespace; a switch, a router and an external host, all namespaces),
+# converged with site.yml and proven with verify.yml. The lab stays up for a
+# look around (see docs/lab.md); `make demo-down` removes it.
+LAB_PLAY = $(COLLECTIONS_ENV) ANSIBLE_NOCOLOR=1 $(VENV)/bin/ansible-playbook -i $(COLL)/inventories/lab
+
 demo: venv collection
 	@$(MAKE) -s _demo
 
 _demo:
-	$(COLLECTIONS_ENV) $(UTILS)/netns-run.sh $(VENV)/bin/ansible-playbook playbooks/demo.yml
+	$(LAB_PLAY) $(COLL)/playbooks/lab.yml
+
+demo-down: venv collection
+	$(LAB_PLAY) $(COLL)/playbooks/teardown.yml
 
 # --- cleanup -----------------------------------------------------------------
 

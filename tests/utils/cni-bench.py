@@ -125,10 +125,11 @@ def main():
             netns_del(ns_name)
         subprocess.run(["rm", "-rf", tmp], check=False)
 
-    py = subprocess.run([args.python, "-c", "import sys, pyroute2; print(sys.version.split()[0], "
-                         "getattr(pyroute2, '__version__', '?'))"], capture_output=True, text=True, check=False)
+    py = subprocess.run([args.python, "-c", "import sys, importlib.metadata as m; "
+                         "print('Python %s, pyroute2 %s' % (sys.version.split()[0], m.version('pyroute2')))"],
+                        capture_output=True, text=True, check=False)
     print("CNI ADD/DEL wall time, %d rounds each, alternating, in one run (ms)" % args.rounds)
-    print("podnet under %s (Python, pyroute2: %s); reference: %s with host-local"
+    print("podnet under %s (%s); reference: %s with host-local"
           % (args.python, py.stdout.strip() or "?", ref_bridge))
     print()
     print("| plugin | ADD median | ADD p90 | ADD min | DEL median | DEL p90 | DEL min |")

@@ -26,7 +26,8 @@ COLLECTIONS_ENV := ANSIBLE_COLLECTIONS_PATH=$(BUILD)
 # integration tests, ensurepip for the virtual environments, shellcheck for
 # ansible-test's shellcheck sanity test, git for copying the working tree.
 APT_PACKAGES := iproute2 nftables iptables python3-pyroute2 python3-venv \
-	procps iputils-ping shellcheck git
+	procps iputils-ping shellcheck git \
+	podman runc busybox-static containernetworking-plugins
 
 # pytest for the unit and kernel suites: run from inside the built copy, with
 # the directory holding ansible_collections/ on sys.path, so that

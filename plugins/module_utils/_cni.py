@@ -477,23 +477,6 @@ def _pyroute2_hint():
     return "install it for this Python ('apt-get install python3-pyroute2' or 'pip install pyroute2>=0.7')"
 
 
-# A dump the kernel flags as interrupted (links changed meanwhile, as they do while
-# other ADDs run) is read again; pyroute2 0.9 does so by itself, 0.7 raises.
-DUMP_ATTEMPTS = 20
-DUMP_INTERRUPTED = -1
-
-
-def _dump(read, *args, **kwargs):
-    """read(*args, **kwargs), again while its netlink dump comes back interrupted."""
-    for attempt in range(DUMP_ATTEMPTS):
-        try:
-            return read(*args, **kwargs)
-        except Exception as exc:  # pylint: disable=broad-except
-            if getattr(exc, "code", None) != DUMP_INTERRUPTED or attempt == DUMP_ATTEMPTS - 1:
-                raise
-    raise AssertionError("unreachable")
-
-
 def _link_exists(name):
     """Whether a link of that name is in this process's namespace, without netlink."""
     try:
@@ -531,13 +514,13 @@ class Plugin:
         session = self.session_factory()
         try:
             container = self._open_netns(session, req.netns)
-            container_links = _dump(container.links)
+            container_links = container.links()
             if req.ifname in container_links:
                 raise CniError(ERR_CONFLICT,
                                "interface %s already exists in the container's network namespace %s; "
                                "nothing was changed" % (req.ifname, req.netns))
-            container_routes = _dump(container.routes, MAIN_TABLE, families=(4,))
-            container_nets = _dump(container.networks)
+            container_routes = container.routes(MAIN_TABLE, families=(4,))
+            container_nets = container.networks()
             with self.store.locked():
                 address = self.store.reserve(self.pool, req.container_id, req.ifname)[0]
                 try:
@@ -562,11 +545,11 @@ class Plugin:
     def _ensure_bridge(self, session):
         """Bridge up with the gateway address; returns the host's links afterwards."""
         host = session.ns(None)
-        links = _dump(host.links, with_addresses=[self.conf["bridge"]])
+        links = host.links(with_addresses=[self.conf["bridge"]])
         plan = plan_bridge(self.conf, links.get(self.conf["bridge"]))
         if plan.changed:
             session.apply(plan.actions)
-            links = _dump(host.links, with_addresses=[self.conf["bridge"]])
+            links = host.links(with_addresses=[self.conf["bridge"]])
         return links
 
     def _rollback(self, session, applied):
@@ -575,14 +558,14 @@ class Plugin:
         if not any(a.op == "veth_add" for a in applied):
             return
         try:
-            session.apply(plan_detach(veth, _dump(session.ns(None).links).get(veth)))
+            session.apply(plan_detach(veth, session.ns(None).links().get(veth)))
         except Exception:  # pylint: disable=broad-except
             pass
 
     def _read_result(self, session, container, address):
         conf, req = self.conf, self.req
-        host = _dump(session.ns(None).links)
-        inside = _dump(container.links)
+        host = session.ns(None).links()
+        inside = container.links()
         bridge, veth, iface = host[conf["bridge"]], host[host_veth_name(req.container_id, req.ifname)], \
             inside[req.ifname]
         gateway = str(conf["gateway"])
@@ -613,7 +596,7 @@ class Plugin:
         own = session is None
         session = session or self.session_factory()
         try:
-            actions = plan_detach(veth, _dump(session.ns(None).links).get(veth))
+            actions = plan_detach(veth, session.ns(None).links().get(veth))
             try:
                 session.apply(actions)
             except Exception as exc:  # pylint: disable=broad-except
@@ -652,7 +635,7 @@ class Plugin:
         if index is None:
             fail("prevResult lists no interface %s with sandbox %s" % (req.ifname, req.netns))
         listed = prev["interfaces"][index]
-        link = _dump(container.links, with_addresses=[req.ifname]).get(req.ifname)
+        link = container.links(with_addresses=[req.ifname]).get(req.ifname)
         if link is None:
             fail("interface %s does not exist %s" % (req.ifname, where))
         if link["kind"] != "veth":
@@ -664,7 +647,7 @@ class Plugin:
         if not link["up"]:
             fail("interface %s %s is down" % (req.ifname, where))
         veth = host_veth_name(req.container_id, req.ifname)
-        host = _dump(session.ns(None).links).get(veth)
+        host = session.ns(None).links().get(veth)
         if host is None or not _plan.is_pair(host, link, req.netns):
             fail("the host end %s of %s is missing or is not its peer" % (veth, req.ifname))
         if host["master"] != conf["bridge"]:
@@ -681,7 +664,7 @@ class Plugin:
             if address.ip in self.pool and str(address.ip) not in reserved:
                 fail("address %s is not reserved for this attachment in the IPAM state %s"
                      % (address.ip, self.store.dir))
-        routes = _dump(container.routes, MAIN_TABLE)
+        routes = container.routes(MAIN_TABLE)
         for route in prev["routes"]:
             dst = ipaddress.ip_network(route["dst"], strict=False)
             key = "default" if dst.prefixlen == 0 else str(dst)

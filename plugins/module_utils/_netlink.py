@@ -23,12 +23,15 @@ import traceback
 try:
     from pyroute2 import IPRoute, NetNS
     from pyroute2 import netns as pr_netns
-    from pyroute2.netlink.exceptions import NetlinkError
+    from pyroute2.netlink.exceptions import NetlinkDumpInterrupted, NetlinkError
     from pyroute2.netlink.rtnl.rtmsg import rtmsg
 except ImportError:
     HAS_PYROUTE2 = False
     PYROUTE2_IMPORT_ERROR = traceback.format_exc()
     NetlinkError = OSError
+
+    class NetlinkDumpInterrupted(Exception):
+        """Stand-in when pyroute2 is missing."""
 else:
     HAS_PYROUTE2 = True
     PYROUTE2_IMPORT_ERROR = None
@@ -36,6 +39,9 @@ else:
 from ansible_collections.podnet.mesh.plugins.module_utils._plan import HOST, describe
 
 NETNS_RUN_DIR = "/run/netns"
+# pyroute2 0.7 raises when links change during a dump (a busy container
+# runtime next door); 0.9 reads again by itself.
+DUMP_ATTEMPTS = 20
 IFF_UP = 0x1
 # Address scope "link": IPv6 fe80::/10 addresses the kernel manages itself.
 RT_SCOPE_LINK = 253
@@ -169,10 +175,15 @@ class Namespace:
         self.ipr.close()
 
     def call(self, operation, func, *args, **kwargs):
-        try:
-            return func(*args, **kwargs)
-        except (OSError, NetlinkError) as exc:
-            raise _error(operation, self.name, exc)
+        for attempt in range(DUMP_ATTEMPTS):
+            try:
+                return func(*args, **kwargs)
+            except NetlinkDumpInterrupted as exc:
+                if attempt == DUMP_ATTEMPTS - 1:
+                    raise _error(operation, self.name, exc)
+            except (OSError, NetlinkError) as exc:
+                raise _error(operation, self.name, exc)
+        return None
 
     # ---------------------------------------------------------------- reads
     def links(self, with_addresses=()):

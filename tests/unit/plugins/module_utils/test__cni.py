@@ -703,21 +703,3 @@ def test_built_plugin_is_reproducible_and_speaks_cni(tmp_path):
     out = subprocess.run([sys.executable, first, "--check-conflist", str(conf), "--skip-pyroute2"],
                          capture_output=True, text=True, check=False)
     assert out.returncode == 1 and "ipam.subnet: 'nope'" in out.stderr
-
-
-def test_interrupted_dumps_are_read_again():
-    calls = []
-
-    def read(*args, **kwargs):
-        calls.append((args, kwargs))
-        if len(calls) < 3:
-            raise _netlink.NetlinkOpError("list links", None, -1, "dump interrupted")
-        return {"lo": {}}
-
-    assert _cni._dump(read, 254, families=(4,)) == {"lo": {}}
-    assert calls == [((254,), {"families": (4,)})] * 3
-
-    def broken():
-        raise _netlink.NetlinkOpError("list links", None, errno.EPERM, "Operation not permitted")
-    with pytest.raises(_netlink.NetlinkOpError):
-        _cni._dump(broken)

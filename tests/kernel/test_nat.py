@@ -17,8 +17,6 @@ it, and the node's ruleset, ip_forward and legacy tables are put back.
 """
 from __future__ import annotations
 
-import contextlib
-import json
 import select
 import subprocess
 import sys
@@ -26,22 +24,11 @@ import time
 
 import pytest
 
-from ansible.module_utils import basic
 from ansible_collections.podnet.mesh.plugins.module_utils import _nat, _netlink
 from ansible_collections.podnet.mesh.plugins.module_utils._plan import Action
 from ansible_collections.podnet.mesh.plugins.modules import masquerade
+from ansible_collections.podnet.mesh.tests.unit.module_runner import run_main, stub_exits
 
-try:
-    from ansible.module_utils.testing import patch_module_args
-except ImportError:  # ansible-core < 2.19
-    @contextlib.contextmanager
-    def patch_module_args(args):
-        old = basic._ANSIBLE_ARGS
-        basic._ANSIBLE_ARGS = json.dumps({"ANSIBLE_MODULE_ARGS": args}).encode()
-        try:
-            yield
-        finally:
-            basic._ANSIBLE_ARGS = old
 
 POD_IP = "10.244.1.2"
 PEER_POD_IP = "10.244.2.2"
@@ -75,28 +62,13 @@ def _tool(variant, name):
 
 
 # ------------------------------------------------------------ module runner
-class Exit(Exception):
-    def __init__(self, kind, result):
-        super().__init__(kind)
-        self.kind = kind
-        self.result = result
 
 
 @pytest.fixture
 def masq(monkeypatch):
     """Run the module in this process: masq(args, variant=None) -> (kind, result)."""
 
-    def fake_exit(self, **kw):
-        raise Exit("exit", kw)
-
-    def fake_fail(self, msg, **kw):
-        kw["msg"] = msg
-        raise Exit("fail", kw)
-
-    warnings = []
-    monkeypatch.setattr(basic.AnsibleModule, "exit_json", fake_exit)
-    monkeypatch.setattr(basic.AnsibleModule, "fail_json", fake_fail)
-    monkeypatch.setattr(basic.AnsibleModule, "warn", lambda self, msg, **kw: warnings.append(msg))
+    warnings = stub_exits(monkeypatch)
     which = _nat.Runner.which
 
     def _run(args, variant=None):
@@ -107,11 +79,8 @@ def masq(monkeypatch):
         else:
             monkeypatch.setattr(_nat.Runner, "which", which)
         del warnings[:]
-        with patch_module_args(args):
-            with pytest.raises(Exit) as err:
-                masquerade.main()
-        result = dict(err.value.result, warnings=list(warnings))
-        return err.value.kind, result
+        kind, result = run_main(masquerade.main, args)
+        return kind, dict(result, warnings=list(warnings))
     return _run
 
 

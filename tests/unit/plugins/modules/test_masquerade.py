@@ -8,7 +8,6 @@ becomes one clear fail_json, forward warnings reach the result.
 """
 from __future__ import annotations
 
-import contextlib
 import json
 
 import pytest
@@ -16,18 +15,8 @@ import pytest
 from ansible.module_utils import basic
 from ansible_collections.podnet.mesh.plugins.module_utils import _nat
 from ansible_collections.podnet.mesh.plugins.modules import masquerade
+from ansible_collections.podnet.mesh.tests.unit.module_runner import run_main, stub_exits
 
-try:
-    from ansible.module_utils.testing import patch_module_args
-except ImportError:  # ansible-core < 2.19
-    @contextlib.contextmanager
-    def patch_module_args(args):
-        old = basic._ANSIBLE_ARGS
-        basic._ANSIBLE_ARGS = json.dumps({"ANSIBLE_MODULE_ARGS": args}).encode()
-        try:
-            yield
-        finally:
-            basic._ANSIBLE_ARGS = old
 
 NFT = "/usr/sbin/nft"
 SAVE = "/usr/sbin/iptables-save"
@@ -44,11 +33,6 @@ READS = ((NFT, "-j", "list"), (SAVE, "-t"))
 WARNINGS = []
 
 
-class Exit(Exception):
-    def __init__(self, kind, result):
-        super().__init__(kind)
-        self.kind = kind
-        self.result = result
 
 
 class FakeRunner:
@@ -105,17 +89,8 @@ class FakeRunner:
 def run(monkeypatch):
     runners = []
 
-    def fake_exit(self, **kw):
-        raise Exit("exit", kw)
-
-    def fake_fail(self, msg, **kw):
-        kw["msg"] = msg
-        raise Exit("fail", kw)
-
-    monkeypatch.setattr(basic.AnsibleModule, "exit_json", fake_exit)
-    monkeypatch.setattr(basic.AnsibleModule, "fail_json", fake_fail)
-    monkeypatch.setattr(basic.AnsibleModule, "warn",
-                        lambda self, warning, **kw: WARNINGS.append(warning))
+    stub_exits(monkeypatch)
+    monkeypatch.setattr(basic.AnsibleModule, "warn", lambda self, warning, **kw: WARNINGS.append(warning))
     del WARNINGS[:]
 
     def _run(args, **runner_kw):
@@ -123,10 +98,8 @@ def run(monkeypatch):
             runners.append(FakeRunner(module, **runner_kw))
             return runners[-1]
         monkeypatch.setattr(_nat, "Runner", factory)
-        with patch_module_args(args):
-            with pytest.raises(Exit) as err:
-                masquerade.main()
-        return err.value.kind, err.value.result, runners[-1]
+        kind, result = run_main(masquerade.main, args)
+        return kind, result, runners[-1]
     return _run
 
 

@@ -8,34 +8,16 @@ any read or write, and a kernel error becomes one clear fail_json.
 """
 from __future__ import annotations
 
-import contextlib
 import errno
-import json
 
 import pytest
 
-from ansible.module_utils import basic
 from ansible_collections.podnet.mesh.plugins.module_utils import _netlink
 from ansible_collections.podnet.mesh.plugins.modules import bridge, netns, netns_addr, veth
-
-try:
-    from ansible.module_utils.testing import patch_module_args
-except ImportError:  # ansible-core < 2.19
-    @contextlib.contextmanager
-    def patch_module_args(args):
-        old = basic._ANSIBLE_ARGS
-        basic._ANSIBLE_ARGS = json.dumps({"ANSIBLE_MODULE_ARGS": args}).encode()
-        try:
-            yield
-        finally:
-            basic._ANSIBLE_ARGS = old
+from ansible_collections.podnet.mesh.tests.unit.module_runner import run_main, stub_exits
 
 
-class Exit(Exception):
-    def __init__(self, kind, result):
-        super().__init__(kind)
-        self.kind = kind
-        self.result = result
+
 
 
 class FakeNamespace:
@@ -75,24 +57,14 @@ class FakeSession:
 def run(monkeypatch):
     FakeSession.instances = []
 
-    def fake_exit(self, **kw):
-        raise Exit("exit", kw)
-
-    def fake_fail(self, msg, **kw):
-        kw["msg"] = msg
-        raise Exit("fail", kw)
-
-    monkeypatch.setattr(basic.AnsibleModule, "exit_json", fake_exit)
-    monkeypatch.setattr(basic.AnsibleModule, "fail_json", fake_fail)
+    stub_exits(monkeypatch)
     monkeypatch.setattr(_netlink, "HAS_PYROUTE2", True)
 
     def _run(module, args, state=None, fail_on=None, exists=()):
         monkeypatch.setattr(_netlink, "Session", lambda: FakeSession(state, fail_on))
         monkeypatch.setattr(_netlink, "netns_exists", lambda name: name in exists)
-        with patch_module_args(args):
-            with pytest.raises(Exit) as err:
-                module.main()
-        return err.value.kind, err.value.result, FakeSession.instances[-1]
+        kind, result = run_main(module.main, args)
+        return kind, result, FakeSession.instances[-1]
     return _run
 
 
@@ -172,9 +144,7 @@ def test_missing_pyroute2_says_how_to_install(run, monkeypatch):
     monkeypatch.setattr(_netlink, "HAS_PYROUTE2", False)
     from ansible_collections.podnet.mesh.plugins.module_utils import _module
     monkeypatch.setattr(_module, "probe_interpreters_for_module", lambda *a: None)
-    with patch_module_args({"name": "cni0"}):
-        with pytest.raises(Exit) as err:
-            bridge.main()
-    assert err.value.kind == "fail"
-    assert "pyroute2" in err.value.result["msg"]
-    assert "apt-get install python3-pyroute2" in err.value.result["msg"]
+    kind, result = run_main(bridge.main, {"name": "cni0"})
+    assert kind == "fail"
+    assert "pyroute2" in result["msg"]
+    assert "apt-get install python3-pyroute2" in result["msg"]

@@ -81,6 +81,10 @@ def run(module, validate, read, plan, render, key, session_factory=None):
     session = session_factory()
     try:
         want = validate(module.params)
+        if isinstance(want, dict):
+            # In check mode, objects that earlier tasks of the same play would
+            # create (a namespace, a bridge) are taken as there.
+            want["assume_missing"] = bool(module.check_mode)
         current = read(session, want)
         planned = plan(want, current)
         predicted = module.check_mode and planned.changed

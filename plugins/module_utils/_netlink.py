@@ -36,7 +36,7 @@ else:
     HAS_PYROUTE2 = True
     PYROUTE2_IMPORT_ERROR = None
 
-from ansible_collections.podnet.mesh.plugins.module_utils._plan import HOST, describe
+from ansible_collections.podnet.mesh.plugins.module_utils._plan import HOST, STALE, describe
 
 NETNS_RUN_DIR = "/run/netns"
 # pyroute2 0.7 raises when links change during a dump (a busy container
@@ -70,17 +70,17 @@ ROUTE_BATCH = 256
 class NetlinkOpError(Exception):
     """A kernel operation failed; the message is ready for fail_json."""
 
-    def __init__(self, operation, ns, code, text):
+    def __init__(self, operation, ns, code, text, scoped=True):
         self.operation = operation
         self.ns = ns
         self.code = code
         self.text = text
         name = errno.errorcode.get(code, "errno %s" % code) if code else "error"
-        super().__init__(
-            "cannot %s (namespace %s): %s [%s]" % (operation, HOST if ns is None else ns, text, name))
+        where = " (namespace %s)" % (HOST if ns is None else ns) if scoped else ""
+        super().__init__("cannot %s%s: %s [%s]" % (operation, where, text, name))
 
 
-def _error(operation, ns, exc):
+def _error(operation, ns, exc, scoped=True):
     code = getattr(exc, "code", None) or getattr(exc, "errno", None)
     text = None
     args = getattr(exc, "args", ())
@@ -88,7 +88,7 @@ def _error(operation, ns, exc):
         text = args[1]
     if not text and code:
         text = os.strerror(code)
-    return NetlinkOpError(operation, ns, code, text or str(exc))
+    return NetlinkOpError(operation, ns, code, text or str(exc), scoped)
 
 
 def netns_path(name):
@@ -104,6 +104,16 @@ def netns_exists(name):
     if name.startswith("/"):
         return os.path.exists(path)
     return os.path.exists(path) and os.path.ismount(path)
+
+
+def netns_state(name):
+    """True (a mounted namespace), False (nothing) or _plan.STALE (a leftover file)."""
+    path = netns_path(name)
+    if not os.path.lexists(path):
+        return False
+    if name.startswith("/") or os.path.ismount(path):
+        return True
+    return STALE
 
 
 def _attrs(msg):
@@ -355,14 +365,20 @@ class Session:
         try:
             pr_netns.create(action.name)
         except (OSError, NetlinkError) as exc:
-            raise _error(describe(action), None, exc)
+            raise _error(describe(action), None, exc, scoped=False)
 
     def _netns_del(self, action):
         self.forget(action.name)
         try:
             pr_netns.remove(action.name)
         except (OSError, NetlinkError) as exc:
-            raise _error(describe(action), None, exc)
+            raise _error(describe(action), None, exc, scoped=False)
+
+    def _netns_clear(self, action):
+        try:
+            os.unlink(netns_path(action.name))
+        except OSError as exc:
+            raise _error(describe(action), None, exc, scoped=False)
 
     def _bridge_add(self, action):
         ns = self.ns(action.ns)

@@ -122,7 +122,7 @@ def plan_pods(want, cur):
     routes (list of route dicts with proto) for namespaces that exist.
     """
     bridge = cur["host_links"].get(want["bridge"])
-    if bridge is None and want.get("assume_bridge"):
+    if bridge is None and want.get("assume_missing"):
         # Check mode of a whole play: the bridge task before this one would create it.
         bridge = {"name": want["bridge"], "kind": "bridge"}
     if want["state"] == "present":

@@ -14,7 +14,8 @@ description:
   - Creates or removes a named network namespace under C(/run/netns), the same
     object C(ip netns add) makes. In podnet.mesh a pod is such a namespace.
   - Existence is decided by the exact path being a mounted namespace, never by
-    a substring of C(ip netns list).
+    a substring of C(ip netns list). A leftover file of that name that is not a
+    mounted namespace (after a crash) is removed, and replaced for O(state=present).
 author:
   - podnet.mesh maintainers (@podnet-mesh)
 extends_documentation_fragment:
@@ -85,13 +86,13 @@ def validate(params):
 
 
 def read(session, want):
-    return _netlink.netns_exists(want["name"])
+    return _netlink.netns_state(want["name"])
 
 
 def render(want, exists, plan, predicted):
     if predicted:
         exists = plan.after["state"] == "present"
-    return {"name": want["name"], "path": _netlink.netns_path(want["name"]), "exists": exists}
+    return {"name": want["name"], "path": _netlink.netns_path(want["name"]), "exists": exists is True}
 
 
 def main():

@@ -121,6 +121,8 @@ def read(session, want):
 
 def render(want, cur, plan, predicted):
     link = cur["link"]
+    if link is None and predicted:
+        link = {"name": want["interface"], "ifindex": None}
     if link is None:
         return None
     if predicted:

@@ -124,14 +124,6 @@ def read(session, want):
     return {"host_links": host, "pods": pods}
 
 
-def validate(module):
-    def _validate(params):
-        want = _pods.validate(params)
-        want["assume_bridge"] = module.check_mode
-        return want
-    return _validate
-
-
 def render(want, cur, plan, predicted):
     return {"pods": plan.pods}
 
@@ -158,7 +150,7 @@ def main():
         },
         supports_check_mode=True,
     )
-    _module.run(module, validate(module), read, _pods.plan_pods, render, None)
+    _module.run(module, _pods.validate, read, _pods.plan_pods, render, None)
 
 
 if __name__ == "__main__":

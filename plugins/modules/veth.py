@@ -174,8 +174,9 @@ def render(want, cur, plan, predicted):
         return None
     if predicted:
         host = dict(cur["host"] or {"ifindex": None, "mac": None}, **plan.after)
-        peer = {"name": want["peer"], "ifindex": None, "mac": None,
-                "mtu": plan.after["mtu"], "up": want["up"]}
+        peer = cur["peer"] if _plan.is_pair(cur["host"], cur["peer"], want["netns"]) else None
+        peer = dict(peer or {"name": want["peer"], "ifindex": None, "mac": None},
+                    mtu=plan.after["mtu"], up=want["up"])
     else:
         host, peer = cur["host"], cur["peer"]
     obj = _module.public_link(host, HOST_FIELDS)

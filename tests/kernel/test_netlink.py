@@ -137,3 +137,15 @@ def test_addresses_in_a_namespace_skip_link_local(session, named_ns):
     assert second.actions == []
     assert sorted(read()["link"]["addresses"]) == ["10.78.0.1/32", "127.0.0.1/8", "::1/128"]
     assert ns.name == pod
+
+
+def test_leftover_file_is_replaced_by_a_namespace(session, named_ns):
+    name = named_ns("s", create=False)
+    path = os.path.join("/run/netns", name)
+    os.makedirs("/run/netns", exist_ok=True)
+    open(path, "w").close()
+    assert _netlink.netns_state(name) == _plan.STALE
+    first = _plan.plan_netns({"name": name, "state": "present"}, _netlink.netns_state(name))
+    session.apply(first.actions)
+    assert _netlink.netns_state(name) is True
+    assert _plan.plan_netns({"name": name, "state": "present"}, _netlink.netns_state(name)).actions == []

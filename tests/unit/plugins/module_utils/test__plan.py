@@ -268,3 +268,22 @@ def test_describe_every_action():
         "set mtu=1400, up=True on link eth0 in namespace red",
         "delete address 10.0.0.1/24 from cni0",
     ]
+
+
+@pytest.mark.parametrize("state, expected", [
+    ("present", ["netns_clear", "netns_add"]),
+    ("absent", ["netns_clear"]),
+])
+def test_plan_netns_replaces_a_leftover_file(state, expected):
+    plan = _plan.plan_netns({"name": "red", "state": state}, _plan.STALE)
+    assert [a.op for a in plan.actions] == expected
+    assert plan.before == {"name": "red", "state": "stale"}
+    assert plan.descriptions()[0] == "remove leftover file /run/netns/red (not a namespace)"
+
+
+def test_check_mode_assumes_what_earlier_tasks_create():
+    want = veth_want(assume_missing=True)
+    plan = _plan.plan_veth(want, veth_cur(host=None, peer=None, exists=False, master=None))
+    assert [a.op for a in plan.actions][0] == "veth_add"
+    plan = _plan.plan_interface_addresses(addr_want(assume_missing=True), addr_cur(None, exists=False))
+    assert [a.op for a in plan.actions] == ["addr_add", "link_set"]

@@ -63,6 +63,7 @@ def run(monkeypatch):
     def _run(module, args, state=None, fail_on=None, exists=()):
         monkeypatch.setattr(_netlink, "Session", lambda: FakeSession(state, fail_on))
         monkeypatch.setattr(_netlink, "netns_exists", lambda name: name in exists)
+        monkeypatch.setattr(_netlink, "netns_state", lambda name: name in exists)
         kind, result = run_main(module.main, args)
         return kind, result, FakeSession.instances[-1]
     return _run

@@ -33,4 +33,7 @@ notes:
     message that names the parameter and changes nothing.
   - The result's C(actions) lists, in order, the kernel changes made (or, in check mode, the
     ones that would be made).
+  - In check mode, a namespace, bridge or interface the module needs but that does not exist yet
+    is taken as created by an earlier task of the same play, so a whole play can be checked on a
+    fresh node; the real run fails, naming the parameter, if it is still missing then.
 """

@@ -30,7 +30,7 @@ description:
   - Group variables from C(group_vars/) files next to the configuration override these.
   - The configuration file name must end with C(podnet.yml) or C(podnet.yaml).
 author:
-  - podnet.mesh contributors
+  - podnet.mesh maintainers (@podnet-mesh)
 options:
   plugin:
     description: The name of this plugin.
@@ -166,7 +166,7 @@ def lab_inventory(options, count):
     group = {
         "podnet_cluster_cidr": options["cluster_cidr"],
         "podnet_bridge": options["bridge"],
-        "podnet_verify_external": [external.split("/")[0]],
+        "podnet_verify_external": [external.split("/", 1)[0]],
         "podnet_install_prerequisites": False,
     }
     every = {

@@ -28,7 +28,7 @@ description:
   - The node list is complete, so nodes of the lab that are not listed are removed. A node
     that is half there (for example after an interrupted run) is made again.
 author:
-  - podnet.mesh contributors
+  - podnet.mesh maintainers (@podnet-mesh)
 requirements:
   - Linux, root on the machine running the module.
   - util-linux C(unshare) (to make the namespace files) and C(umount).

@@ -64,6 +64,19 @@ options:
     ini:
       - section: defaults
         key: executable
+  inherit_environment:
+    description:
+      - Pass the controller's whole environment to the commands on the node.
+      - By default a node gets a clean login-like environment, as an SSH login would
+        (E(PATH), E(HOME), E(USER), E(LOGNAME), E(SHELL), plus E(LANG), E(LC_ALL),
+        E(LC_CTYPE), E(LC_MESSAGES), E(TZ) and E(TERM) when the controller sets them).
+        Variables such as a virtual environment's E(PATH) or E(PYTHONUNBUFFERED) (which makes
+        a pipelined module read its code from standard input one byte at a time) stay on the
+        controller. The task keyword C(environment) works either way.
+    type: bool
+    default: false
+    vars:
+      - name: podnet_nsenter_inherit_environment
   nsenter_exe:
     description:
       - The C(nsenter) program, by path or looked up in E(PATH).
@@ -114,6 +127,7 @@ EXAMPLES = r"""
 """
 
 import os
+import pwd
 import shlex
 import subprocess
 
@@ -148,6 +162,20 @@ def remote_path(path):
     return os.path.normpath(path)
 
 
+# A clean environment, like the one an SSH login to a node gets.
+NODE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+KEPT_VARIABLES = ("LANG", "LC_ALL", "LC_CTYPE", "LC_MESSAGES", "TZ", "TERM")
+
+
+def node_environment(controller, user):
+    """The environment of commands on a node: a few of the controller's variables
+    (controller: a mapping) and a login's for user (a pwd entry)."""
+    env = dict((k, controller[k]) for k in KEPT_VARIABLES if k in controller)
+    env.update(PATH=NODE_PATH, HOME=user.pw_dir, USER=user.pw_name, LOGNAME=user.pw_name,
+               SHELL=user.pw_shell or "/bin/sh")
+    return env
+
+
 def missing_files(files):
     """Namespace files that are not mounted (the node is absent or half made)."""
     missing = []
@@ -177,6 +205,7 @@ class Connection(ConnectionBase):
         self._node = None
         self._files = None
         self._nsenter = None
+        self._env = None
 
     def _connect(self):
         if self._connected:
@@ -205,6 +234,8 @@ class Connection(ConnectionBase):
                 raise AnsibleConnectionFailure(
                     "podnet.mesh.nsenter needs util-linux nsenter: %s" % to_native(exc))
         self._node, self._files, self._nsenter = node, files, nsenter
+        if not self.get_option("inherit_environment"):
+            self._env = node_environment(os.environ, pwd.getpwuid(os.geteuid()))
         display.vvv("ENTER lab node %s (%s)" % (node, directory), host=node)
         self._connected = True
         return self
@@ -217,7 +248,8 @@ class Connection(ConnectionBase):
         display.vvv("EXEC %s" % " ".join(shlex.quote(a) for a in argv), host=self._node)
         try:
             return subprocess.Popen([to_bytes(a, errors="surrogate_or_strict") for a in argv],
-                                    stdin=stdin, stdout=stdout, stderr=subprocess.PIPE)
+                                    stdin=stdin, stdout=stdout, stderr=subprocess.PIPE,
+                                    env=self._env)
         except OSError as exc:
             raise AnsibleConnectionFailure(
                 "cannot run %s for lab node %s: %s" % (self._nsenter, self._node, to_native(exc)))

@@ -23,8 +23,9 @@ class FakePopen:
     stdout = b"out"
     stderr = b""
 
-    def __init__(self, argv, stdin=None, stdout=None, stderr=None):
+    def __init__(self, argv, stdin=None, stdout=None, stderr=None, env=None):
         self.argv = [a.decode() for a in argv]
+        self.env = env
         self.stdin = stdin
         self.stdout_target = stdout
         self.returncode = type(self).returncode
@@ -64,6 +65,7 @@ def connection(root, node="node1", **options):
     conn._options.update({
         "remote_addr": node, "lab_root": str(root), "lab_name": "podnet",
         "executable": "/bin/sh", "nsenter_exe": "/usr/bin/nsenter", "pipelining": True,
+        "inherit_environment": False,
     })
     conn._options.update(options)
     return conn
@@ -193,3 +195,28 @@ def test_nsenter_is_looked_up_once_per_connection(lab, popen, monkeypatch):
     assert popen.calls[1].argv[0] == "/sbin/nsenter"
     conn.close()
     assert not conn.connected if hasattr(conn, "connected") else not conn._connected
+
+
+def test_node_gets_a_login_environment_not_the_controllers(lab, popen, monkeypatch):
+    monkeypatch.setenv("PYTHONUNBUFFERED", "1")
+    monkeypatch.setenv("PATH", "/work/.venv/bin:/usr/bin")
+    monkeypatch.setenv("LANG", "C.UTF-8")
+    connection(lab).exec_command("true")
+    env = popen.calls[0].env
+    assert env["PATH"] == nsenter.NODE_PATH
+    assert env["LANG"] == "C.UTF-8"
+    assert "PYTHONUNBUFFERED" not in env
+    assert set(env) >= {"HOME", "USER", "LOGNAME", "SHELL"}
+
+
+def test_controller_environment_on_request(lab, popen):
+    connection(lab, inherit_environment=True).exec_command("true")
+    assert popen.calls[0].env is None  # inherited
+
+
+def test_node_environment():
+    class User:
+        pw_dir, pw_name, pw_shell = "/root", "root", ""
+    assert nsenter.node_environment({"TZ": "UTC", "VIRTUAL_ENV": "/v"}, User()) == {
+        "TZ": "UTC", "PATH": nsenter.NODE_PATH, "HOME": "/root", "USER": "root",
+        "LOGNAME": "root", "SHELL": "/bin/sh"}

@@ -19,7 +19,7 @@ description:
   - With pipelining on (C(ansible_pipelining=true), as the lab inventory sets it), a module
     costs one C(nsenter) process and no file transfer.
 author:
-  - podnet.mesh contributors
+  - podnet.mesh maintainers (@podnet-mesh)
 requirements:
   - Linux; root on the controller (entering namespaces needs CAP_SYS_ADMIN).
   - util-linux C(nsenter).

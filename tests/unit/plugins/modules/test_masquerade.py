@@ -33,8 +33,6 @@ READS = ((NFT, "-j", "list"), (SAVE, "-t"))
 WARNINGS = []
 
 
-
-
 class FakeRunner:
     """A node with nft and iptables-nft, no rules yet; records commands and writes."""
 

@@ -17,9 +17,6 @@ from ansible_collections.podnet.mesh.plugins.modules import bridge, netns, netns
 from ansible_collections.podnet.mesh.tests.unit.module_runner import run_main, stub_exits
 
 
-
-
-
 class FakeNamespace:
     def __init__(self, links):
         self._links = links

@@ -33,6 +33,9 @@ class OperationError(Exception):
         self.code = code
 
 
+# The state option every module of the collection takes.
+STATE_OPTION = {"type": "str", "choices": ["present", "absent"], "default": "present"}
+
 # Interpreters that may carry the distribution's pyroute2 package
 # (Debian/Ubuntu python3-pyroute2, Fedora/RHEL python3-pyroute2).
 NODE_INTERPRETERS = (

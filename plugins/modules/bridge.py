@@ -148,7 +148,7 @@ def main():
             "mtu": {"type": "int"},
             "stp": {"type": "bool", "default": False},
             "up": {"type": "bool", "default": True},
-            "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
+            "state": _module.STATE_OPTION,
         },
         supports_check_mode=True,
     )

@@ -199,7 +199,7 @@ def main():
             },
             "gateway": {"type": "str", "default": _lab.DEFAULT_GATEWAY},
             "external": {"type": "str", "default": _lab.DEFAULT_EXTERNAL},
-            "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
+            "state": _module.STATE_OPTION,
         },
         supports_check_mode=True,
     )

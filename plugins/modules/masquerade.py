@@ -226,7 +226,7 @@ def main():
                         "default": "auto"},
             "forward": {"type": "bool", "default": True},
             "ip_forward": {"type": "bool", "default": True},
-            "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
+            "state": _module.STATE_OPTION,
         },
         supports_check_mode=True,
     )

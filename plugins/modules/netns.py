@@ -99,7 +99,7 @@ def main():
     module = AnsibleModule(
         argument_spec={
             "name": {"type": "str", "required": True},
-            "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
+            "state": _module.STATE_OPTION,
         },
         supports_check_mode=True,
     )

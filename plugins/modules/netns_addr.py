@@ -138,7 +138,7 @@ def main():
             "interface": {"type": "str", "required": True},
             "addresses": {"type": "list", "elements": "str"},
             "up": {"type": "bool", "default": True},
-            "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
+            "state": _module.STATE_OPTION,
         },
         supports_check_mode=True,
     )

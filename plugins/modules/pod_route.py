@@ -199,7 +199,7 @@ def main():
             "purge": {"type": "bool", "default": False},
             "proto": {"type": "int", "default": PROTO_DEFAULT},
             "table": {"type": "int", "default": 254},
-            "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
+            "state": _module.STATE_OPTION,
         },
         supports_check_mode=True,
     )

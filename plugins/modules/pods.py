@@ -146,7 +146,7 @@ def main():
             "mtu": {"type": "int"},
             "hairpin": {"type": "bool"},
             "proto": {"type": "int", "default": 149},
-            "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
+            "state": _module.STATE_OPTION,
         },
         supports_check_mode=True,
     )

@@ -196,7 +196,7 @@ def main():
             "mtu": {"type": "int"},
             "hairpin": {"type": "bool"},
             "up": {"type": "bool", "default": True},
-            "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
+            "state": _module.STATE_OPTION,
         },
         supports_check_mode=True,
     )

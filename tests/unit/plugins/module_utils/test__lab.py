@@ -580,12 +580,6 @@ def test_lab_session_reports_unshare_failures(monkeypatch, tmp_path):
 
 
 # ------------------------------------------------------------- module flow
-class Exit(Exception):
-    def __init__(self, kind, result):
-        super().__init__(kind)
-        self.kind, self.result = kind, result
-
-
 class ModuleSession:
     """Stands in for LabSession in the module: applies plans to a FakeLab."""
     fake = None
@@ -605,45 +599,21 @@ class ModuleSession:
 
 @pytest.fixture
 def run_module(monkeypatch):
-    import contextlib
-    import json
-
-    from ansible.module_utils import basic
     from ansible_collections.podnet.mesh.plugins.module_utils import _module
     from ansible_collections.podnet.mesh.plugins.modules import lab as module
-
-    try:
-        from ansible.module_utils.testing import patch_module_args
-    except ImportError:  # ansible-core < 2.19
-        @contextlib.contextmanager
-        def patch_module_args(args):
-            old = basic._ANSIBLE_ARGS
-            basic._ANSIBLE_ARGS = json.dumps({"ANSIBLE_MODULE_ARGS": args}).encode()
-            try:
-                yield
-            finally:
-                basic._ANSIBLE_ARGS = old
-
-    def fake_exit(self, **kw):
-        raise Exit("exit", kw)
-
-    def fake_fail(self, msg, **kw):
-        raise Exit("fail", dict(kw, msg=msg))
+    from ansible_collections.podnet.mesh.tests.unit.module_runner import run_main, stub_exits
 
     fake = FakeLab()
     ModuleSession.fake = fake
     ModuleSession.instances = []
-    monkeypatch.setattr(basic.AnsibleModule, "exit_json", fake_exit)
-    monkeypatch.setattr(basic.AnsibleModule, "fail_json", fake_fail)
+    stub_exits(monkeypatch)
     monkeypatch.setattr(_module, "require_pyroute2", lambda module: None)
     monkeypatch.setattr(_lab, "LabSession", ModuleSession)
     monkeypatch.setattr(_lab, "read", lambda session, w: fake.cur() if w["path"] == LAB else None)
 
     def _run(args):
-        with patch_module_args(dict({"name": "t", "root": ROOT}, **args)):
-            with pytest.raises(Exit) as err:
-                module.main()
-        return err.value.kind, err.value.result, fake
+        kind, result = run_main(module.main, dict({"name": "t", "root": ROOT}, **args))
+        return kind, result, fake
     return _run
 
 

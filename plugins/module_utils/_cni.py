@@ -433,7 +433,7 @@ def plan_attach(conf, req, address, host_links, container_links, container_route
     bridge = host_links.get(conf["bridge"])
     veth_plan = _plan.plan_veth(
         {"name": veth, "peer": ifname, "netns": netns, "master": conf["bridge"], "mtu": conf["mtu"],
-         "hairpin": conf["hairpin"], "up": True, "state": "present"},
+         "hairpin": conf["hairpin"], "up": True, "state": "present", "peer_mac": _plan.pod_mac(cidr)},
         {"host": host_links.get(veth), "peer": container_links.get(ifname), "stray_peer": None,
          "netns_exists": True, "master": bridge})
     # The peer is born by this plan: up (plan_veth brings it up), no address yet.

@@ -387,6 +387,8 @@ class Session:
     def _veth_add(self, action):
         ns = self.ns(action.ns)
         peer = {"ifname": action.args["peer"]}
+        if action.args.get("peer_mac"):
+            peer["address"] = action.args["peer_mac"]
         if action.args.get("peer_ns") is not None:
             target = action.args["peer_ns"]
             if not netns_exists(target):

@@ -77,6 +77,18 @@ class Plan:
         return [describe(a) for a in self.actions]
 
 
+def pod_mac(address):
+    """The MAC address of a pod interface holding IPv4 address (CIDR or plain): 0a:58 + the 4 bytes.
+
+    A pod re-created with the same address keeps its MAC, so neighbour entries that the node
+    and the other pods hold for it stay right (a random MAC leaves them stale for seconds).
+    """
+    packed = ipaddress.ip_interface(address).ip.packed
+    if len(packed) != 4:
+        return None
+    return ":".join("%02x" % b for b in b"\x0a\x58" + packed)
+
+
 def _ns_label(ns):
     return HOST if ns is None else ns
 
@@ -252,7 +264,10 @@ def plan_veth(want, cur):
             if host is not None:
                 # The other end is lost (elsewhere or renamed): recreate the pair.
                 plan.add("link_del", None, name)
-            plan.add("veth_add", None, name, peer=peer_name, peer_ns=ns)
+            if want.get("peer_mac"):
+                plan.add("veth_add", None, name, peer=peer_name, peer_ns=ns, peer_mac=want["peer_mac"])
+            else:
+                plan.add("veth_add", None, name, peer=peer_name, peer_ns=ns)
             host_state = fresh
 
     mtu = want["mtu"]

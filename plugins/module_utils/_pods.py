@@ -158,7 +158,7 @@ def plan_pods(want, cur):
         else:
             cidr_address = "%s/%d" % (addresses[name], prefix)
             parts.append(_plan.plan_netns({"name": name, "state": "present"}, pcur["exists"]))
-            veth = _plan.plan_veth(_veth_want(want, pod), {
+            veth = _plan.plan_veth(dict(_veth_want(want, pod), peer_mac=_plan.pod_mac(cidr_address)), {
                 "host": host, "peer": peer, "stray_peer": None, "netns_exists": True,
                 "master": bridge})
             parts.append(veth)

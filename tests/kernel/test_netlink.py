@@ -149,3 +149,22 @@ def test_leftover_file_is_replaced_by_a_namespace(session, named_ns):
     session.apply(first.actions)
     assert _netlink.netns_state(name) is True
     assert _plan.plan_netns({"name": name, "state": "present"}, _netlink.netns_state(name)).actions == []
+
+
+def test_recreated_peer_keeps_the_mac_given_by_its_address(session, prefix, named_ns, host_links):
+    pod = named_ns("p")
+    host = prefix + "v"
+    host_links.append(host)
+    want = {"name": host, "peer": "eth0", "netns": pod, "master": None, "mtu": None, "hairpin": None,
+            "up": True, "state": "present", "peer_mac": _plan.pod_mac("10.244.3.2/24")}
+
+    def read():
+        return {"host": session.ns(None).links().get(host), "peer": session.ns(pod).links().get("eth0"),
+                "stray_peer": None, "netns_exists": True, "master": None}
+
+    session.apply(_plan.plan_veth(want, read()).actions)
+    assert session.ns(pod).links()["eth0"]["mac"] == "0a:58:0a:f4:03:02"
+    session.apply([_plan.Action("link_del", None, host, {})])  # the pair is lost by hand
+    assert read()["peer"] is None
+    session.apply(_plan.plan_veth(want, read()).actions)
+    assert session.ns(pod).links()["eth0"]["mac"] == "0a:58:0a:f4:03:02"

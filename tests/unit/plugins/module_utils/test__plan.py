@@ -287,3 +287,12 @@ def test_check_mode_assumes_what_earlier_tasks_create():
     assert [a.op for a in plan.actions][0] == "veth_add"
     plan = _plan.plan_interface_addresses(addr_want(assume_missing=True), addr_cur(None, exists=False))
     assert [a.op for a in plan.actions] == ["addr_add", "link_set"]
+
+
+@pytest.mark.parametrize("address, mac", [
+    ("10.244.1.2/24", "0a:58:0a:f4:01:02"),
+    ("10.244.255.254", "0a:58:0a:f4:ff:fe"),
+    ("fd00::2/64", None),
+])
+def test_pod_mac_follows_the_ipv4_address(address, mac):
+    assert _plan.pod_mac(address) == mac

@@ -74,6 +74,7 @@ def test_plan_new_pod_in_kernel_order():
     assert [a.op for a in plan.actions] == [
         "netns_add", "veth_add", "link_set", "link_set", "link_set", "addr_add", "link_set", "route_add"]
     assert plan.descriptions()[-1] == "add route default via 10.244.1.1 metric 0 in namespace red"
+    assert plan.actions[1].args["peer_mac"] == "0a:58:0a:f4:01:02"  # same address, same MAC
     assert plan.pods == [{"name": "red", "veth": "veth-red", "interface": "eth0",
                           "address": "10.244.1.2/24", "gateway": "10.244.1.1"}]
     assert plan.before == {"pods": {"red": {"state": "absent", "veth": None, "addresses": []}}}

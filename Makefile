@@ -27,7 +27,7 @@ COLLECTIONS_ENV := ANSIBLE_COLLECTIONS_PATH=$(BUILD)
 # ansible-test's shellcheck sanity test, git for copying the working tree.
 APT_PACKAGES := iproute2 nftables iptables python3-pyroute2 python3-venv \
 	procps iputils-ping shellcheck git \
-	podman runc busybox-static containernetworking-plugins
+	podman runc busybox-static containernetworking-plugins time
 
 # pytest for the unit and kernel suites: run from inside the built copy, with
 # the directory holding ansible_collections/ on sys.path, so that
@@ -52,7 +52,7 @@ LINT_ENV  := PATH=$(VENV)/bin:$$PATH ANSIBLE_LINT_NODEPS=1 ANSIBLE_LINT_SKIP_SCH
 LINT_ARGS := --profile production --offline --nocolor
 
 # Suites run by `make test`, fastest first.
-TEST_SUITES := unit kernel lint integration flow sanity
+TEST_SUITES := unit kernel lint integration flow sanity bench
 
 VENV_STAMP      := $(VENV)/.installed
 VENV_PR07_STAMP := $(VENV_PR07)/.installed
@@ -61,7 +61,7 @@ VENV_PR07_STAMP := $(VENV_PR07)/.installed
 # cannot find; keep those lines out of the output.
 PIP_QUIET := { grep -v "^WARNING: Location 'file:" || true; }
 
-.PHONY: help apt venv collection unit kernel integration flow sanity lint test demo _demo demo-down clean distclean
+.PHONY: help apt venv collection unit kernel integration flow sanity lint bench test demo _demo demo-down clean distclean
 
 help:
 	@echo 'make test         venv + collection, then: $(TEST_SUITES); prints a summary'
@@ -73,6 +73,7 @@ help:
 	@echo 'make integration  ansible-test integration in a private network namespace'
 	@echo 'make sanity       ansible-test sanity (full default set)'
 	@echo 'make lint         ansible-lint --profile production'
+	@echo 'make bench        benchmarks/run.py: converge, pod_route and CNI side by side (QUICK=1: a tiny run)'
 	@echo 'make demo         the 3-node lab: lab up, site.yml, verify.yml (make demo-down removes it)'
 	@echo 'make clean        remove .build and test output; make distclean also removes the venvs'
 
@@ -84,7 +85,7 @@ apt:
 
 venv: apt $(VENV_STAMP) $(VENV_PR07_STAMP)
 
-$(VENV_STAMP): requirements.txt requirements-dev.txt
+$(VENV_STAMP): requirements.txt requirements-dev.txt benchmarks/requirements.txt
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install -q --disable-pip-version-check -r requirements-dev.txt 2>&1 | $(PIP_QUIET)
 	$(VENV)/bin/python -m pip check
@@ -167,6 +168,13 @@ lint: venv
 	cd $(COLL); set -x; \
 	$(LINT_ENV) $(VENV)/bin/ansible-lint $(LINT_ARGS)
 
+# The benchmark harness (see docs/performance.md), in a private network
+# namespace like the kernel tests; results under benchmarks/results/. In
+# `make test` it runs as QUICK=1 (tiny counts, no timing assertions) so that
+# the harness itself is exercised on every change.
+bench: venv
+	@cd $(CURDIR) && $(UTILS)/netns-run.sh $(VENV)/bin/python benchmarks/run.py $(if $(filter 1,$(QUICK)),--quick,)
+
 # Runs every suite, even after a failure, then prints a summary; fails if any
 # suite failed.
 test: venv
@@ -174,7 +182,7 @@ test: venv
 	passed=0; failed=0; skipped=0; report=""; \
 	for suite in $(TEST_SUITES); do \
 		start=$$(date +%s); \
-		if SUITE_SKIP_DIR=$$skipdir $(MAKE) --no-print-directory $$suite; then \
+		if SUITE_SKIP_DIR=$$skipdir QUICK=1 $(MAKE) --no-print-directory $$suite; then \
 			if [[ -e $$skipdir/$$suite ]]; then result=skipped; skipped=$$((skipped + 1)); \
 			else result=passed; passed=$$((passed + 1)); fi; \
 		else result=FAILED; failed=$$((failed + 1)); fi; \

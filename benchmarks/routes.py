@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -31,6 +32,33 @@ def collections_path():
     os.makedirs(os.path.join(path, "ansible_collections", "podnet"))
     os.symlink(ROOT, os.path.join(path, "ansible_collections", "podnet", "mesh"))
     return path
+
+
+def ansible_shim():
+    """A directory holding only ansible/ (this Python's ansible-core), for another interpreter.
+
+    Lets a node-side interpreter such as /usr/bin/python3 import ansible.module_utils
+    while it keeps its own pyroute2 (the whole site-packages would shadow it).
+    """
+    import ansible  # noqa: E402  (the controller's ansible-core)
+    path = tempfile.mkdtemp(prefix="podnet-bench-ansible-")
+    os.symlink(os.path.dirname(ansible.__file__), os.path.join(path, "ansible"))
+    return path
+
+
+def interpreter_versions(python):
+    """'Python X.Y.Z, pyroute2 V' of an interpreter."""
+    proc = subprocess.run([python, "-c", "import sys, pyroute2; print(sys.version.split()[0], "
+                           "getattr(pyroute2, '__version__', '?'))"],
+                          capture_output=True, text=True, check=False)
+    parts = proc.stdout.split()
+    if len(parts) != 2:
+        return {"python_version": "?", "pyroute2": "?"}
+    if parts[1] in ("?", "unknown"):  # Debian's build reports no version
+        meta = subprocess.run([python, "-c", "import importlib.metadata as m; print(m.version('pyroute2'))"],
+                              capture_output=True, text=True, check=False)
+        parts[1] = meta.stdout.strip() or parts[1]
+    return {"python_version": parts[0], "pyroute2": parts[1]}
 
 
 def routes(count):
@@ -69,57 +97,84 @@ def summary(values):
     return {"median": statistics.median(values), "min": min(values), "max": max(values), "n": len(values)}
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--count", type=int, default=1000)
-    parser.add_argument("--python", default=sys.executable, help="interpreter that runs the module")
-    parser.add_argument("--json", help="write the results here")
-    opts = parser.parse_args()
+def bench(rounds=5, count=1000, python=sys.executable, collections=None):
+    """Run the comparison in the current network namespace; return the report (dict)."""
+    made = [] if collections else [collections_path()]
+    if os.path.realpath(python) != os.path.realpath(sys.executable):
+        made.append(ansible_shim())
+    try:
+        return _bench(rounds, count, python, os.pathsep.join(([collections] if collections else []) + made))
+    finally:
+        for path in made:
+            shutil.rmtree(path, ignore_errors=True)
 
-    env = dict(os.environ, PYTHONPATH=collections_path())
+
+def _bench(rounds, count, python, pythonpath):
+    env = dict(os.environ, PYTHONPATH=pythonpath)
     setup = [
         "link add pntbench0 type bridge", "addr add 192.168.1.11/24 dev pntbench0", "link set pntbench0 up"]
     subprocess.run(["ip", "-batch", "-"], input="\n".join(setup) + "\n", text=True, check=True)
-    full, half = routes(opts.count), routes(opts.count // 2)
+    full, half = routes(count), routes(count // 2)
     add_lines = ["route add %s via %s proto 150" % (r["dst"], r["via"]) for r in full]
-    del_lines = ["route del %s via %s proto 150" % (r["dst"], r["via"]) for r in full[opts.count // 2:]]
+    del_lines = ["route del %s via %s proto 150" % (r["dst"], r["via"]) for r in full[count // 2:]]
     times = {k: [] for k in ("module_add", "module_unchanged", "module_purge_half",
                              "ip_batch_add", "ip_batch_del_half")}
-    for dummy in range(opts.rounds):
+    try:
+        for round_no in range(rounds):
+            # Alternate which side goes first, so neither always meets a warmer machine.
+            for side in (("module", "ip") if round_no % 2 == 0 else ("ip", "module")):
+                flush(149)
+                flush(150)
+                if side == "module":
+                    elapsed, result = module_run(python, env, {"routes": full})
+                    assert result["changed"] and len(result["added"]) == count, result.get("msg")
+                    times["module_add"].append(elapsed)
+                    elapsed, result = module_run(python, env, {"routes": full})
+                    assert not result["changed"], result
+                    times["module_unchanged"].append(elapsed)
+                    elapsed, result = module_run(python, env, {"routes": half, "purge": True})
+                    assert len(result["removed"]) == count - count // 2, result.get("msg")
+                    times["module_purge_half"].append(elapsed)
+                else:
+                    times["ip_batch_add"].append(ip_batch(add_lines))
+                    times["ip_batch_del_half"].append(ip_batch(del_lines))
+    finally:
         flush(149)
         flush(150)
-        elapsed, result = module_run(opts.python, env, {"routes": full})
-        assert result["changed"] and len(result["added"]) == opts.count, result.get("msg")
-        times["module_add"].append(elapsed)
-        elapsed, result = module_run(opts.python, env, {"routes": full})
-        assert not result["changed"], result
-        times["module_unchanged"].append(elapsed)
-        elapsed, result = module_run(opts.python, env, {"routes": half, "purge": True})
-        assert len(result["removed"]) == opts.count - opts.count // 2, result.get("msg")
-        times["module_purge_half"].append(elapsed)
-        flush(149)
-        flush(150)
-        times["ip_batch_add"].append(ip_batch(add_lines))
-        times["ip_batch_del_half"].append(ip_batch(del_lines))
-    flush(149)
-    flush(150)
+        subprocess.run(["ip", "link", "del", "pntbench0"], check=False)
     stats = dict((k, summary(v)) for k, v in times.items())
     ratios = {
         "module_add / ip_batch_add": stats["module_add"]["median"] / stats["ip_batch_add"]["median"],
         "module_purge_half / ip_batch_del_half":
             stats["module_purge_half"]["median"] / stats["ip_batch_del_half"]["median"],
     }
-    import pyroute2  # noqa: E402  (only to report the version)
-    report = {"routes": opts.count, "rounds": opts.rounds, "python": opts.python,
-              "pyroute2": getattr(pyroute2, "__version__", "?"), "seconds": stats, "ratios": ratios}
+    report = {"routes": count, "rounds": rounds, "python": python, "seconds": stats, "ratios": ratios,
+              "samples": times}
+    report.update(interpreter_versions(python))
+    return report
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--count", type=int, default=1000)
+    parser.add_argument("--python", default=sys.executable,
+                        help="interpreter that runs the module (another one than this gets ansible-core "
+                             "from this one and keeps its own pyroute2)")
+    parser.add_argument("--collections", help="directory holding ansible_collections/podnet/mesh "
+                                              "(default: a link to this checkout)")
+    parser.add_argument("--json", help="write the results here")
+    opts = parser.parse_args()
+    report = bench(opts.rounds, opts.count, opts.python, opts.collections)
     if opts.json:
         with open(opts.json, "w") as handle:
             json.dump(report, handle, indent=2)
+    print("pod_route under %s (Python %s, pyroute2 %s), %d routes, %d rounds"
+          % (report["python"], report.get("python_version", "?"), report["pyroute2"], opts.count, opts.rounds))
     print("%-22s %9s %9s %9s" % ("", "median s", "min s", "max s"))
-    for key, value in stats.items():
+    for key, value in report["seconds"].items():
         print("%-22s %9.3f %9.3f %9.3f" % (key, value["median"], value["min"], value["max"]))
-    for key, value in ratios.items():
+    for key, value in report["ratios"].items():
         print("%s = %.1fx" % (key, value))
 
 

@@ -16,15 +16,25 @@ except ImportError:
     jmespath = None
 
 
+# The registered result of podnet.mesh.node_info (the mesh_routes role reads it into this variable).
+NODE_INFO_VAR = "podnet_node_info"
+
+
 def _node_ip(name, hv):
+    """podnet_node_ip, else the default-route address read by node_info, else from setup facts."""
     ip = hv.get("podnet_node_ip")
+    if not ip:
+        ip = ((hv.get(NODE_INFO_VAR) or {}).get("default_ipv4") or {}).get("address")
     if not ip:
         ip = ((hv.get("ansible_facts") or {}).get("default_ipv4") or {}).get("address")
     return ip
 
 
 def _node_networks(hv):
-    """IPv4 networks of a node's interfaces, from gathered network facts."""
+    """Directly connected networks of a node: from node_info, else from gathered network facts."""
+    info = hv.get(NODE_INFO_VAR) or {}
+    if info.get("networks"):
+        return [ipaddress.ip_network(net, strict=False) for net in info["networks"]]
     facts = hv.get("ansible_facts") or {}
     nets = []
     for name in facts.get("interfaces") or []:
@@ -59,7 +69,7 @@ def mesh_problems(nodes, hostvars, cluster_cidr=None):
         cidrs[name] = cidr
         ip = _node_ip(name, hv)
         if not ip:
-            problems.append("%s: podnet_node_ip is not set and no default-route facts were gathered" % name)
+            problems.append("%s: podnet_node_ip is not set and the node has no IPv4 default route to take it from" % name)
             continue
         try:
             ip = ipaddress.ip_address(str(ip).split("/", 1)[0])

@@ -240,14 +240,18 @@ class Namespace:
                 })
         return result
 
-    def networks(self):
-        """The directly connected networks: those of every address in the namespace."""
-        nets = []
+    def addresses(self):
+        """Every address in the namespace (IPv6 link-local left out) as (ifindex, CIDR)."""
+        found = []
         for msg in self.call("list addresses", self.ipr.get_addr):
             address = _address(msg)
             if address is not None:
-                nets.append(ipaddress.ip_interface(address).network)
-        return nets
+                found.append((msg["index"], address))
+        return found
+
+    def networks(self):
+        """The directly connected networks: those of every address in the namespace."""
+        return [ipaddress.ip_interface(address).network for _index, address in self.addresses()]
 
     def index(self, name):
         found = self.call("look up link %s" % name, self.ipr.link_lookup, ifname=name)

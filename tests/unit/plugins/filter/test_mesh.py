@@ -37,6 +37,20 @@ def test_mesh_routes_uses_default_route_facts_and_names_missing():
         mesh.mesh_routes(["a", "b"], hostvars, "x")
 
 
+def test_node_info_result_gives_node_ip_and_networks():
+    info = {"default_ipv4": {"address": "192.168.1.21", "prefix": 24, "interface": "eth0", "gateway": None},
+            "networks": ["127.0.0.0/8", "192.168.1.0/24"]}
+    hostvars = {"a": {"podnet_pod_cidr": "10.244.1.0/24", "podnet_node_info": info},
+                "b": {"podnet_pod_cidr": "10.244.2.0/24", "podnet_node_ip": "192.168.1.22",
+                      "podnet_node_info": {"skipped": True}},
+                "c": {"podnet_pod_cidr": "10.244.3.0/24", "podnet_node_ip": "192.168.9.23"}}
+    assert mesh.mesh_routes(["a", "b"], hostvars, "b") == [{"dst": "10.244.1.0/24", "via": "192.168.1.21"}]
+    assert mesh.mesh_problems(["a", "b"], hostvars, "10.244.0.0/16") == []
+    problems = mesh.mesh_problems(["a", "b", "c"], hostvars, "10.244.0.0/16")
+    assert problems == ["a: peer c (node IP 192.168.9.23) is not on a directly connected subnet of a "
+                        "(127.0.0.0/8, 192.168.1.0/24); host-gw routing needs layer-2 adjacency"]
+
+
 def test_clean_inventory_has_no_problems():
     assert mesh.mesh_problems(["node1", "node2", "node3"], HV, "10.244.0.0/16") == []
 

@@ -296,3 +296,28 @@ def test_check_mode_assumes_what_earlier_tasks_create():
 ])
 def test_pod_mac_follows_the_ipv4_address(address, mac):
     assert _plan.pod_mac(address) == mac
+
+
+def test_node_view_takes_the_default_route_interface_address():
+    links = {"lo": {"ifindex": 1}, "eth0": {"ifindex": 2}, "eth1": {"ifindex": 3}}
+    addresses = [(1, "127.0.0.1/8"), (2, "192.0.2.5/24"), (2, "198.51.100.5/24"), (3, "203.0.113.7/24"),
+                 (3, "fd00::7/64")]
+    routes = [
+        {"dst": "default", "family": 4, "via": "203.0.113.1", "dev": "eth1", "metric": 200, "proto": 4},
+        {"dst": "default", "family": 4, "via": "192.0.2.1", "dev": "eth0", "metric": 100, "proto": 4},
+        {"dst": "10.0.0.0/8", "family": 4, "via": "192.0.2.1", "dev": "eth0", "metric": 0, "proto": 4},
+    ]
+    view = _plan.node_view(links, addresses, routes)
+    assert view["default_ipv4"] == {"address": "192.0.2.5", "prefix": 24, "interface": "eth0",
+                                    "gateway": "192.0.2.1"}
+    assert view["networks"] == ["127.0.0.0/8", "192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24", "fd00::/64"]
+    assert view["addresses"][4] == {"interface": "eth1", "address": "fd00::7/64"}
+
+
+def test_node_view_without_a_usable_default_route():
+    links = {"eth0": {"ifindex": 2}, "eth1": {"ifindex": 3}}
+    # The default route's interface has only IPv6: no IPv4 address to take.
+    routes = [{"dst": "default", "family": 4, "via": None, "dev": "eth1", "metric": 0, "proto": 4}]
+    view = _plan.node_view(links, [(2, "192.0.2.5/24"), (3, "fd00::7/64")], routes)
+    assert view["default_ipv4"] is None
+    assert _plan.node_view(links, [(2, "192.0.2.5/24")], [])["default_ipv4"] is None

@@ -14,17 +14,67 @@ kernel's errno text.
 from __future__ import annotations
 
 import errno
+import importlib
+import importlib.util
 import ipaddress
 import os
 import socket
 import struct
+import sys
 import traceback
 
+
+def _import_pyroute2_parts():
+    """pyroute2's IPRoute, NetNS, netns module, exceptions module and rtmsg class.
+
+    pyroute2's package __init__ imports nearly the whole library (NDB, IPDB, conntrack,
+    ethtool, its test lab, asyncio, multiprocessing, ...): 100 to 200 ms, the largest part
+    of a module run. When nothing has imported pyroute2 yet, the package is entered bare
+    (its directory only) and only the submodules used here are loaded. The bare package
+    runs its real __init__ the first time anything else is asked of it (PEP 562 module
+    __getattr__), so other code in the same process still sees all of pyroute2. Should a
+    release not allow this, everything is thrown away and pyroute2 is imported normally.
+    """
+    if "pyroute2" not in sys.modules:
+        spec = importlib.util.find_spec("pyroute2")
+        if spec is None or spec.submodule_search_locations is None:
+            raise ImportError("No module named 'pyroute2'", name="pyroute2")
+        bare = importlib.util.module_from_spec(spec)
+
+        def complete(name):
+            if importlib.util.find_spec("pyroute2." + name) is not None:
+                # "from pyroute2 import config" inside pyroute2: just that submodule.
+                return importlib.import_module("pyroute2." + name)
+            del bare.__getattr__  # pylint: disable=no-member
+            spec.loader.exec_module(bare)
+            return getattr(bare, name)
+
+        bare.__getattr__ = complete
+        sys.modules["pyroute2"] = bare
+        try:
+            linux = importlib.import_module("pyroute2.iproute.linux")
+            try:
+                netns_class = linux.NetNS  # 0.9
+            except AttributeError:
+                netns_class = importlib.import_module("pyroute2.nslink.nslink").NetNS  # 0.7
+            parts = (linux.IPRoute, netns_class, importlib.import_module("pyroute2.netns"),
+                     importlib.import_module("pyroute2.netlink.exceptions"),
+                     importlib.import_module("pyroute2.netlink.rtnl.rtmsg").rtmsg)
+        except Exception:  # pylint: disable=broad-except
+            for name in [n for n in sys.modules if n == "pyroute2" or n.startswith("pyroute2.")]:
+                del sys.modules[name]
+        else:
+            bare.IPRoute, bare.NetNS = parts[0], parts[1]
+            return parts
+    import pyroute2  # pylint: disable=import-outside-toplevel
+    from pyroute2.netlink import exceptions  # pylint: disable=import-outside-toplevel
+    from pyroute2.netlink.rtnl.rtmsg import rtmsg as rtmsg_class  # pylint: disable=import-outside-toplevel
+    return pyroute2.IPRoute, pyroute2.NetNS, pyroute2.netns, exceptions, rtmsg_class
+
+
 try:
-    from pyroute2 import IPRoute, NetNS
-    from pyroute2 import netns as pr_netns
-    from pyroute2.netlink.exceptions import NetlinkDumpInterrupted, NetlinkError
-    from pyroute2.netlink.rtnl.rtmsg import rtmsg
+    IPRoute, NetNS, pr_netns, _exceptions, rtmsg = _import_pyroute2_parts()
+    NetlinkDumpInterrupted, NetlinkError = _exceptions.NetlinkDumpInterrupted, _exceptions.NetlinkError
 except ImportError:
     HAS_PYROUTE2 = False
     PYROUTE2_IMPORT_ERROR = traceback.format_exc()

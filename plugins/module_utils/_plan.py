@@ -402,6 +402,7 @@ def plan_routes(want, cur):
     plan.added, plan.removed, plan.replaced = [], [], []
     result = dict(ours)
     listed = set()
+    reachable = {}
 
     for index, route in enumerate(want["routes"]):
         key = route_key(route)
@@ -425,8 +426,11 @@ def plan_routes(want, cur):
             raise ValidationError(
                 path + ".dev", route["dev"], "does not exist in namespace %s" % _ns_label(ns))
         if route["via"] is not None and cur["connected"] is not None:
-            via = ipaddress.ip_address(route["via"])
-            if not any(via in net for net in cur["connected"] if net.version == via.version):
+            if route["via"] not in reachable:  # a thousand routes share a few gateways
+                via = ipaddress.ip_address(route["via"])
+                reachable[route["via"]] = any(via in net for net in cur["connected"] if net.version == via.version)
+            if not reachable[route["via"]]:
+                via = ipaddress.ip_address(route["via"])
                 nets = ", ".join(sorted(str(n) for n in cur["connected"] if n.version == via.version))
                 raise ValidationError(
                     path + ".via", route["via"],

@@ -98,9 +98,10 @@ def bench(rounds=3, pods=50, python="/usr/bin/python3", reference_dir="/usr/lib/
                 REFERENCE: ([ref_bridge], {
                     "cniVersion": "1.0.0", "name": "%sr%d" % (tag, round_no), "type": "bridge",
                     "bridge": "%sr%d" % (tag, round_no), "isGateway": True,
-                    "ipam": {"type": "host-local", "subnet": "10.253.2.0/24",
-                             "dataDir": os.path.join(tmp, "ref-ipam%d" % round_no),
-                             "routes": [{"dst": "0.0.0.0/0"}]}},
+                    "ipam": {
+                        "type": "host-local", "subnet": "10.253.2.0/24",
+                        "dataDir": os.path.join(tmp, "ref-ipam%d" % round_no),
+                        "routes": [{"dst": "0.0.0.0/0"}]}},
                     reference_dir),
             }
             order = [PODNET, REFERENCE] if round_no % 2 == 0 else [REFERENCE, PODNET]

@@ -523,8 +523,8 @@ def markdown(report):
     if targets:
         lines += ["## Targets", "", "| target | measured | limit | met |", "|---|---:|---:|---|"]
         for t in targets:
-            lines.append("| %s | %s | %s | %s |" % (t["target"], t["measured"], t["limit"],
-                                                   "yes" if t["met"] else "**no**"))
+            met = "yes" if t["met"] else "**no**"
+            lines.append("| %s | %s | %s | %s |" % (t["target"], t["measured"], t["limit"], met))
         lines.append("")
     return "\n".join(lines)
 

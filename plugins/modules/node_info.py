@@ -11,8 +11,8 @@ module: node_info
 short_description: Read a node's addresses, connected networks and default-route address
 version_added: 0.1.0
 description:
-  - Reads, through netlink, what the inventory checks of the pod network need from a node: every
-    address, the directly connected networks, and the address of the interface that holds the
+  - Reads, through netlink, what the inventory checks of the pod network need from a node. That is
+    every address, the directly connected networks, and the address of the interface that holds the
     IPv4 default route (the default for C(podnet_node_ip)).
   - One netlink read, no shell commands and no name lookups, so it stays fast where
     C(ansible.builtin.setup) waits on DNS for the node's FQDN.

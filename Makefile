@@ -61,7 +61,7 @@ VENV_PR07_STAMP := $(VENV_PR07)/.installed
 # cannot find; keep those lines out of the output.
 PIP_QUIET := { grep -v "^WARNING: Location 'file:" || true; }
 
-.PHONY: help apt venv collection unit kernel integration flow sanity lint bench test demo _demo demo-down clean distclean
+.PHONY: help apt venv collection unit kernel integration flow sanity lint bench profile test demo _demo demo-down clean distclean
 
 help:
 	@echo 'make test         venv + collection, then: $(TEST_SUITES); prints a summary'
@@ -74,6 +74,7 @@ help:
 	@echo 'make sanity       ansible-test sanity (full default set)'
 	@echo 'make lint         ansible-lint --profile production'
 	@echo 'make bench        benchmarks/run.py: converge, pod_route and CNI side by side (QUICK=1: a tiny run)'
+	@echo 'make profile      benchmarks/profile.py: import times and profiles of a module run and a CNI ADD'
 	@echo 'make demo         the 3-node lab: lab up, site.yml, verify.yml (make demo-down removes it)'
 	@echo 'make clean        remove .build and test output; make distclean also removes the venvs'
 
@@ -174,6 +175,11 @@ lint: venv
 # the harness itself is exercised on every change.
 bench: venv
 	@cd $(CURDIR) && $(UTILS)/netns-run.sh $(VENV)/bin/python benchmarks/run.py $(if $(filter 1,$(QUICK)),--quick,)
+
+# Where the time goes: import times and pyinstrument profiles of a module run
+# and of a CNI ADD (benchmarks/results/profile.txt).
+profile: venv
+	@cd $(CURDIR) && $(UTILS)/netns-run.sh $(VENV)/bin/python benchmarks/profile.py
 
 # Runs every suite, even after a failure, then prints a summary; fails if any
 # suite failed.

@@ -6,8 +6,9 @@ with a one-node lab of its own (removed at the end), and writes a text
 report (default benchmarks/results/profile.txt):
 
 1. ``socket.getfqdn()`` inside a lab node and in the private namespace: the
-   setup module's platform facts call it (site.yml gathers network facts for
-   its adjacency check).
+   setup module's platform facts call it even for ``gather_subset: network``,
+   which is why the inventory check reads node networks with
+   ``podnet.mesh.node_info`` instead.
 2. ``python3 -X importtime`` of module payloads exactly as Ansible sends them
    to a node (AnsiballZ, captured from stdin by a stand-in interpreter):
    ``ansible.builtin.ping`` and ``podnet.mesh.pod_route``.
@@ -100,7 +101,7 @@ def main():
         if proc.returncode:
             raise SystemExit("profile: lab: %s" % proc.stdout[-2000:])
 
-        section("socket.getfqdn() (the setup module's platform facts), seconds")
+        section("socket.getfqdn() (called by ansible.builtin.setup's platform facts), seconds")
         probe = [NODE_PYTHON, "-c", "import socket, time; t = time.perf_counter(); name = socket.getfqdn(); "
                  "print('%.3f s -> %s' % (time.perf_counter() - t, name))"]
         report.append("in a lab node:          " + sh(node + probe).stdout.strip())

@@ -545,11 +545,13 @@ class Plugin:
     def _ensure_bridge(self, session):
         """Bridge up with the gateway address; returns the host's links afterwards."""
         host = session.ns(None)
-        links = host.links(with_addresses=[self.conf["bridge"]])
+        # Only the bridge and this attachment's veth: the cost stays flat with many pods.
+        wanted = [self.conf["bridge"], host_veth_name(self.req.container_id, self.req.ifname)]
+        links = host.links(with_addresses=wanted[:1], only=wanted)
         plan = plan_bridge(self.conf, links.get(self.conf["bridge"]))
         if plan.changed:
             session.apply(plan.actions)
-            links = host.links(with_addresses=[self.conf["bridge"]])
+            links = host.links(with_addresses=wanted[:1], only=wanted)
         return links
 
     def _rollback(self, session, applied):
@@ -558,13 +560,13 @@ class Plugin:
         if not any(a.op == "veth_add" for a in applied):
             return
         try:
-            session.apply(plan_detach(veth, session.ns(None).links().get(veth)))
+            session.apply(plan_detach(veth, session.ns(None).links(only=[veth]).get(veth)))
         except Exception:  # pylint: disable=broad-except
             pass
 
     def _read_result(self, session, container, address):
         conf, req = self.conf, self.req
-        host = session.ns(None).links()
+        host = session.ns(None).links(only=[conf["bridge"], host_veth_name(req.container_id, req.ifname)])
         inside = container.links()
         bridge, veth, iface = host[conf["bridge"]], host[host_veth_name(req.container_id, req.ifname)], \
             inside[req.ifname]
@@ -596,7 +598,7 @@ class Plugin:
         own = session is None
         session = session or self.session_factory()
         try:
-            actions = plan_detach(veth, session.ns(None).links().get(veth))
+            actions = plan_detach(veth, session.ns(None).links(only=[veth]).get(veth))
             try:
                 session.apply(actions)
             except Exception as exc:  # pylint: disable=broad-except
@@ -647,7 +649,7 @@ class Plugin:
         if not link["up"]:
             fail("interface %s %s is down" % (req.ifname, where))
         veth = host_veth_name(req.container_id, req.ifname)
-        host = session.ns(None).links().get(veth)
+        host = session.ns(None).links(only=[veth]).get(veth)
         if host is None or not _plan.is_pair(host, link, req.netns):
             fail("the host end %s of %s is missing or is not its peer" % (veth, req.ifname))
         if host["master"] != conf["bridge"]:

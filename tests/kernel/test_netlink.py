@@ -168,3 +168,21 @@ def test_recreated_peer_keeps_the_mac_given_by_its_address(session, prefix, name
     assert read()["peer"] is None
     session.apply(_plan.plan_veth(want, read()).actions)
     assert session.ns(pod).links()["eth0"]["mac"] == "0a:58:0a:f4:03:02"
+
+
+def test_reading_only_named_links_matches_the_full_read(session, prefix, host_links):
+    br, host, peer = prefix + "b", prefix + "v", prefix + "p"
+    host_links.extend([host, br])
+    session.apply([_plan.Action("bridge_add", None, br, {}),
+                   _plan.Action("veth_add", None, host, {"peer": peer, "peer_ns": None}),
+                   _plan.Action("link_set", None, host, {"master": br}),
+                   _plan.Action("addr_add", None, br, {"address": "10.253.9.1/24"})])
+    handle = session.ns(None)
+    full = handle.links(with_addresses=[br])
+    some = handle.links(with_addresses=[br], only=[host, br, prefix + "none"])
+    assert sorted(some) == sorted([host, br])
+    assert some[host] == full[host] and some[host]["master"] == br
+    assert some[br] == full[br] and some[br]["addresses"] == ["10.253.9.1/24"]
+    # The master is named even when the bridge itself was not asked for.
+    assert handle.links(only=[host])[host]["master"] == br
+    assert handle.links(only=[prefix + "none"]) == {}

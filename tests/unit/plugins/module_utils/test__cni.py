@@ -94,8 +94,9 @@ class FakeNamespace:
         self.kernel = kernel
         self.name = name
 
-    def links(self, with_addresses=()):
-        return copy.deepcopy(self.kernel.spaces[self.name])
+    def links(self, with_addresses=(), only=None):
+        links = copy.deepcopy(self.kernel.spaces[self.name])
+        return links if only is None else dict((n, link) for n, link in links.items() if n in only)
 
     def routes(self, table, families=(4, 6)):
         return [dict(r) for r in self.kernel.routes[self.name] if r["family"] in families]

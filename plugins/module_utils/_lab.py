@@ -46,6 +46,7 @@ import time
 
 from ansible_collections.podnet.mesh.plugins.module_utils._module import OperationError
 from ansible_collections.podnet.mesh.plugins.module_utils._plan import Plan, is_pair
+from ansible_collections.podnet.mesh.plugins.module_utils._setns import InNetns, check, libc
 from ansible_collections.podnet.mesh.plugins.module_utils._validate import (
     ValidationError,
     interface_address,
@@ -630,70 +631,26 @@ MS_BIND = 0x1000
 MS_REC = 0x4000
 MS_PRIVATE = 1 << 18
 MNT_DETACH = 0x2
-CLONE_NEWNET = 0x40000000
-
-_LIBC = None
-
-
-def _libc():
-    global _LIBC  # pylint: disable=global-statement
-    if _LIBC is None:
-        import ctypes
-        _LIBC = ctypes.CDLL(None, use_errno=True)
-    return _LIBC
-
-
-def _check(result, what):
-    if result != 0:
-        import ctypes
-        code = ctypes.get_errno()
-        raise OSError(code, "%s: %s" % (what, os.strerror(code)))
 
 
 def mount(source, target, fstype, flags):
-    _check(_libc().mount(source and source.encode(), target.encode(),
-                         fstype and fstype.encode(), flags, None),
-           "mount %s" % target)
+    check(libc().mount(source and source.encode(), target.encode(),
+                       fstype and fstype.encode(), flags, None),
+          "mount %s" % target)
 
 
 def umount(target, lazy=False):
-    _check(_libc().umount2(target.encode(), MNT_DETACH if lazy else 0), "umount %s" % target)
-
-
-class _InNetns:
-    """Run the calling thread inside a network namespace file, then come back."""
-
-    def __init__(self, path):
-        self.path = path
-        self.home = None
-
-    def __enter__(self):
-        self.home = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
-        target = os.open(self.path, os.O_RDONLY)
-        try:
-            _check(_libc().setns(target, CLONE_NEWNET), "enter %s" % self.path)
-        except OSError:
-            os.close(self.home)
-            raise
-        finally:
-            os.close(target)
-        return self
-
-    def __exit__(self, *exc):
-        try:
-            _check(_libc().setns(self.home, CLONE_NEWNET), "return from %s" % self.path)
-        finally:
-            os.close(self.home)
+    check(libc().umount2(target.encode(), MNT_DETACH if lazy else 0), "umount %s" % target)
 
 
 def read_sysctl(netns, key):
-    with _InNetns(netns):
+    with InNetns(netns):
         with open(os.path.join("/proc/sys", key)) as handle:
             return handle.read().strip()
 
 
 def write_sysctl(netns, key, value):
-    with _InNetns(netns):
+    with InNetns(netns):
         with open(os.path.join("/proc/sys", key), "w") as handle:
             handle.write(value)
 
@@ -820,26 +777,11 @@ class LabError(OperationError):
 
 
 def netlink_session():
-    """A _netlink.Session whose namespaces are lab namespace files, opened in-thread.
+    """A _netlink.Session that only opens lab namespace files (absolute paths).
 
-    Each handle is an IPRoute socket created while the calling thread is
-    inside the namespace (setns), then the thread returns: no helper process
-    per namespace (pyroute2's NetNS forks one, and with 0.7 a veth's
-    net_ns_fd would then be a descriptor of the wrong process), and about ten
-    times faster to open. The namespace the module runs in is refused: the lab
-    never changes it.
+    The namespace the module runs in is refused: the lab never changes it.
     """
     from ansible_collections.podnet.mesh.plugins.module_utils import _netlink
-
-    class ThreadNamespace(_netlink.Namespace):
-        def __init__(self, path):  # pylint: disable=super-init-not-called
-            self.name = path
-            try:
-                with _InNetns(path):
-                    self.ipr = _netlink.IPRoute()
-            except OSError as exc:
-                raise _netlink.NetlinkOpError(
-                    "open namespace %s" % path, path, exc.errno, exc.strerror or str(exc))
 
     class LabNetlinkSession(_netlink.Session):
         def ns(self, name=None):
@@ -848,7 +790,7 @@ def netlink_session():
                     "open namespace %s" % name, name, errno.EINVAL,
                     "the lab only works in its own namespace files")
             if name not in self._handles:
-                self._handles[name] = ThreadNamespace(name)
+                self._handles[name] = _netlink.Namespace(name)
             return self._handles[name]
 
     return LabNetlinkSession()

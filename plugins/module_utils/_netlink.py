@@ -25,7 +25,7 @@ import traceback
 
 
 def _import_pyroute2_parts():
-    """pyroute2's IPRoute, NetNS, netns module, exceptions module and rtmsg class.
+    """pyroute2's IPRoute, netns module, exceptions module and rtmsg class.
 
     pyroute2's package __init__ imports nearly the whole library (NDB, IPDB, conntrack,
     ethtool, its test lab, asyncio, multiprocessing, ...): 100 to 200 ms, the largest part
@@ -52,28 +52,24 @@ def _import_pyroute2_parts():
         bare.__getattr__ = complete
         sys.modules["pyroute2"] = bare
         try:
-            linux = importlib.import_module("pyroute2.iproute.linux")
-            try:
-                netns_class = linux.NetNS  # 0.9
-            except AttributeError:
-                netns_class = importlib.import_module("pyroute2.nslink.nslink").NetNS  # 0.7
-            parts = (linux.IPRoute, netns_class, importlib.import_module("pyroute2.netns"),
+            parts = (importlib.import_module("pyroute2.iproute.linux").IPRoute,
+                     importlib.import_module("pyroute2.netns"),
                      importlib.import_module("pyroute2.netlink.exceptions"),
                      importlib.import_module("pyroute2.netlink.rtnl.rtmsg").rtmsg)
         except Exception:  # pylint: disable=broad-except
             for name in [n for n in sys.modules if n == "pyroute2" or n.startswith("pyroute2.")]:
                 del sys.modules[name]
         else:
-            bare.IPRoute, bare.NetNS = parts[0], parts[1]
+            bare.IPRoute = parts[0]
             return parts
     import pyroute2  # pylint: disable=import-outside-toplevel
     from pyroute2.netlink import exceptions  # pylint: disable=import-outside-toplevel
     from pyroute2.netlink.rtnl.rtmsg import rtmsg as rtmsg_class  # pylint: disable=import-outside-toplevel
-    return pyroute2.IPRoute, pyroute2.NetNS, pyroute2.netns, exceptions, rtmsg_class
+    return pyroute2.IPRoute, pyroute2.netns, exceptions, rtmsg_class
 
 
 try:
-    IPRoute, NetNS, pr_netns, _exceptions, rtmsg = _import_pyroute2_parts()
+    IPRoute, pr_netns, _exceptions, rtmsg = _import_pyroute2_parts()
     NetlinkDumpInterrupted, NetlinkError = _exceptions.NetlinkDumpInterrupted, _exceptions.NetlinkError
 except ImportError:
     HAS_PYROUTE2 = False
@@ -87,6 +83,7 @@ else:
     PYROUTE2_IMPORT_ERROR = None
 
 from ansible_collections.podnet.mesh.plugins.module_utils._plan import HOST, STALE, describe
+from ansible_collections.podnet.mesh.plugins.module_utils._setns import InNetns
 
 NETNS_RUN_DIR = "/run/netns"
 # pyroute2 0.7 raises when links change during a dump (a busy container
@@ -226,8 +223,11 @@ class Namespace:
                 "open namespace %s" % name, name, errno.ENOENT,
                 "no namespace at %s" % netns_path(name))
         try:
-            # flags=0: open only, never create (IPRoute(netns=...) would).
-            self.ipr = NetNS(netns_path(name), flags=0)
+            # Opened in-thread: the socket is made while this thread is inside the namespace
+            # and stays bound to it. Only opened, never created (IPRoute(netns=...) would),
+            # and no helper process as with pyroute2's NetNS.
+            with InNetns(netns_path(name)):
+                self.ipr = IPRoute()
         except (OSError, NetlinkError) as exc:
             raise _error("open namespace %s" % name, name, exc)
 

@@ -33,6 +33,43 @@ def test_missing_namespace_is_reported_not_created(prefix):
     assert not os.path.exists(os.path.join("/run/netns", name))
 
 
+def children():
+    """PIDs of this process's child processes."""
+    found = set()
+    for entry in (e for e in os.listdir("/proc") if e.isdigit()):
+        try:
+            with open("/proc/%s/stat" % entry) as handle:
+                stat = handle.read()
+        except (OSError, ValueError):
+            continue
+        if int(stat[stat.rindex(")") + 2:].split()[1]) == os.getpid():
+            found.add(int(entry))
+    return found
+
+
+def test_a_file_that_is_not_a_namespace_is_refused(tmp_path):
+    path = str(tmp_path / "not-a-namespace")
+    with open(path, "w") as handle:
+        handle.write("")
+    home = os.readlink("/proc/thread-self/ns/net")
+    with pytest.raises(_netlink.NetlinkOpError) as err:
+        _netlink.Namespace(path)
+    assert err.value.code == errno.EINVAL and path in str(err.value)
+    assert os.readlink("/proc/thread-self/ns/net") == home  # the thread stayed where it was
+
+
+def test_a_namespace_is_opened_in_thread(session, named_ns):
+    """No helper process: the socket is made inside the namespace and the thread comes back."""
+    name = named_ns("t")
+    home = os.readlink("/proc/thread-self/ns/net")
+    before = children()
+    handle = session.ns(name)
+    assert os.readlink("/proc/thread-self/ns/net") == home
+    assert children() == before
+    assert list(handle.links()) == ["lo"]  # the namespace's own links, not this one's
+    assert os.stat("/run/netns/" + name).st_ino != os.stat("/proc/thread-self/ns/net").st_ino
+
+
 def test_netns_create_and_remove(session, named_ns):
     name = named_ns("n", create=False)
     first, second = converge(session, _plan.plan_netns, {"name": name, "state": "present"},

@@ -5,7 +5,7 @@
 """Build the CNI plugin podnet: one executable file, a Python zip application.
 
 The archive holds the collection's module_utils that the plugin runs on
-(``ansible_collections/podnet/mesh/plugins/module_utils/{_validate,_plan,
+(``ansible_collections/podnet/mesh/plugins/module_utils/{_validate,_plan,_setns,
 _netlink,_ipam,_cni}.py``, with an empty ``__init__.py`` at every package
 level) and a ``__main__.py`` that calls ``_cni.main()``; a shebang line
 naming the node's Python comes first. Python runs such a file directly, and
@@ -33,7 +33,7 @@ import sys
 import tempfile
 import zipfile
 
-MODULES = ("_validate.py", "_plan.py", "_netlink.py", "_ipam.py", "_cni.py")
+MODULES = ("_validate.py", "_plan.py", "_setns.py", "_netlink.py", "_ipam.py", "_cni.py")
 PACKAGE = ("ansible_collections", "podnet", "mesh", "plugins", "module_utils")
 DEFAULT_INTERPRETER = "/usr/bin/python3"
 MAIN = (

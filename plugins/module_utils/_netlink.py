@@ -24,16 +24,22 @@ import sys
 import traceback
 
 
+PARTS = ("pyroute2.netlink.exceptions", "pyroute2.netlink.rtnl.rtmsg", "pyroute2.netlink.rtnl.ifinfmsg",
+         "pyroute2.netlink.rtnl.ifaddrmsg")
+
+
 def _import_pyroute2_parts():
-    """pyroute2's IPRoute, netns module, exceptions module and rtmsg class.
+    """pyroute2's exceptions module and its rtmsg, ifinfmsg and ifaddrmsg message classes.
 
     pyroute2's package __init__ imports nearly the whole library (NDB, IPDB, conntrack,
     ethtool, its test lab, asyncio, multiprocessing, ...): 100 to 200 ms, the largest part
     of a module run. When nothing has imported pyroute2 yet, the package is entered bare
-    (its directory only) and only the submodules used here are loaded. The bare package
-    runs its real __init__ the first time anything else is asked of it (PEP 562 module
-    __getattr__), so other code in the same process still sees all of pyroute2. Should a
-    release not allow this, everything is thrown away and pyroute2 is imported normally.
+    (its directory only) and only the submodules used here are loaded: the message classes
+    now (reads are plain dumps that pyroute2 decodes), IPRoute and pyroute2.netns on the
+    first change (see ``iproute``). The bare package runs its real __init__ the first time
+    anything else is asked of it (PEP 562 module __getattr__), so other code in the same
+    process still sees all of pyroute2. Should a release not allow this, everything is
+    thrown away and pyroute2 is imported normally.
     """
     if "pyroute2" not in sys.modules:
         spec = importlib.util.find_spec("pyroute2")
@@ -52,24 +58,29 @@ def _import_pyroute2_parts():
         bare.__getattr__ = complete
         sys.modules["pyroute2"] = bare
         try:
-            parts = (importlib.import_module("pyroute2.iproute.linux").IPRoute,
-                     importlib.import_module("pyroute2.netns"),
-                     importlib.import_module("pyroute2.netlink.exceptions"),
-                     importlib.import_module("pyroute2.netlink.rtnl.rtmsg").rtmsg)
+            modules = [importlib.import_module(name) for name in PARTS]
         except Exception:  # pylint: disable=broad-except
             for name in [n for n in sys.modules if n == "pyroute2" or n.startswith("pyroute2.")]:
                 del sys.modules[name]
         else:
-            bare.IPRoute = parts[0]
-            return parts
-    import pyroute2  # pylint: disable=import-outside-toplevel
-    from pyroute2.netlink import exceptions  # pylint: disable=import-outside-toplevel
-    from pyroute2.netlink.rtnl.rtmsg import rtmsg as rtmsg_class  # pylint: disable=import-outside-toplevel
-    return pyroute2.IPRoute, pyroute2.netns, exceptions, rtmsg_class
+            return modules[0], modules[1].rtmsg, modules[2].ifinfmsg, modules[3].ifaddrmsg
+    import pyroute2  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import
+    modules = [importlib.import_module(name) for name in PARTS]
+    return modules[0], modules[1].rtmsg, modules[2].ifinfmsg, modules[3].ifaddrmsg
+
+
+def iproute():
+    """pyroute2's IPRoute class, imported on first use (reads do not need it)."""
+    return importlib.import_module("pyroute2.iproute.linux").IPRoute
+
+
+def pr_netns():
+    """pyroute2's netns module (create and remove named namespaces), imported on first use."""
+    return importlib.import_module("pyroute2.netns")
 
 
 try:
-    IPRoute, pr_netns, _exceptions, rtmsg = _import_pyroute2_parts()
+    _exceptions, rtmsg, ifinfmsg, ifaddrmsg = _import_pyroute2_parts()
     NetlinkDumpInterrupted, NetlinkError = _exceptions.NetlinkDumpInterrupted, _exceptions.NetlinkError
 except ImportError:
     HAS_PYROUTE2 = False
@@ -211,28 +222,55 @@ def _address(msg):
 
 
 class Namespace:
-    """A netlink socket in one namespace (None: the one this process runs in)."""
+    """Netlink in one namespace (None: the one this process runs in).
+
+    Reads are dumps over a plain netlink socket, decoded by pyroute2's message
+    classes; changes go through pyroute2's IPRoute, made on the first change. A
+    named namespace is entered in-thread: each socket is made while this thread is
+    inside the namespace, stays bound to it, and the thread comes back (only opened,
+    never created, as IPRoute(netns=...) would, and no helper process as with
+    pyroute2's NetNS).
+    """
 
     def __init__(self, name):
         self.name = name
-        if name is None:
-            self.ipr = IPRoute()
-            return
-        if not netns_exists(name):
+        self.path = None if name is None else netns_path(name)
+        self._ipr = None
+        self._seq = 0
+        if name is not None and not netns_exists(name):
             raise NetlinkOpError(
                 "open namespace %s" % name, name, errno.ENOENT,
-                "no namespace at %s" % netns_path(name))
+                "no namespace at %s" % self.path)
         try:
-            # Opened in-thread: the socket is made while this thread is inside the namespace
-            # and stays bound to it. Only opened, never created (IPRoute(netns=...) would),
-            # and no helper process as with pyroute2's NetNS.
-            with InNetns(netns_path(name)):
-                self.ipr = IPRoute()
-        except (OSError, NetlinkError) as exc:
+            self.sock = self._inside(_netlink_socket)
+        except OSError as exc:
             raise _error("open namespace %s" % name, name, exc)
 
+    def _inside(self, make):
+        if self.path is None:
+            return make()
+        with InNetns(self.path):
+            return make()
+
+    @property
+    def ipr(self):
+        """pyroute2's IPRoute in this namespace, for changes (made on first use)."""
+        if self._ipr is None:
+            try:
+                self._ipr = self._inside(iproute())
+            except (OSError, NetlinkError) as exc:
+                raise _error("open namespace %s" % self.name, self.name, exc)
+        return self._ipr
+
     def close(self):
-        self.ipr.close()
+        self.sock.close()
+        if self._ipr is not None:
+            self._ipr.close()
+
+    def dump(self, msg_class, msg_type, family=0):
+        """All objects of one kind (RTM_GET* dump), as decoded pyroute2 messages."""
+        self._seq += 1
+        return _dump(self.sock, msg_class, msg_type, family, self._seq)
 
     def call(self, operation, func, *args, **kwargs):
         for attempt in range(DUMP_ATTEMPTS):
@@ -253,7 +291,7 @@ class Namespace:
         number of links in the namespace (a node with hundreds of pod veths).
         """
         if only is None:
-            msgs = self.call("list links", self.ipr.get_links)
+            msgs = self.call("list links", self.dump, ifinfmsg, RTM_GETLINK)
         else:
             msgs = [m for name in only for m in self._link_by("ifname", name)]
         names = dict((m["index"], m.get_attr("IFLA_IFNAME")) for m in msgs)
@@ -267,7 +305,7 @@ class Namespace:
         if with_addresses:
             wanted = dict((links[n]["ifindex"], links[n]) for n in with_addresses if n in links)
             if wanted:
-                for msg in self.call("list addresses", self.ipr.get_addr):
+                for msg in self.call("list addresses", self.dump, ifaddrmsg, RTM_GETADDR):
                     link = wanted.get(msg["index"])
                     address = _address(msg)
                     if link is not None and address is not None:
@@ -276,25 +314,43 @@ class Namespace:
 
     def _link_by(self, key, value):
         """[the link message] for one link by name or index, [] if there is no such link."""
+        self._seq += 1
+        request = ifinfmsg()
+        request["header"]["type"] = RTM_GETLINK
+        request["header"]["flags"] = NLM_F_REQUEST
+        request["header"]["sequence_number"] = self._seq
+        if key == "index":
+            request["index"] = value
+        else:
+            request["attrs"] = [("IFLA_IFNAME", value)]
+        request.encode()
         try:
-            return list(self.ipr.link("get", **{key: value}))
-        except NetlinkError as exc:
-            if exc.code == errno.ENODEV:
+            self.sock.sendall(bytes(request.data))
+            while True:
+                data = self.sock.recv(1 << 16)
+                length, kind, _flags, seq = struct.unpack_from("=IHHI", data)
+                if seq != self._seq:
+                    continue
+                if kind == NLMSG_ERROR:
+                    code = -struct.unpack_from("=i", data, 16)[0]
+                    raise OSError(code, os.strerror(code))
+                msg = ifinfmsg(data[:length])
+                msg.decode()
+                return [msg]
+        except OSError as exc:
+            if exc.errno == errno.ENODEV:
                 return []
             raise _error("read link %s" % value, self.name, exc)
 
     def routes(self, table, families=(4, 6)):
         """Unicast routes of one table as dicts (dst, family, via, dev, metric, proto)."""
-        msgs = self.call("list links", self.ipr.get_links)
+        msgs = self.call("list links", self.dump, ifinfmsg, RTM_GETLINK)
         names = dict((m["index"], m.get_attr("IFLA_IFNAME")) for m in msgs)
         result = []
         for version in families:
-            if self.name is None:
-                # The module's own namespace: one plain dump, decoded by pyroute2's
-                # rtmsg, is several times faster than get_routes for big tables.
-                msgs = self.call("list routes", _dump_routes, FAMILIES[version])
-            else:
-                msgs = self.call("list routes", self.ipr.get_routes, family=FAMILIES[version])
+            # One plain dump decoded by pyroute2's rtmsg: several times faster than
+            # IPRoute.get_routes for big tables.
+            msgs = self.call("list routes", self.dump, rtmsg, RTM_GETROUTE, FAMILIES[version])
             for msg in msgs:
                 attrs = _attrs(msg)
                 if (attrs.get("RTA_TABLE") or msg["table"]) != table or msg["type"] != RTN_UNICAST:
@@ -312,7 +368,7 @@ class Namespace:
     def addresses(self):
         """Every address in the namespace (IPv6 link-local left out) as (ifindex, CIDR)."""
         found = []
-        for msg in self.call("list addresses", self.ipr.get_addr):
+        for msg in self.call("list addresses", self.dump, ifaddrmsg, RTM_GETADDR):
             address = _address(msg)
             if address is not None:
                 found.append((msg["index"], address))
@@ -436,14 +492,14 @@ class Session:
 
     def _netns_add(self, action):
         try:
-            pr_netns.create(action.name)
+            pr_netns().create(action.name)
         except (OSError, NetlinkError) as exc:
             raise _error(describe(action), None, exc, scoped=False)
 
     def _netns_del(self, action):
         self.forget(action.name)
         try:
-            pr_netns.remove(action.name)
+            pr_netns().remove(action.name)
         except (OSError, NetlinkError) as exc:
             raise _error(describe(action), None, exc, scoped=False)
 
@@ -544,42 +600,61 @@ def _route_message(kwargs, op, seq):
 
 
 NLMSG_DONE = 3
+RTM_GETLINK = 18
+RTM_GETADDR = 22
 RTM_GETROUTE = 26
 NLM_F_DUMP = 0x300
+NLM_F_DUMP_INTR = 0x10
 
 
-def _dump_routes(family):
-    """All routes of one family in this process's namespace, as decoded rtmsg objects."""
-    request = rtmsg()
-    request["header"]["type"] = RTM_GETROUTE
-    request["header"]["flags"] = NLM_F_REQUEST | NLM_F_DUMP
-    request["header"]["sequence_number"] = 1
-    request["family"] = family
-    request.encode()
+def _netlink_socket():
+    """A plain NETLINK_ROUTE socket in the calling thread's namespace."""
     sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 0)  # NETLINK_ROUTE
     try:
         sock.bind((0, 0))
-        sock.sendall(bytes(request.data))
-        result = []
-        while True:
-            data = sock.recv(1 << 20)
-            offset = 0
-            while offset + 16 <= len(data):
-                length, msg_type = struct.unpack_from("=IH", data, offset)
-                if msg_type == NLMSG_DONE:
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def _dump(sock, msg_class, msg_type, family, seq):
+    """One RTM_GET* dump over sock, every answer decoded by pyroute2's msg_class.
+
+    An answer carrying NLM_F_DUMP_INTR (the table changed while the kernel was
+    sending it) is read to its end and then reported as NetlinkDumpInterrupted,
+    so that the caller reads again.
+    """
+    request = msg_class()
+    request["header"]["type"] = msg_type
+    request["header"]["flags"] = NLM_F_REQUEST | NLM_F_DUMP
+    request["header"]["sequence_number"] = seq
+    request["family"] = family
+    request.encode()
+    sock.sendall(bytes(request.data))
+    answer = msg_type - 2  # RTM_GETLINK -> RTM_NEWLINK, and so on
+    result, interrupted = [], False
+    while True:
+        data = sock.recv(1 << 20)
+        offset = 0
+        while offset + 16 <= len(data):
+            length, kind, flags, got_seq = struct.unpack_from("=IHHI", data, offset)
+            if got_seq == seq:
+                interrupted = interrupted or bool(flags & NLM_F_DUMP_INTR)
+                if kind == NLMSG_DONE:
+                    if interrupted:
+                        raise NetlinkDumpInterrupted()
                     return result
-                if msg_type == NLMSG_ERROR:
+                if kind == NLMSG_ERROR:
                     code = -struct.unpack_from("=i", data, offset + 16)[0]
                     raise OSError(code, os.strerror(code))
-                if msg_type == RTM_NEWROUTE:
-                    msg = rtmsg(data[offset:offset + length])
+                if kind == answer:
+                    msg = msg_class(data[offset:offset + length])
                     msg.decode()
                     result.append(msg)
-                if length < 16:
-                    break
-                offset += (length + 3) & ~3
-    finally:
-        sock.close()
+            if length < 16:
+                break
+            offset += (length + 3) & ~3
 
 
 def _read_acks(sock, count):

@@ -223,3 +223,24 @@ def test_reading_only_named_links_matches_the_full_read(session, prefix, host_li
     # The master is named even when the bridge itself was not asked for.
     assert handle.links(only=[host])[host]["master"] == br
     assert handle.links(only=[prefix + "none"]) == {}
+
+
+def test_reads_agree_with_pyroute2s_own(session, prefix, host_links):
+    """The plain dumps decode to what pyroute2's IPRoute reports."""
+    br = prefix + "b"
+    host_links.append(br)
+    session.apply([_plan.Action("bridge_add", None, br, {}),
+                   _plan.Action("addr_add", None, br, {"address": "10.253.8.1/24"}),
+                   _plan.Action("link_set", None, br, {"up": True})])
+    handle = session.ns(None)
+    links = handle.links(with_addresses=[br])
+    ipr = handle.ipr
+    names = dict((m["index"], m.get_attr("IFLA_IFNAME")) for m in ipr.get_links())
+    assert sorted(links) == sorted(names.values())
+    for msg in ipr.get_links():
+        assert _netlink.link_state(msg, names) == dict(links[msg.get_attr("IFLA_IFNAME")], addresses=[])
+    assert links[br]["addresses"] == ["10.253.8.1/24"]
+    theirs = sorted((m.get_attr("RTA_DST"), m["dst_len"]) for m in ipr.get_routes(family=2, table=254))
+    ours = sorted((r["dst"].split("/")[0], int(r["dst"].split("/")[1])) for r in handle.routes(254, (4,))
+                  if r["dst"] != "default")
+    assert ours == theirs and ("10.253.8.0", 24) in ours

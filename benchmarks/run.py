@@ -59,7 +59,7 @@ LAB_ROOT = "/run/podnet-lab"
 # so one round at 50 nodes and the classic playbook's warm run at 3 nodes only (about 16 minutes
 # in all; --classic-warm-max 10 adds it at 10 nodes).
 FULL = {"nodes": [3, 10, 50], "rounds": [2, 2, 1], "classic_warm_max_nodes": 3, "floor_max_nodes": 50,
-        "routes": 1000, "routes_rounds": 5, "cni_pods": 50, "cni_rounds": 2}
+        "routes": 1000, "routes_rounds": 7, "cni_pods": 50, "cni_rounds": 2}
 QUICK = {"nodes": [3], "rounds": [1], "classic_warm_max_nodes": 3, "floor_max_nodes": 3,
          "routes": 100, "routes_rounds": 1, "cni_pods": 5, "cni_rounds": 1}
 

@@ -342,10 +342,15 @@ class Namespace:
                 return []
             raise _error("read link %s" % value, self.name, exc)
 
-    def routes(self, table, families=(4, 6)):
-        """Unicast routes of one table as dicts (dst, family, via, dev, metric, proto)."""
-        msgs = self.call("list links", self.dump, ifinfmsg, RTM_GETLINK)
-        names = dict((m["index"], m.get_attr("IFLA_IFNAME")) for m in msgs)
+    def routes(self, table, families=(4, 6), links=None):
+        """Unicast routes of one table as dicts (dst, family, via, dev, metric, proto).
+
+        links: this namespace's links as links() returned them, when the caller has
+        read them already (names the devices without another link dump).
+        """
+        if links is None:
+            links = self.links()
+        names = dict((link["ifindex"], name) for name, link in links.items())
         result = []
         for version in families:
             # One plain dump decoded by pyroute2's rtmsg: several times faster than

@@ -99,7 +99,8 @@ def read(session, want):
     if ns is not None and not _netlink.netns_exists(ns):
         raise ValidationError("netns", ns, "does not exist")
     handle = session.ns(ns)
-    return _plan.node_view(handle.links(), handle.addresses(), handle.routes(254, families=(4,)))
+    links = handle.links()
+    return _plan.node_view(links, handle.addresses(), handle.routes(254, families=(4,), links=links))
 
 
 def plan(want, cur):

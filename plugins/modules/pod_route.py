@@ -166,12 +166,13 @@ def read(session, want):
     if ns is not None and not _netlink.netns_exists(ns):
         return {"netns_exists": False}
     handle = session.ns(ns)
+    links = handle.links()
     ours, foreign = {}, {}
-    for route in handle.routes(want["table"]):
+    for route in handle.routes(want["table"], links=links):
         key = v.route_key(route)
         (ours if route["proto"] == want["proto"] else foreign)[key] = route
     return {"netns_exists": True, "ours": ours, "foreign": foreign,
-            "connected": handle.networks(), "links": set(handle.links())}
+            "connected": handle.networks(), "links": set(links)}
 
 
 def render(want, cur, plan, predicted):

@@ -10,6 +10,8 @@ import ipaddress
 
 from ansible.errors import AnsibleFilterError
 
+from ansible_collections.podnet.mesh.plugins.module_utils.core import model
+
 try:
     import jmespath
 except ImportError:
@@ -112,7 +114,7 @@ def pod_gateway(cidr, with_prefix=True):
         net = ipaddress.ip_network(str(cidr))
     except ValueError as exc:
         raise AnsibleFilterError("pod_gateway: %r is not a network in CIDR form (%s)" % (cidr, exc))
-    first = net.network_address + 1
+    first = model.pod_gateway(net)
     return "%s/%d" % (first, net.prefixlen) if with_prefix else str(first)
 
 

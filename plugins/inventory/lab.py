@@ -120,11 +120,9 @@ from ansible.errors import AnsibleParserError
 from ansible.module_utils.common.text.converters import to_native
 from ansible.plugins.inventory import BaseInventoryPlugin
 
-from ansible_collections.podnet.mesh.plugins.module_utils._lab import generate, member_name
-from ansible_collections.podnet.mesh.plugins.module_utils._validate import (
-    ValidationError,
-    interface_address,
-)
+from ansible_collections.podnet.mesh.plugins.module_utils.core.errors import ValidationError
+from ansible_collections.podnet.mesh.plugins.module_utils.core.validate import interface_address
+from ansible_collections.podnet.mesh.plugins.module_utils.lab.topology import generate, member_name
 
 COUNT_ENV = "PODNET_LAB_NODES"
 

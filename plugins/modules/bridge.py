@@ -107,11 +107,9 @@ actions:
   sample: ["create bridge cni0", "add address 10.244.1.1/24 to cni0", "set up=True on link cni0"]
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.podnet.mesh.plugins.module_utils import _module
-from ansible_collections.podnet.mesh.plugins.module_utils import _plan
-from ansible_collections.podnet.mesh.plugins.module_utils import _validate as v
+from ansible_collections.podnet.mesh.plugins.module_utils.core import validate as v
+from ansible_collections.podnet.mesh.plugins.module_utils.core.plan import links
+from ansible_collections.podnet.mesh.plugins.module_utils.module import run as _module
 
 FIELDS = ("name", "ifindex", "mac", "mtu", "up", "stp", "addresses")
 
@@ -141,8 +139,8 @@ def render(want, link, plan, predicted):
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec={
+    _module.run_module(
+        {
             "name": {"type": "str", "required": True},
             "addresses": {"type": "list", "elements": "str"},
             "mtu": {"type": "int"},
@@ -150,9 +148,7 @@ def main():
             "up": {"type": "bool", "default": True},
             "state": _module.STATE_OPTION,
         },
-        supports_check_mode=True,
-    )
-    _module.run(module, validate, read, _plan.plan_bridge, render, "bridge")
+        validate, read, links.plan_bridge, render, "bridge")
 
 
 if __name__ == "__main__":

@@ -177,19 +177,21 @@ actions:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.podnet.mesh.plugins.module_utils import _lab
-from ansible_collections.podnet.mesh.plugins.module_utils import _module
+from ansible_collections.podnet.mesh.plugins.module_utils.lab import plan as lab_plan
+from ansible_collections.podnet.mesh.plugins.module_utils.lab import session as lab_session
+from ansible_collections.podnet.mesh.plugins.module_utils.lab import topology
+from ansible_collections.podnet.mesh.plugins.module_utils.module import run as _module
 
 
 def render(want, cur, plan, predicted):
-    return _lab.render(want, cur, predicted)
+    return topology.render(want, cur, predicted)
 
 
 def main():
     module = AnsibleModule(
         argument_spec={
-            "name": {"type": "str", "default": _lab.DEFAULT_NAME},
-            "root": {"type": "path", "default": _lab.DEFAULT_ROOT},
+            "name": {"type": "str", "default": topology.DEFAULT_NAME},
+            "root": {"type": "path", "default": topology.DEFAULT_ROOT},
             "nodes": {
                 "type": "list", "elements": "dict",
                 "options": {
@@ -197,16 +199,16 @@ def main():
                     "address": {"type": "str", "required": True},
                 },
             },
-            "gateway": {"type": "str", "default": _lab.DEFAULT_GATEWAY},
-            "external": {"type": "str", "default": _lab.DEFAULT_EXTERNAL},
+            "gateway": {"type": "str", "default": topology.DEFAULT_GATEWAY},
+            "external": {"type": "str", "default": topology.DEFAULT_EXTERNAL},
             "state": _module.STATE_OPTION,
         },
         supports_check_mode=True,
     )
     if module.params["state"] == "present":
         _module.require_pyroute2(module)
-    _module.run(module, _lab.validate, _lab.read, _lab.plan, render, "lab",
-                session_factory=_lab.LabSession)
+    _module.run(module, topology.validate, lab_session.read, lab_plan.plan, render, "lab",
+                session_factory=lab_session.LabSession)
 
 
 if __name__ == "__main__":

@@ -187,38 +187,27 @@ actions:
     - set net.ipv4.ip_forward = 1
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.podnet.mesh.plugins.module_utils import _module
-from ansible_collections.podnet.mesh.plugins.module_utils import _nat
+from ansible_collections.podnet.mesh.plugins.module_utils.core.plan import nat as nat_plan
+from ansible_collections.podnet.mesh.plugins.module_utils.kernel import nat as nat_tools
+from ansible_collections.podnet.mesh.plugins.module_utils.module import run as _module
 
 
 def read(session, want):
     return session.read(want)
 
 
-def plan(want, current):
-    nat = _nat.plan(want, current)
-    nat.plan.nat = nat
-    return nat.plan
-
-
-def renderer(module):
-    def render(want, current, planned, predicted):
-        nat = planned.nat
-        for warning in nat.warnings:
-            module.warn(warning)
-        if planned.changed and not predicted:
-            rules = _nat.current_rules(nat.backend, current)
-        else:
-            rules = nat.rules
-        return {"rules": rules, "backend": nat.backend}
-    return render
+def render(want, current, planned, predicted):
+    backend = planned.details["backend"]
+    if planned.changed and not predicted:
+        rules = nat_plan.current_rules(backend, current)
+    else:
+        rules = planned.details["rules"]
+    return {"rules": rules, "backend": backend}
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec={
+    _module.run_module(
+        {
             "source": {"type": "list", "elements": "str", "required": True},
             "exempt": {"type": "list", "elements": "str", "default": []},
             "out_interface": {"type": "str"},
@@ -228,11 +217,8 @@ def main():
             "ip_forward": {"type": "bool", "default": True},
             "state": _module.STATE_OPTION,
         },
-        supports_check_mode=True,
-    )
-    runner = _nat.Runner(module)
-    _module.run(module, _nat.validate, read, plan, renderer(module), None,
-                session_factory=lambda: _nat.Session(runner))
+        nat_plan.validate, read, nat_plan.plan, render, None,
+        session_factory=lambda module: nat_tools.Session(nat_tools.Runner(module)))
 
 
 if __name__ == "__main__":

@@ -73,12 +73,10 @@ actions:
   sample: ["create namespace red"]
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.podnet.mesh.plugins.module_utils import _module
-from ansible_collections.podnet.mesh.plugins.module_utils import _netlink
-from ansible_collections.podnet.mesh.plugins.module_utils import _plan
-from ansible_collections.podnet.mesh.plugins.module_utils import _validate as v
+from ansible_collections.podnet.mesh.plugins.module_utils.core import validate as v
+from ansible_collections.podnet.mesh.plugins.module_utils.core.plan import links
+from ansible_collections.podnet.mesh.plugins.module_utils.kernel import netns as _netns
+from ansible_collections.podnet.mesh.plugins.module_utils.module import run as _module
 
 
 def validate(params):
@@ -86,24 +84,22 @@ def validate(params):
 
 
 def read(session, want):
-    return _netlink.netns_state(want["name"])
+    return _netns.netns_state(want["name"])
 
 
 def render(want, exists, plan, predicted):
     if predicted:
         exists = plan.after["state"] == "present"
-    return {"name": want["name"], "path": _netlink.netns_path(want["name"]), "exists": exists is True}
+    return {"name": want["name"], "path": _netns.netns_path(want["name"]), "exists": exists is True}
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec={
+    _module.run_module(
+        {
             "name": {"type": "str", "required": True},
             "state": _module.STATE_OPTION,
         },
-        supports_check_mode=True,
-    )
-    _module.run(module, validate, read, _plan.plan_netns, render, "netns")
+        validate, read, links.plan_netns, render, "netns")
 
 
 if __name__ == "__main__":

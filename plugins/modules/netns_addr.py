@@ -93,12 +93,10 @@ actions:
   sample: ["add address 10.244.1.2/24 to eth0 in namespace red", "set up=True on link eth0 in namespace red"]
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.podnet.mesh.plugins.module_utils import _module
-from ansible_collections.podnet.mesh.plugins.module_utils import _netlink
-from ansible_collections.podnet.mesh.plugins.module_utils import _plan
-from ansible_collections.podnet.mesh.plugins.module_utils import _validate as v
+from ansible_collections.podnet.mesh.plugins.module_utils.core import validate as v
+from ansible_collections.podnet.mesh.plugins.module_utils.core.plan import links
+from ansible_collections.podnet.mesh.plugins.module_utils.kernel import netns as _netns
+from ansible_collections.podnet.mesh.plugins.module_utils.module import run as _module
 
 
 def validate(params):
@@ -113,7 +111,7 @@ def validate(params):
 
 def read(session, want):
     ns = want["netns"]
-    if ns is not None and not _netlink.netns_exists(ns):
+    if ns is not None and not _netns.netns_exists(ns):
         return {"netns_exists": False, "link": None, "lo": None}
     links = session.ns(ns).links(with_addresses=[want["interface"]])
     return {"netns_exists": True, "link": links.get(want["interface"]), "lo": links.get("lo")}
@@ -132,17 +130,15 @@ def render(want, cur, plan, predicted):
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec={
+    _module.run_module(
+        {
             "netns": {"type": "str"},
             "interface": {"type": "str", "required": True},
             "addresses": {"type": "list", "elements": "str"},
             "up": {"type": "bool", "default": True},
             "state": _module.STATE_OPTION,
         },
-        supports_check_mode=True,
-    )
-    _module.run(module, validate, read, _plan.plan_interface_addresses, render, "interface")
+        validate, read, links.plan_interface_addresses, render, "interface")
 
 
 if __name__ == "__main__":

@@ -81,13 +81,12 @@ actions:
   sample: []
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.podnet.mesh.plugins.module_utils import _module
-from ansible_collections.podnet.mesh.plugins.module_utils import _netlink
-from ansible_collections.podnet.mesh.plugins.module_utils import _plan
-from ansible_collections.podnet.mesh.plugins.module_utils import _validate as v
-from ansible_collections.podnet.mesh.plugins.module_utils._validate import ValidationError
+from ansible_collections.podnet.mesh.plugins.module_utils.core import validate as v
+from ansible_collections.podnet.mesh.plugins.module_utils.core.errors import ValidationError
+from ansible_collections.podnet.mesh.plugins.module_utils.core.model import MAIN_TABLE
+from ansible_collections.podnet.mesh.plugins.module_utils.core.plan.node import node_view
+from ansible_collections.podnet.mesh.plugins.module_utils.kernel import netns as _netns
+from ansible_collections.podnet.mesh.plugins.module_utils.module import run as _module
 
 
 def validate(params):
@@ -96,15 +95,11 @@ def validate(params):
 
 def read(session, want):
     ns = want["netns"]
-    if ns is not None and not _netlink.netns_exists(ns):
+    if ns is not None and not _netns.netns_exists(ns):
         raise ValidationError("netns", ns, "does not exist")
     handle = session.ns(ns)
     links = handle.links()
-    return _plan.node_view(links, handle.addresses(), handle.routes(254, families=(4,), links=links))
-
-
-def plan(want, cur):
-    return _plan.Plan({})
+    return node_view(links, handle.addresses(), handle.routes(MAIN_TABLE, families=(4,), links=links))
 
 
 def render(want, cur, planned, predicted):
@@ -112,8 +107,8 @@ def render(want, cur, planned, predicted):
 
 
 def main():
-    module = AnsibleModule(argument_spec={"netns": {"type": "str"}}, supports_check_mode=True)
-    _module.run(module, validate, read, plan, render, None)
+    # Read-only: no planner, nothing changes.
+    _module.run_module({"netns": {"type": "str"}}, validate, read, None, render, None)
 
 
 if __name__ == "__main__":

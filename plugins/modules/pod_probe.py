@@ -118,9 +118,10 @@ import sys
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.podnet.mesh.plugins.module_utils import _module
-from ansible_collections.podnet.mesh.plugins.module_utils import _netlink
-from ansible_collections.podnet.mesh.plugins.module_utils import _validate as v
+from ansible_collections.podnet.mesh.plugins.module_utils.core import validate as v
+from ansible_collections.podnet.mesh.plugins.module_utils.core.errors import ToolError, ValidationError
+from ansible_collections.podnet.mesh.plugins.module_utils.kernel import netns as _netns
+from ansible_collections.podnet.mesh.plugins.module_utils.module import run as _module
 
 LISTENER = r"""
 import errno, os, socket, sys, time
@@ -200,25 +201,38 @@ sys.stdout.write(json.dumps(out))
 
 
 def enter(pod, argv):
-    return ["nsenter", "--net=%s" % _netlink.netns_path(pod), "--"] + argv
+    return ["nsenter", "--net=%s" % _netns.netns_path(pod), "--"] + argv
 
 
-def pod_addresses(module, pods, interface):
+def validate(params):
+    """Every pod name, target and external address checked before anything runs."""
+    for index, pod in enumerate(params["pods"]):
+        v.netns_name(pod, "pods[%d]" % index)
+    for index, target in enumerate(params["targets"]):
+        if "name" not in target or "address" not in target:
+            raise ValidationError("targets[%d]" % index, target, "needs name and address")
+        if target["address"] is not None:
+            v.ip_address(str(target["address"]).split("/", 1)[0], "targets[%d].address" % index)
+    for index, address in enumerate(params["external"]):
+        v.ip_address(address, "external[%d]" % index)
+    return params
+
+
+def pod_addresses(session, want):
     """Each pod with its address; a broken pod gets address None and a problem, not a failure."""
     result = []
-    with _netlink.Session() as session:
-        for pod in pods:
-            entry = {"name": pod, "address": None, "node": module.params["node"], "problem": None}
-            result.append(entry)
-            if not _netlink.netns_exists(pod):
-                entry["problem"] = "namespace does not exist"
-                continue
-            link = session.ns(pod).links(with_addresses=[interface]).get(interface)
-            ips = [a.split("/", 1)[0] for a in (link or {}).get("addresses", []) if ":" not in a]
-            if not ips:
-                entry["problem"] = "no IPv4 address on %s" % interface
-                continue
-            entry["address"] = ips[0]
+    for pod in want["pods"]:
+        entry = {"name": pod, "address": None, "node": want["node"], "problem": None}
+        result.append(entry)
+        if not _netns.netns_exists(pod):
+            entry["problem"] = "namespace does not exist"
+            continue
+        link = session.ns(pod).links(with_addresses=[want["interface"]]).get(want["interface"])
+        ips = [a.split("/", 1)[0] for a in (link or {}).get("addresses", []) if ":" not in a]
+        if not ips:
+            entry["problem"] = "no IPv4 address on %s" % want["interface"]
+            continue
+        entry["address"] = ips[0]
     return result
 
 
@@ -234,8 +248,8 @@ def listen(module, pods):
             enter(pod["name"], [sys.executable, "-c", LISTENER, str(module.params["port"]),
                                 str(module.params["duration"])]))
         if rc != 0 or out.strip() != "ready":
-            module.fail_json(msg="cannot listen on TCP port %d in pod %s: %s"
-                             % (module.params["port"], pod["name"], err.strip() or out.strip()))
+            raise ToolError("cannot listen on TCP port %d in pod %s: %s"
+                            % (module.params["port"], pod["name"], err.strip() or out.strip()), rc)
 
 
 def check(module, pods):
@@ -260,7 +274,7 @@ def check(module, pods):
             enter(pod["name"], [sys.executable, "-c", PROBER, json.dumps(jobs), str(p["port"]),
                                 str(p["timeout"])]))
         if rc != 0:
-            module.fail_json(msg="probing from pod %s failed: %s" % (pod["name"], err.strip()))
+            raise ToolError("probing from pod %s failed: %s" % (pod["name"], err.strip()), rc)
         for res in json.loads(out):
             res["nat"] = res["seen"] is not None and res["seen"] != res["src_address"]
             res["ok"] = bool(res["ping"]) and res["tcp"] is not False and not res["nat"]
@@ -278,6 +292,23 @@ def check(module, pods):
     return results, failures
 
 
+def prober(module):
+    """read() of the run loop: probing observes the network and changes nothing on the node."""
+    def read(session, want):
+        pods = pod_addresses(session, want)
+        results, failures = [], []
+        if want["mode"] == "listen":
+            listen(module, pods)
+        else:
+            results, failures = check(module, pods)
+        return {"pods": pods, "results": results, "failures": failures}
+    return read
+
+
+def render(want, current, planned, predicted):
+    return current
+
+
 def main():
     module = AnsibleModule(
         argument_spec={
@@ -293,26 +324,7 @@ def main():
         },
         supports_check_mode=True,
     )
-    _module.require_pyroute2(module)
-    try:
-        for index, pod in enumerate(module.params["pods"]):
-            v.netns_name(pod, "pods[%d]" % index)
-        for index, target in enumerate(module.params["targets"]):
-            if "name" not in target or "address" not in target:
-                raise v.ValidationError("targets[%d]" % index, target, "needs name and address")
-            if target["address"] is not None:
-                v.ip_address(str(target["address"]).split("/", 1)[0], "targets[%d].address" % index)
-        for index, address in enumerate(module.params["external"]):
-            v.ip_address(address, "external[%d]" % index)
-    except v.ValidationError as exc:
-        module.fail_json(msg=str(exc))
-    pods = pod_addresses(module, module.params["pods"], module.params["interface"])
-    results, failures = [], []
-    if module.params["mode"] == "listen":
-        listen(module, pods)
-    else:
-        results, failures = check(module, pods)
-    module.exit_json(changed=False, pods=pods, results=results, failures=failures)
+    _module.run(module, validate, prober(module), None, render, None)
 
 
 if __name__ == "__main__":

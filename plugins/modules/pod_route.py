@@ -139,14 +139,11 @@ actions:
   sample: ["add route 10.244.3.0/24 via 192.168.1.13 metric 0"]
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.podnet.mesh.plugins.module_utils import _module
-from ansible_collections.podnet.mesh.plugins.module_utils import _netlink
-from ansible_collections.podnet.mesh.plugins.module_utils import _plan
-from ansible_collections.podnet.mesh.plugins.module_utils import _validate as v
-
-PROTO_DEFAULT = 149
+from ansible_collections.podnet.mesh.plugins.module_utils.core import validate as v
+from ansible_collections.podnet.mesh.plugins.module_utils.core.model import MAIN_TABLE, ROUTE_PROTO
+from ansible_collections.podnet.mesh.plugins.module_utils.core.plan import routes as route_plan
+from ansible_collections.podnet.mesh.plugins.module_utils.kernel import netns as _netns
+from ansible_collections.podnet.mesh.plugins.module_utils.module import run as _module
 
 
 def validate(params):
@@ -163,7 +160,7 @@ def validate(params):
 
 def read(session, want):
     ns = want["netns"]
-    if ns is not None and not _netlink.netns_exists(ns):
+    if ns is not None and not _netns.netns_exists(ns):
         return {"netns_exists": False}
     handle = session.ns(ns)
     links = handle.links()
@@ -177,16 +174,15 @@ def read(session, want):
 
 def render(want, cur, plan, predicted):
     if predicted or not cur["netns_exists"]:
-        routes = plan.routes
+        routes = plan.details["routes"]
     else:
-        routes = _plan.public_routes(cur["ours"].values())
-    return {"routes": routes, "added": plan.added, "removed": plan.removed,
-            "replaced": plan.replaced}
+        routes = route_plan.public_routes(cur["ours"].values())
+    return dict(plan.details, routes=routes)
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec={
+    _module.run_module(
+        {
             "netns": {"type": "str"},
             "routes": {
                 "type": "list", "elements": "dict", "required": True,
@@ -198,13 +194,11 @@ def main():
                 },
             },
             "purge": {"type": "bool", "default": False},
-            "proto": {"type": "int", "default": PROTO_DEFAULT},
-            "table": {"type": "int", "default": 254},
+            "proto": {"type": "int", "default": ROUTE_PROTO},
+            "table": {"type": "int", "default": MAIN_TABLE},
             "state": _module.STATE_OPTION,
         },
-        supports_check_mode=True,
-    )
-    _module.run(module, validate, read, _plan.plan_routes, render, None)
+        validate, read, route_plan.plan_routes, render, None)
 
 
 if __name__ == "__main__":

@@ -101,56 +101,53 @@ actions:
   sample: ["create namespace red", "create veth veth-red with peer eth0 in namespace red"]
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.podnet.mesh.plugins.module_utils import _module
-from ansible_collections.podnet.mesh.plugins.module_utils import _netlink
-from ansible_collections.podnet.mesh.plugins.module_utils import _pods
+from ansible_collections.podnet.mesh.plugins.module_utils.core.model import DEFAULT_BRIDGE, MAIN_TABLE, POD_INTERFACE, ROUTE_PROTO
+from ansible_collections.podnet.mesh.plugins.module_utils.core.plan import pod as pod_plan
+from ansible_collections.podnet.mesh.plugins.module_utils.kernel import netns as _netns
+from ansible_collections.podnet.mesh.plugins.module_utils.module import run as _module
 
 
 def read(session, want):
     host = session.ns(None).links()
     pods = {}
     for pod in want["pods"]:
-        if not _netlink.netns_exists(pod["name"]):
+        if not _netns.netns_exists(pod["name"]):
             pods[pod["name"]] = {"exists": False}
             continue
         handle = session.ns(pod["name"])
         pods[pod["name"]] = {
             "exists": True,
             "links": handle.links(with_addresses=[pod["interface"]]),
-            "routes": handle.routes(254, families=(4,)) if want["state"] == "present" else [],
+            "routes": handle.routes(MAIN_TABLE, families=(4,)) if want["state"] == "present" else [],
         }
     return {"host_links": host, "pods": pods}
 
 
 def render(want, cur, plan, predicted):
-    return {"pods": plan.pods}
+    return {"pods": plan.details["pods"]}
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec={
+    _module.run_module(
+        {
             "pods": {
                 "type": "list", "elements": "dict", "required": True,
                 "options": {
                     "name": {"type": "str", "required": True},
                     "address": {"type": "str"},
                     "veth": {"type": "str"},
-                    "interface": {"type": "str", "default": "eth0"},
+                    "interface": {"type": "str", "default": POD_INTERFACE},
                 },
             },
-            "bridge": {"type": "str", "default": "cni0"},
+            "bridge": {"type": "str", "default": DEFAULT_BRIDGE},
             "pod_cidr": {"type": "str", "required": True},
             "gateway": {"type": "str"},
             "mtu": {"type": "int"},
             "hairpin": {"type": "bool"},
-            "proto": {"type": "int", "default": 149},
+            "proto": {"type": "int", "default": ROUTE_PROTO},
             "state": _module.STATE_OPTION,
         },
-        supports_check_mode=True,
-    )
-    _module.run(module, _pods.validate, read, _pods.plan_pods, render, None)
+        pod_plan.validate, read, pod_plan.plan_pods, render, None)
 
 
 if __name__ == "__main__":

@@ -122,12 +122,11 @@ actions:
   sample: ["create veth veth-red with peer eth0 in namespace red", "set master=cni0 on link veth-red"]
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.podnet.mesh.plugins.module_utils import _module
-from ansible_collections.podnet.mesh.plugins.module_utils import _netlink
-from ansible_collections.podnet.mesh.plugins.module_utils import _plan
-from ansible_collections.podnet.mesh.plugins.module_utils import _validate as v
+from ansible_collections.podnet.mesh.plugins.module_utils.core import validate as v
+from ansible_collections.podnet.mesh.plugins.module_utils.core.errors import ValidationError
+from ansible_collections.podnet.mesh.plugins.module_utils.core.plan import links
+from ansible_collections.podnet.mesh.plugins.module_utils.kernel import netns as _netns
+from ansible_collections.podnet.mesh.plugins.module_utils.module import run as _module
 
 HOST_FIELDS = ("name", "ifindex", "mac", "mtu", "up", "master", "hairpin")
 PEER_FIELDS = ("name", "ifindex", "mac", "mtu", "up")
@@ -145,7 +144,7 @@ def validate(params):
         "state": params["state"],
     }
     if want["master"] is not None and want["master"] == want["name"]:
-        raise v.ValidationError("master", want["master"], "must differ from name")
+        raise ValidationError("master", want["master"], "must differ from name")
     return want
 
 
@@ -153,7 +152,7 @@ def read(session, want):
     links = session.ns(None).links()
     host = links.get(want["name"])
     ns = want["netns"]
-    exists = ns is None or _netlink.netns_exists(ns)
+    exists = ns is None or _netns.netns_exists(ns)
     if ns is None:
         peer = links.get(want["peer"])
     elif exists:
@@ -174,7 +173,7 @@ def render(want, cur, plan, predicted):
         return None
     if predicted:
         host = dict(cur["host"] or {"ifindex": None, "mac": None}, **plan.after)
-        peer = cur["peer"] if _plan.is_pair(cur["host"], cur["peer"], want["netns"]) else None
+        peer = cur["peer"] if links.is_pair(cur["host"], cur["peer"], want["netns"]) else None
         peer = dict(peer or {"name": want["peer"], "ifindex": None, "mac": None},
                     mtu=plan.after["mtu"], up=want["up"])
     else:
@@ -187,8 +186,8 @@ def render(want, cur, plan, predicted):
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec={
+    _module.run_module(
+        {
             "name": {"type": "str", "required": True},
             "peer": {"type": "str", "default": "eth0"},
             "netns": {"type": "str"},
@@ -198,9 +197,7 @@ def main():
             "up": {"type": "bool", "default": True},
             "state": _module.STATE_OPTION,
         },
-        supports_check_mode=True,
-    )
-    _module.run(module, validate, read, _plan.plan_veth, render, "veth")
+        validate, read, links.plan_veth, render, "veth")
 
 
 if __name__ == "__main__":

@@ -14,6 +14,8 @@ import secrets
 
 import pytest
 
+from ansible_collections.podnet.mesh.plugins.module_utils.kernel import netlink as _netlink
+
 
 def _in_shared_netns():
     """True unless this namespace holds nothing but lo and test links.
@@ -69,8 +71,6 @@ def named_ns(prefix):
 
 @pytest.fixture
 def session():
-    from ansible_collections.podnet.mesh.plugins.module_utils import _netlink
-
     with _netlink.Session() as s:
         yield s
 

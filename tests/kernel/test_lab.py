@@ -17,23 +17,27 @@ import time
 
 import pytest
 
-from ansible_collections.podnet.mesh.plugins.module_utils import _lab
+from ansible_collections.podnet.mesh.plugins.module_utils.core.describe import describe_all
+from ansible_collections.podnet.mesh.plugins.module_utils.kernel.netns import read_sysctl
+from ansible_collections.podnet.mesh.plugins.module_utils.lab import topology
+from ansible_collections.podnet.mesh.plugins.module_utils.lab.plan import plan
+from ansible_collections.podnet.mesh.plugins.module_utils.lab.session import LabSession, read
 
 
 def lab_want(root, name, count, state="present"):
-    nodes = [{"name": n["name"], "address": n["address"]} for n in _lab.generate(count)["nodes"]]
-    return _lab.validate({"name": name, "root": root, "nodes": nodes, "state": state})
+    nodes = [{"name": n["name"], "address": n["address"]} for n in topology.generate(count)["nodes"]]
+    return topology.validate({"name": name, "root": root, "nodes": nodes, "state": state})
 
 
 def converge(want):
     """Plan and apply; returns (first plan, second plan, seconds taken by the first)."""
-    session = _lab.LabSession()
+    session = LabSession()
     try:
         start = time.monotonic()
-        first = _lab.plan(want, _lab.read(session, want))
+        first = plan(want, read(session, want))
         session.apply(first.actions)
         took = time.monotonic() - start
-        second = _lab.plan(want, _lab.read(session, want))
+        second = plan(want, read(session, want))
     finally:
         session.close()
     return first, second, took
@@ -41,7 +45,7 @@ def converge(want):
 
 def teardown(root, name):
     start = time.monotonic()
-    first, second, _took = converge(_lab.validate({"name": name, "root": root, "state": "absent"}))
+    first, second, _took = converge(topology.validate({"name": name, "root": root, "state": "absent"}))
     took = time.monotonic() - start
     assert second.actions == []
     path = os.path.join(root, name)
@@ -89,7 +93,7 @@ def lab3(tmp_path_factory):
 
 def test_build_converges(lab3):
     assert lab3["first"].changed
-    assert lab3["second"].actions == [], lab3["second"].descriptions()
+    assert lab3["second"].actions == [], describe_all(lab3["second"].actions)
 
 
 def test_nothing_is_added_to_our_own_namespace(lab3):
@@ -123,7 +127,7 @@ def test_nodes_reach_each_other_the_router_and_the_external_host(lab3):
 
 def test_router_forwards_and_the_external_host_knows_no_pods(lab3):
     path = lab3["path"]
-    assert _lab.read_sysctl(path + "/router/net", "net/ipv4/ip_forward") == "1"
+    assert read_sysctl("net/ipv4/ip_forward", path + "/router/net") == "1"
     routes = in_node(path, "external", "ip", "-4", "route", check=True).stdout
     assert "192.168.1.0/24 via 203.0.113.1 dev eth0" in routes
     assert "10.244" not in routes and "default" not in routes
@@ -166,9 +170,9 @@ def test_broken_wiring_is_repaired(lab3):
 
 def test_check_mode_plan_touches_nothing(tmp_path):
     want = lab_want(str(tmp_path), "pntk" + secrets.token_hex(3), 2)
-    session = _lab.LabSession()
+    session = LabSession()
     try:
-        planned = _lab.plan(want, _lab.read(session, want))
+        planned = plan(want, read(session, want))
     finally:
         session.close()
     assert planned.changed
@@ -192,9 +196,9 @@ def test_teardown_stops_processes_and_leaves_nothing(tmp_path):
 def test_half_built_lab_is_torn_down(tmp_path):
     root, name = str(tmp_path), "pntk" + secrets.token_hex(3)
     want = lab_want(root, name, 2)
-    session = _lab.LabSession()
+    session = LabSession()
     try:
-        planned = _lab.plan(want, _lab.read(session, want))
+        planned = plan(want, read(session, want))
         # Stop right after the namespaces: mounts and files, no wiring.
         upto = [a.op for a in planned.actions].index("bridge_add")
         session.apply(planned.actions[:upto])

@@ -24,10 +24,13 @@ import time
 
 import pytest
 
-from ansible_collections.podnet.mesh.plugins.module_utils import _nat, _netlink
-from ansible_collections.podnet.mesh.plugins.module_utils._plan import Action
+from ansible_collections.podnet.mesh.plugins.module_utils.core.model import Action
+from ansible_collections.podnet.mesh.plugins.module_utils.core.plan import nat as _nat
+from ansible_collections.podnet.mesh.plugins.module_utils.kernel import nat as nat_tools
+from ansible_collections.podnet.mesh.plugins.module_utils.kernel import netlink as _netlink
+from ansible_collections.podnet.mesh.plugins.module_utils.kernel import netns
 from ansible_collections.podnet.mesh.plugins.modules import masquerade
-from ansible_collections.podnet.mesh.tests.unit.module_runner import run_main, stub_exits
+from ansible_collections.podnet.mesh.tests.helpers.module_runner import run_main, stub_exits
 
 
 POD_IP = "10.244.1.2"
@@ -69,15 +72,15 @@ def masq(monkeypatch):
     """Run the module in this process: masq(args, variant=None) -> (kind, result)."""
 
     warnings = stub_exits(monkeypatch)
-    which = _nat.Runner.which
+    which = nat_tools.Runner.which
 
     def _run(args, variant=None):
         if variant == "legacy":
-            monkeypatch.setattr(_nat.Runner, "which",
+            monkeypatch.setattr(nat_tools.Runner, "which",
                                 lambda self, name: which(self, _tool("legacy", name)
                                                          if name.startswith("iptables") else name))
         else:
-            monkeypatch.setattr(_nat.Runner, "which", which)
+            monkeypatch.setattr(nat_tools.Runner, "which", which)
         del warnings[:]
         kind, result = run_main(masquerade.main, args)
         return kind, dict(result, warnings=list(warnings))
@@ -135,7 +138,7 @@ def our_rules_in_kernel(backend, variant):
 
 # ----------------------------------------------------------------- topology
 def _run_in(ns, *argv, **kw):
-    return subprocess.run(["nsenter", "--net=" + _netlink.netns_path(ns)] + list(argv),
+    return subprocess.run(["nsenter", "--net=" + netns.netns_path(ns)] + list(argv),
                           capture_output=True, text=True, check=False, **kw)
 
 
@@ -156,7 +159,7 @@ class Listener:
 
     def __init__(self, ns):
         self.proc = subprocess.Popen(
-            ["nsenter", "--net=" + _netlink.netns_path(ns), sys.executable, "-c", self.CODE],
+            ["nsenter", "--net=" + netns.netns_path(ns), sys.executable, "-c", self.CODE],
             stdout=subprocess.PIPE, text=True)
         assert self.next_line(5) == "ready"
 

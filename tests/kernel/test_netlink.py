@@ -8,7 +8,12 @@ import os
 
 import pytest
 
-from ansible_collections.podnet.mesh.plugins.module_utils import _netlink, _plan
+from ansible_collections.podnet.mesh.plugins.module_utils.core import errors
+from ansible_collections.podnet.mesh.plugins.module_utils.core import model
+from ansible_collections.podnet.mesh.plugins.module_utils.core.describe import describe_all
+from ansible_collections.podnet.mesh.plugins.module_utils.core.plan import links as link_plan
+from ansible_collections.podnet.mesh.plugins.module_utils.kernel import netlink as _netlink
+from ansible_collections.podnet.mesh.plugins.module_utils.kernel import netns
 
 
 def converge(session, planner, want, read):
@@ -26,7 +31,7 @@ def test_pyroute2_version_is_supported():
 
 def test_missing_namespace_is_reported_not_created(prefix):
     name = prefix + "none"
-    with pytest.raises(_netlink.NetlinkOpError) as err:
+    with pytest.raises(errors.KernelError) as err:
         _netlink.Namespace(name)
     assert err.value.code == errno.ENOENT
     assert name in str(err.value)
@@ -52,7 +57,7 @@ def test_a_file_that_is_not_a_namespace_is_refused(tmp_path):
     with open(path, "w") as handle:
         handle.write("")
     home = os.readlink("/proc/thread-self/ns/net")
-    with pytest.raises(_netlink.NetlinkOpError) as err:
+    with pytest.raises(errors.KernelError) as err:
         _netlink.Namespace(path)
     assert err.value.code == errno.EINVAL and path in str(err.value)
     assert os.readlink("/proc/thread-self/ns/net") == home  # the thread stayed where it was
@@ -72,13 +77,13 @@ def test_a_namespace_is_opened_in_thread(session, named_ns):
 
 def test_netns_create_and_remove(session, named_ns):
     name = named_ns("n", create=False)
-    first, second = converge(session, _plan.plan_netns, {"name": name, "state": "present"},
-                             lambda: _netlink.netns_exists(name))
+    first, second = converge(session, link_plan.plan_netns, {"name": name, "state": "present"},
+                             lambda: netns.netns_exists(name))
     assert [a.op for a in first.actions] == ["netns_add"]
     assert second.actions == []
     assert os.path.ismount(os.path.join("/run/netns", name))
-    first, second = converge(session, _plan.plan_netns, {"name": name, "state": "absent"},
-                             lambda: _netlink.netns_exists(name))
+    first, second = converge(session, link_plan.plan_netns, {"name": name, "state": "absent"},
+                             lambda: netns.netns_exists(name))
     assert [a.op for a in first.actions] == ["netns_del"]
     assert not os.path.exists(os.path.join("/run/netns", name))
 
@@ -92,16 +97,16 @@ def test_bridge_converges_and_reads_back(session, prefix, host_links):
     def read():
         return session.ns(None).links(with_addresses=[name]).get(name)
 
-    first, second = converge(session, _plan.plan_bridge, want, read)
+    first, second = converge(session, link_plan.plan_bridge, want, read)
     assert first.actions[0].op == "bridge_add"
-    assert second.actions == [], second.descriptions()
+    assert second.actions == [], describe_all(second.actions)
     link = read()
     assert link["kind"] == "bridge"
     assert link["mtu"] == 1400 and link["stp"] is True and link["up"] is True
     assert sorted(link["addresses"]) == ["10.77.1.1/24", "fd77::1/64"]
     # Address list change: one removed, one added, the rest untouched.
     want["addresses"] = ["10.77.1.1/24", "10.77.2.1/24"]
-    first, second = converge(session, _plan.plan_bridge, want, read)
+    first, second = converge(session, link_plan.plan_bridge, want, read)
     assert [a.op for a in first.actions] == ["addr_del", "addr_add"]
     assert second.actions == []
     assert sorted(read()["addresses"]) == ["10.77.1.1/24", "10.77.2.1/24"]
@@ -110,9 +115,9 @@ def test_bridge_converges_and_reads_back(session, prefix, host_links):
 def test_kernel_error_names_operation_and_errno(session, prefix, host_links):
     name = prefix + "d"
     host_links.append(name)
-    action = _plan.Action("bridge_add", None, name, {})
+    action = model.Action("bridge_add", None, name, {})
     session.apply([action])
-    with pytest.raises(_netlink.NetlinkOpError) as err:
+    with pytest.raises(errors.KernelError) as err:
         session.apply([action])
     assert err.value.code == errno.EEXIST
     assert str(err.value).startswith("cannot create bridge %s (namespace host): " % name)
@@ -123,7 +128,7 @@ def test_veth_into_namespace_with_master_and_hairpin(session, prefix, named_ns, 
     pod = named_ns("p")
     br, host = prefix + "b", prefix + "v"
     host_links.extend([host, br])
-    session.apply([_plan.Action("bridge_add", None, br, {})])
+    session.apply([model.Action("bridge_add", None, br, {})])
     want = {"name": host, "peer": "eth0", "netns": pod, "master": br, "mtu": 1450,
             "hairpin": True, "up": True, "state": "present"}
 
@@ -132,10 +137,10 @@ def test_veth_into_namespace_with_master_and_hairpin(session, prefix, named_ns, 
         return {"host": links.get(host), "peer": session.ns(pod).links().get("eth0"),
                 "stray_peer": None, "netns_exists": True, "master": links.get(br)}
 
-    first, second = converge(session, _plan.plan_veth, want, read)
-    assert second.actions == [], second.descriptions()
+    first, second = converge(session, link_plan.plan_veth, want, read)
+    assert second.actions == [], describe_all(second.actions)
     cur = read()
-    assert _plan.is_pair(cur["host"], cur["peer"], pod)
+    assert link_plan.is_pair(cur["host"], cur["peer"], pod)
     assert cur["host"]["master"] == br and cur["host"]["hairpin"] is True
     assert cur["host"]["mtu"] == cur["peer"]["mtu"] == 1450
     assert cur["peer"]["up"] is True
@@ -145,19 +150,19 @@ def test_peer_created_but_not_moved_is_moved(session, prefix, named_ns, host_lin
     pod = named_ns("p")
     host = prefix + "v"
     host_links.extend([host, "eth0"])
-    session.apply([_plan.Action("veth_add", None, host, {"peer": "eth0", "peer_ns": None})])
+    session.apply([model.Action("veth_add", None, host, {"peer": "eth0", "peer_ns": None})])
     links = session.ns(None).links()
     stray = links["eth0"]
     cur = {"host": links[host], "peer": None, "stray_peer": stray, "netns_exists": True,
            "master": None}
     want = {"name": host, "peer": "eth0", "netns": pod, "master": None, "mtu": None,
             "hairpin": None, "up": True, "state": "present"}
-    plan = _plan.plan_veth(want, cur)
+    plan = link_plan.plan_veth(want, cur)
     assert plan.actions[0].op == "link_move"
     session.apply(plan.actions)
     assert "eth0" not in session.ns(None).links()
     peer = session.ns(pod).links()["eth0"]
-    assert _plan.is_pair(session.ns(None).links()[host], peer, pod)
+    assert link_plan.is_pair(session.ns(None).links()[host], peer, pod)
 
 
 def test_addresses_in_a_namespace_skip_link_local(session, named_ns):
@@ -170,7 +175,7 @@ def test_addresses_in_a_namespace_skip_link_local(session, named_ns):
         links = session.ns(pod).links(with_addresses=["lo"])
         return {"netns_exists": True, "link": links["lo"], "lo": links["lo"]}
 
-    first, second = converge(session, _plan.plan_interface_addresses, want, read)
+    first, second = converge(session, link_plan.plan_interface_addresses, want, read)
     assert second.actions == []
     assert sorted(read()["link"]["addresses"]) == ["10.78.0.1/32", "127.0.0.1/8", "::1/128"]
     assert ns.name == pod
@@ -181,11 +186,11 @@ def test_leftover_file_is_replaced_by_a_namespace(session, named_ns):
     path = os.path.join("/run/netns", name)
     os.makedirs("/run/netns", exist_ok=True)
     open(path, "w").close()
-    assert _netlink.netns_state(name) == _plan.STALE
-    first = _plan.plan_netns({"name": name, "state": "present"}, _netlink.netns_state(name))
+    assert netns.netns_state(name) == model.STALE
+    first = link_plan.plan_netns({"name": name, "state": "present"}, netns.netns_state(name))
     session.apply(first.actions)
-    assert _netlink.netns_state(name) is True
-    assert _plan.plan_netns({"name": name, "state": "present"}, _netlink.netns_state(name)).actions == []
+    assert netns.netns_state(name) is True
+    assert link_plan.plan_netns({"name": name, "state": "present"}, netns.netns_state(name)).actions == []
 
 
 def test_recreated_peer_keeps_the_mac_given_by_its_address(session, prefix, named_ns, host_links):
@@ -193,27 +198,27 @@ def test_recreated_peer_keeps_the_mac_given_by_its_address(session, prefix, name
     host = prefix + "v"
     host_links.append(host)
     want = {"name": host, "peer": "eth0", "netns": pod, "master": None, "mtu": None, "hairpin": None,
-            "up": True, "state": "present", "peer_mac": _plan.pod_mac("10.244.3.2/24")}
+            "up": True, "state": "present", "peer_mac": model.pod_mac("10.244.3.2/24")}
 
     def read():
         return {"host": session.ns(None).links().get(host), "peer": session.ns(pod).links().get("eth0"),
                 "stray_peer": None, "netns_exists": True, "master": None}
 
-    session.apply(_plan.plan_veth(want, read()).actions)
+    session.apply(link_plan.plan_veth(want, read()).actions)
     assert session.ns(pod).links()["eth0"]["mac"] == "0a:58:0a:f4:03:02"
-    session.apply([_plan.Action("link_del", None, host, {})])  # the pair is lost by hand
+    session.apply([model.Action("link_del", None, host, {})])  # the pair is lost by hand
     assert read()["peer"] is None
-    session.apply(_plan.plan_veth(want, read()).actions)
+    session.apply(link_plan.plan_veth(want, read()).actions)
     assert session.ns(pod).links()["eth0"]["mac"] == "0a:58:0a:f4:03:02"
 
 
 def test_reading_only_named_links_matches_the_full_read(session, prefix, host_links):
     br, host, peer = prefix + "b", prefix + "v", prefix + "p"
     host_links.extend([host, br])
-    session.apply([_plan.Action("bridge_add", None, br, {}),
-                   _plan.Action("veth_add", None, host, {"peer": peer, "peer_ns": None}),
-                   _plan.Action("link_set", None, host, {"master": br}),
-                   _plan.Action("addr_add", None, br, {"address": "10.253.9.1/24"})])
+    session.apply([model.Action("bridge_add", None, br, {}),
+                   model.Action("veth_add", None, host, {"peer": peer, "peer_ns": None}),
+                   model.Action("link_set", None, host, {"master": br}),
+                   model.Action("addr_add", None, br, {"address": "10.253.9.1/24"})])
     handle = session.ns(None)
     full = handle.links(with_addresses=[br])
     some = handle.links(with_addresses=[br], only=[host, br, prefix + "none"])
@@ -229,9 +234,9 @@ def test_reads_agree_with_pyroute2s_own(session, prefix, host_links):
     """The plain dumps decode to what pyroute2's IPRoute reports."""
     br = prefix + "b"
     host_links.append(br)
-    session.apply([_plan.Action("bridge_add", None, br, {}),
-                   _plan.Action("addr_add", None, br, {"address": "10.253.8.1/24"}),
-                   _plan.Action("link_set", None, br, {"up": True})])
+    session.apply([model.Action("bridge_add", None, br, {}),
+                   model.Action("addr_add", None, br, {"address": "10.253.8.1/24"}),
+                   model.Action("link_set", None, br, {"up": True})])
     handle = session.ns(None)
     links = handle.links(with_addresses=[br])
     ipr = handle.ipr

@@ -10,7 +10,8 @@ import sys
 
 import pytest
 
-from ansible_collections.podnet.mesh.plugins.module_utils import _netlink
+from ansible_collections.podnet.mesh.plugins.module_utils.kernel import netlink as _netlink
+
 
 SYSTEM_PYTHON = "/usr/bin/python3"
 
@@ -28,8 +29,8 @@ def test_module_respawns_under_system_python(tmp_path, prefix):
     ansible = os.path.join(os.path.dirname(sys.executable), "ansible")
     if not os.path.exists(ansible):
         pytest.skip("ansible is not installed beside this Python")
-    # .../<root>/ansible_collections/podnet/mesh/plugins/module_utils/_netlink.py
-    collections = os.path.abspath(os.path.join(os.path.dirname(_netlink.__file__), *[".."] * 5))
+    # .../<root>/ansible_collections/podnet/mesh/plugins/module_utils/kernel/netlink.py
+    collections = os.path.abspath(os.path.join(os.path.dirname(_netlink.__file__), *[".."] * 6))
     env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=collections, ANSIBLE_HOST_KEY_CHECKING="0")
     name = prefix + "r"
 

@@ -7,8 +7,10 @@ import errno
 
 import pytest
 
-from ansible_collections.podnet.mesh.plugins.module_utils import _netlink, _plan
-from ansible_collections.podnet.mesh.plugins.module_utils import _validate as v
+from ansible_collections.podnet.mesh.plugins.module_utils.core import errors
+from ansible_collections.podnet.mesh.plugins.module_utils.core import model
+from ansible_collections.podnet.mesh.plugins.module_utils.core import validate as v
+from ansible_collections.podnet.mesh.plugins.module_utils.core.plan import routes as route_plan
 
 PROTO = 149
 
@@ -34,9 +36,9 @@ def node(session, prefix, host_links):
     br = prefix + "n"
     host_links.append(br)
     session.apply([
-        _plan.Action("bridge_add", None, br, {}),
-        _plan.Action("addr_add", None, br, {"address": "192.168.1.11/24"}),
-        _plan.Action("link_set", None, br, {"up": True}),
+        model.Action("bridge_add", None, br, {}),
+        model.Action("addr_add", None, br, {"address": "192.168.1.11/24"}),
+        model.Action("link_set", None, br, {"up": True}),
     ])
     ipr = session.ns(None).ipr
     # Another tool's route (protocol static), for a destination we also list.
@@ -49,9 +51,9 @@ def node(session, prefix, host_links):
 
 
 def converge(session, w):
-    first = _plan.plan_routes(w, read(session, w))
+    first = route_plan.plan_routes(w, read(session, w))
     session.apply(first.actions)
-    return first, _plan.plan_routes(w, read(session, w))
+    return first, route_plan.plan_routes(w, read(session, w))
 
 
 def mesh(count, via="192.168.1.12"):
@@ -89,16 +91,16 @@ def test_purge_removes_stale_ours_and_leaves_foreign(session, node):
 
 def test_foreign_route_for_a_listed_destination_is_refused(session, node):
     with pytest.raises(v.ValidationError) as err:
-        _plan.plan_routes(want([{"dst": "10.99.0.0/16", "via": "192.168.1.12"}]),
-                          read(session, want([])))
+        route_plan.plan_routes(want([{"dst": "10.99.0.0/16", "via": "192.168.1.12"}]),
+                               read(session, want([])))
     assert "did not create" in str(err.value)
 
 
 def test_delete_tagged_with_our_protocol_cannot_remove_a_foreign_route(session, node):
     foreign = {"dst": "10.99.0.0/16", "family": 4, "via": "192.168.1.1", "dev": None, "metric": 0}
-    action = _plan.Action("route_del", None, foreign["dst"],
+    action = model.Action("route_del", None, foreign["dst"],
                           {"route": foreign, "table": 254, "proto": PROTO})
-    with pytest.raises(_netlink.NetlinkOpError) as err:
+    with pytest.raises(errors.KernelError) as err:
         session.apply([action])
     assert err.value.code == errno.ESRCH
     assert any(r["dst"] == "10.99.0.0/16" for r in session.ns(None).routes(254))
@@ -107,9 +109,9 @@ def test_delete_tagged_with_our_protocol_cannot_remove_a_foreign_route(session, 
 def test_batch_error_names_the_route_and_keeps_count_of_what_was_done(session, node):
     good = v.route_list(mesh(2))
     bad = v.route({"dst": "10.250.0.0/24", "via": "172.31.0.1"}, "routes[2]")
-    actions = [_plan.Action("route_add", None, r["dst"], {"route": r, "table": 254, "proto": PROTO})
+    actions = [model.Action("route_add", None, r["dst"], {"route": r, "table": 254, "proto": PROTO})
                for r in good + [bad]]
-    with pytest.raises(_netlink.NetlinkOpError) as err:
+    with pytest.raises(errors.KernelError) as err:
         session.apply(actions)
     assert err.value.code == errno.ENETUNREACH
     assert "add route 10.250.0.0/24 via 172.31.0.1" in str(err.value)
@@ -119,8 +121,8 @@ def test_batch_error_names_the_route_and_keeps_count_of_what_was_done(session, n
 def test_pod_default_route_in_a_named_namespace(session, named_ns):
     pod = named_ns("p")
     session.apply([
-        _plan.Action("addr_add", pod, "lo", {"address": "10.244.1.2/24"}),
-        _plan.Action("link_set", pod, "lo", {"up": True}),
+        model.Action("addr_add", pod, "lo", {"address": "10.244.1.2/24"}),
+        model.Action("link_set", pod, "lo", {"up": True}),
     ])
     w = want([{"dst": "default", "via": "10.244.1.1"}], netns=pod)
     first, second = converge(session, w)

@@ -13,9 +13,11 @@ import json
 import pytest
 
 from ansible.module_utils import basic
-from ansible_collections.podnet.mesh.plugins.module_utils import _nat
+
+from ansible_collections.podnet.mesh.plugins.module_utils.core.plan import nat as _nat
+from ansible_collections.podnet.mesh.plugins.module_utils.kernel import nat as nat_tools
 from ansible_collections.podnet.mesh.plugins.modules import masquerade
-from ansible_collections.podnet.mesh.tests.unit.module_runner import run_main, stub_exits
+from ansible_collections.podnet.mesh.tests.helpers.module_runner import run_main, stub_exits
 
 
 NFT = "/usr/sbin/nft"
@@ -95,7 +97,7 @@ def run(monkeypatch):
         def factory(module):
             runners.append(FakeRunner(module, **runner_kw))
             return runners[-1]
-        monkeypatch.setattr(_nat, "Runner", factory)
+        monkeypatch.setattr(nat_tools, "Runner", factory)
         kind, result = run_main(masquerade.main, args)
         return kind, result, runners[-1]
     return _run

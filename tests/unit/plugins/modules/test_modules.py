@@ -12,9 +12,12 @@ import errno
 
 import pytest
 
-from ansible_collections.podnet.mesh.plugins.module_utils import _netlink
+from ansible_collections.podnet.mesh.plugins.module_utils.core import errors
+from ansible_collections.podnet.mesh.plugins.module_utils.kernel import netlink as _netlink
+from ansible_collections.podnet.mesh.plugins.module_utils.kernel import netns as _netns
+from ansible_collections.podnet.mesh.plugins.module_utils.kernel import pyroute2_parts
 from ansible_collections.podnet.mesh.plugins.modules import bridge, netns, netns_addr, veth
-from ansible_collections.podnet.mesh.tests.unit.module_runner import run_main, stub_exits
+from ansible_collections.podnet.mesh.tests.helpers.module_runner import run_main, stub_exits
 
 
 class FakeNamespace:
@@ -43,7 +46,7 @@ class FakeSession:
     def apply(self, actions):
         for action in actions:
             if action.op == self.fail_on:
-                raise _netlink.NetlinkOpError("create bridge cni0", None, errno.EEXIST, "File exists")
+                raise errors.KernelError("create bridge cni0", None, errno.EEXIST, "File exists")
             self.applied.append(action)
 
     def close(self):
@@ -55,12 +58,12 @@ def run(monkeypatch):
     FakeSession.instances = []
 
     stub_exits(monkeypatch)
-    monkeypatch.setattr(_netlink, "HAS_PYROUTE2", True)
+    monkeypatch.setattr(pyroute2_parts, "HAS_PYROUTE2", True)
 
     def _run(module, args, state=None, fail_on=None, exists=()):
         monkeypatch.setattr(_netlink, "Session", lambda: FakeSession(state, fail_on))
-        monkeypatch.setattr(_netlink, "netns_exists", lambda name: name in exists)
-        monkeypatch.setattr(_netlink, "netns_state", lambda name: name in exists)
+        monkeypatch.setattr(_netns, "netns_exists", lambda name: name in exists)
+        monkeypatch.setattr(_netns, "netns_state", lambda name: name in exists)
         kind, result = run_main(module.main, args)
         return kind, result, FakeSession.instances[-1]
     return _run
@@ -139,8 +142,8 @@ def test_netns_addr_missing_namespace_names_the_parameter(run):
 
 
 def test_missing_pyroute2_says_how_to_install(run, monkeypatch):
-    monkeypatch.setattr(_netlink, "HAS_PYROUTE2", False)
-    from ansible_collections.podnet.mesh.plugins.module_utils import _module
+    monkeypatch.setattr(pyroute2_parts, "HAS_PYROUTE2", False)
+    from ansible_collections.podnet.mesh.plugins.module_utils.module import run as _module
     monkeypatch.setattr(_module, "probe_interpreters_for_module", lambda *a: None)
     kind, result = run_main(bridge.main, {"name": "cni0"})
     assert kind == "fail"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.podnet.mesh.plugins.module_utils import _validate as v
+from ansible_collections.podnet.mesh.plugins.module_utils.core import validate as v
 
 
 @pytest.mark.parametrize("value", ["cni0", "veth-red", "a" * 15, "eth0.100", "br_0"])

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.podnet.mesh.plugins.module_utils import _plan
-from ansible_collections.podnet.mesh.plugins.module_utils._validate import ValidationError
+from ansible_collections.podnet.mesh.plugins.module_utils.core import model
+from ansible_collections.podnet.mesh.plugins.module_utils.core.describe import describe_all
+from ansible_collections.podnet.mesh.plugins.module_utils.core.errors import ValidationError
+from ansible_collections.podnet.mesh.plugins.module_utils.core.plan import links
+from ansible_collections.podnet.mesh.plugins.module_utils.core.plan import node as node_plan
 
 
 def link(name, kind, ifindex=10, **kw):
@@ -29,7 +32,7 @@ def ops(plan):
     ("absent", False, []),
 ])
 def test_plan_netns(state, exists, expected):
-    plan = _plan.plan_netns({"name": "red", "state": state}, exists)
+    plan = links.plan_netns({"name": "red", "state": state}, exists)
     assert ops(plan) == expected
     assert plan.before == {"name": "red", "state": "present" if exists else "absent"}
     assert plan.after == {"name": "red", "state": state}
@@ -77,25 +80,25 @@ BRIDGE_CASES = [
 
 @pytest.mark.parametrize("title, want, current, expected", BRIDGE_CASES, ids=[c[0] for c in BRIDGE_CASES])
 def test_plan_bridge(title, want, current, expected):
-    plan = _plan.plan_bridge(want, current)
+    plan = links.plan_bridge(want, current)
     assert ops(plan) == expected
     assert plan.changed == bool(expected)
 
 
 def test_plan_bridge_diff_and_after():
-    plan = _plan.plan_bridge(bridge_want(mtu=1450), None)
+    plan = links.plan_bridge(bridge_want(mtu=1450), None)
     assert plan.before == {"name": "cni0", "state": "absent"}
     assert plan.after == {"name": "cni0", "state": "present", "mtu": 1450, "stp": False,
                           "up": True, "addresses": ["10.244.1.1/24"]}
     converged = link("cni0", "bridge", mtu=1450, addresses=["10.244.1.1/24"])
-    again = _plan.plan_bridge(bridge_want(mtu=1450), converged)
+    again = links.plan_bridge(bridge_want(mtu=1450), converged)
     assert again.before == again.after == plan.after
 
 
 @pytest.mark.parametrize("state", ["present", "absent"])
 def test_plan_bridge_refuses_other_kind(state):
     with pytest.raises(ValidationError) as err:
-        _plan.plan_bridge(bridge_want(state=state), link("cni0", "veth"))
+        links.plan_bridge(bridge_want(state=state), link("cni0", "veth"))
     assert str(err.value).startswith("name: 'cni0' already exists")
     assert "kind veth, not a bridge" in str(err.value)
 
@@ -166,15 +169,15 @@ VETH_CASES = [
 
 @pytest.mark.parametrize("title, want, cur, expected", VETH_CASES, ids=[c[0] for c in VETH_CASES])
 def test_plan_veth(title, want, cur, expected):
-    assert ops(_plan.plan_veth(want, cur)) == expected
+    assert ops(links.plan_veth(want, cur)) == expected
 
 
 def test_plan_veth_diff():
-    plan = _plan.plan_veth(veth_want(), veth_cur(host=dict(HOST, master="br-old")))
+    plan = links.plan_veth(veth_want(), veth_cur(host=dict(HOST, master="br-old")))
     assert plan.before["master"] == "br-old"
     assert plan.after["master"] == "cni0"
     assert plan.after["netns"] == "red"
-    created = _plan.plan_veth(veth_want(), veth_cur(host=None, peer=None))
+    created = links.plan_veth(veth_want(), veth_cur(host=None, peer=None))
     assert created.before == {"name": "veth-red", "state": "absent"}
     assert created.after == {"name": "veth-red", "state": "present", "peer": "eth0", "netns": "red",
                              "master": "cni0", "mtu": 1500, "hairpin": False, "up": True}
@@ -197,7 +200,7 @@ VETH_REFUSALS = [
 @pytest.mark.parametrize("title, want, cur, message", VETH_REFUSALS, ids=[c[0] for c in VETH_REFUSALS])
 def test_plan_veth_refuses(title, want, cur, message):
     with pytest.raises(ValidationError) as err:
-        _plan.plan_veth(want, cur)
+        links.plan_veth(want, cur)
     assert str(err.value).startswith(message)
 
 
@@ -243,7 +246,7 @@ ADDR_CASES = [
 
 @pytest.mark.parametrize("title, want, cur, expected", ADDR_CASES, ids=[c[0] for c in ADDR_CASES])
 def test_plan_interface_addresses(title, want, cur, expected):
-    assert ops(_plan.plan_interface_addresses(want, cur)) == expected
+    assert ops(links.plan_interface_addresses(want, cur)) == expected
 
 
 @pytest.mark.parametrize("cur, message", [
@@ -252,17 +255,17 @@ def test_plan_interface_addresses(title, want, cur, expected):
 ])
 def test_plan_interface_addresses_refuses(cur, message):
     with pytest.raises(ValidationError) as err:
-        _plan.plan_interface_addresses(addr_want(), cur)
+        links.plan_interface_addresses(addr_want(), cur)
     assert str(err.value).startswith(message)
 
 
 def test_describe_every_action():
-    plan = _plan.Plan({})
+    plan = model.Plan({})
     plan.add("netns_add", None, "red")
     plan.add("veth_add", None, "v", peer="eth0", peer_ns="red")
     plan.add("link_set", "red", "eth0", up=True, mtu=1400)
     plan.add("addr_del", None, "cni0", address="10.0.0.1/24")
-    assert plan.descriptions() == [
+    assert describe_all(plan.actions) == [
         "create namespace red",
         "create veth v with peer eth0 in namespace red",
         "set mtu=1400, up=True on link eth0 in namespace red",
@@ -275,17 +278,17 @@ def test_describe_every_action():
     ("absent", ["netns_clear"]),
 ])
 def test_plan_netns_replaces_a_leftover_file(state, expected):
-    plan = _plan.plan_netns({"name": "red", "state": state}, _plan.STALE)
+    plan = links.plan_netns({"name": "red", "state": state}, model.STALE)
     assert [a.op for a in plan.actions] == expected
     assert plan.before == {"name": "red", "state": "stale"}
-    assert plan.descriptions()[0] == "remove leftover file /run/netns/red (not a namespace)"
+    assert describe_all(plan.actions)[0] == "remove leftover file /run/netns/red (not a namespace)"
 
 
 def test_check_mode_assumes_what_earlier_tasks_create():
-    want = veth_want(assume_missing=True)
-    plan = _plan.plan_veth(want, veth_cur(host=None, peer=None, exists=False, master=None))
+    want = veth_want()
+    plan = links.plan_veth(want, veth_cur(host=None, peer=None, exists=False, master=None), assume_missing=True)
     assert [a.op for a in plan.actions][0] == "veth_add"
-    plan = _plan.plan_interface_addresses(addr_want(assume_missing=True), addr_cur(None, exists=False))
+    plan = links.plan_interface_addresses(addr_want(), addr_cur(None, exists=False), assume_missing=True)
     assert [a.op for a in plan.actions] == ["addr_add", "link_set"]
 
 
@@ -295,7 +298,7 @@ def test_check_mode_assumes_what_earlier_tasks_create():
     ("fd00::2/64", None),
 ])
 def test_pod_mac_follows_the_ipv4_address(address, mac):
-    assert _plan.pod_mac(address) == mac
+    assert model.pod_mac(address) == mac
 
 
 def test_node_view_takes_the_default_route_interface_address():
@@ -307,7 +310,7 @@ def test_node_view_takes_the_default_route_interface_address():
         {"dst": "default", "family": 4, "via": "192.0.2.1", "dev": "eth0", "metric": 100, "proto": 4},
         {"dst": "10.0.0.0/8", "family": 4, "via": "192.0.2.1", "dev": "eth0", "metric": 0, "proto": 4},
     ]
-    view = _plan.node_view(links, addresses, routes)
+    view = node_plan.node_view(links, addresses, routes)
     assert view["default_ipv4"] == {"address": "192.0.2.5", "prefix": 24, "interface": "eth0",
                                     "gateway": "192.0.2.1"}
     assert view["networks"] == ["127.0.0.0/8", "192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24", "fd00::/64"]
@@ -318,6 +321,6 @@ def test_node_view_without_a_usable_default_route():
     links = {"eth0": {"ifindex": 2}, "eth1": {"ifindex": 3}}
     # The default route's interface has only IPv6: no IPv4 address to take.
     routes = [{"dst": "default", "family": 4, "via": None, "dev": "eth1", "metric": 0, "proto": 4}]
-    view = _plan.node_view(links, [(2, "192.0.2.5/24"), (3, "fd00::7/64")], routes)
+    view = node_plan.node_view(links, [(2, "192.0.2.5/24"), (3, "fd00::7/64")], routes)
     assert view["default_ipv4"] is None
-    assert _plan.node_view(links, [(2, "192.0.2.5/24")], [])["default_ipv4"] is None
+    assert node_plan.node_view(links, [(2, "192.0.2.5/24")], [])["default_ipv4"] is None

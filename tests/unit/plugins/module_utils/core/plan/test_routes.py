@@ -7,9 +7,10 @@ import ipaddress
 
 import pytest
 
-from ansible_collections.podnet.mesh.plugins.module_utils import _plan
-from ansible_collections.podnet.mesh.plugins.module_utils import _validate as v
-from ansible_collections.podnet.mesh.plugins.module_utils._validate import ValidationError
+from ansible_collections.podnet.mesh.plugins.module_utils.core import validate as v
+from ansible_collections.podnet.mesh.plugins.module_utils.core.describe import describe_all
+from ansible_collections.podnet.mesh.plugins.module_utils.core.errors import ValidationError
+from ansible_collections.podnet.mesh.plugins.module_utils.core.plan import routes as route_plan
 
 PROTO = 149
 
@@ -109,18 +110,18 @@ ROUTE_CASES = [
 
 @pytest.mark.parametrize("title, w, c, expected", ROUTE_CASES, ids=[x[0] for x in ROUTE_CASES])
 def test_plan_routes(title, w, c, expected):
-    assert ops(_plan.plan_routes(w, c)) == expected
+    assert ops(route_plan.plan_routes(w, c)) == expected
 
 
 def test_plan_routes_results_and_diff():
-    plan = _plan.plan_routes(want([R3], purge=True), cur([have("10.244.2.0/24", "192.168.1.12")]))
+    plan = route_plan.plan_routes(want([R3], purge=True), cur([have("10.244.2.0/24", "192.168.1.12")]))
     assert plan.before == {"routes": ["10.244.2.0/24 via 192.168.1.12 dev eth0 metric 0"]}
     assert plan.after == {"routes": ["10.244.3.0/24 via 192.168.1.13 metric 0"]}
-    assert plan.added == [{"dst": "10.244.3.0/24", "via": "192.168.1.13", "dev": None, "metric": 0}]
-    assert plan.removed == [{"dst": "10.244.2.0/24", "via": "192.168.1.12", "dev": "eth0", "metric": 0}]
-    assert plan.routes == plan.added
-    assert plan.descriptions() == ["delete route 10.244.2.0/24 via 192.168.1.12 dev eth0 metric 0",
-                                   "add route 10.244.3.0/24 via 192.168.1.13 metric 0"]
+    assert plan.details["added"] == [{"dst": "10.244.3.0/24", "via": "192.168.1.13", "dev": None, "metric": 0}]
+    assert plan.details["removed"] == [{"dst": "10.244.2.0/24", "via": "192.168.1.12", "dev": "eth0", "metric": 0}]
+    assert plan.details["routes"] == plan.details["added"]
+    assert describe_all(plan.actions) == ["delete route 10.244.2.0/24 via 192.168.1.12 dev eth0 metric 0",
+                                          "add route 10.244.3.0/24 via 192.168.1.13 metric 0"]
 
 
 @pytest.mark.parametrize("w, c, message", [
@@ -133,13 +134,13 @@ def test_plan_routes_results_and_diff():
 ])
 def test_plan_routes_refuses(w, c, message):
     with pytest.raises(ValidationError) as err:
-        _plan.plan_routes(w, c)
+        route_plan.plan_routes(w, c)
     assert str(err.value).startswith(message)
 
 
 def test_thousand_routes_plan_in_one_pass():
     routes = [{"dst": "10.%d.%d.0/24" % (100 + i // 256, i % 256), "via": "192.168.1.12"} for i in range(1000)]
-    plan = _plan.plan_routes(want(routes), cur())
-    assert len(plan.actions) == 1000 and len(plan.added) == 1000
+    plan = route_plan.plan_routes(want(routes), cur())
+    assert len(plan.actions) == 1000 and len(plan.details["added"]) == 1000
     converged = cur([dict(r, dev="eth0", proto=PROTO) for r in v.route_list(routes)])
-    assert _plan.plan_routes(want(routes), converged).actions == []
+    assert route_plan.plan_routes(want(routes), converged).actions == []

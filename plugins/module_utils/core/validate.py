@@ -15,22 +15,13 @@ from __future__ import annotations
 
 import ipaddress
 
-# Linux IFNAMSIZ is 16 bytes including the terminating NUL.
-IFNAME_MAX_BYTES = 15
+from ansible_collections.podnet.mesh.plugins.module_utils.core.errors import ValidationError
+from ansible_collections.podnet.mesh.plugins.module_utils.core.model import IFNAME_MAX_BYTES
+
 # The smallest MTU IPv4 allows and the largest the kernel stores.
 MTU_MIN = 68
 MTU_MAX = 65535
 NETNS_NAME_MAX_BYTES = 255
-
-
-class ValidationError(ValueError):
-    """A parameter value was refused; the message names path, value and reason."""
-
-    def __init__(self, path, value, reason):
-        self.path = path
-        self.value = value
-        self.reason = reason
-        super().__init__("%s: %r %s" % (path, value, reason))
 
 
 def _text(value, path):

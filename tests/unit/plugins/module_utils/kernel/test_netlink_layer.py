@@ -10,7 +10,9 @@ import sys
 
 import pytest
 
-from ansible_collections.podnet.mesh.plugins.module_utils import _netlink
+from ansible_collections.podnet.mesh.plugins.module_utils.core import errors
+from ansible_collections.podnet.mesh.plugins.module_utils.kernel import netlink as _netlink
+from ansible_collections.podnet.mesh.plugins.module_utils.kernel import wire
 
 
 def namespace(name=None):
@@ -36,7 +38,7 @@ def test_a_dump_interrupted_every_time_fails_clearly():
     def read():
         raise _netlink.NetlinkDumpInterrupted()
 
-    with pytest.raises(_netlink.NetlinkOpError) as err:
+    with pytest.raises(errors.KernelError) as err:
         namespace("red").call("list links", read)
     assert str(err.value).startswith("cannot list links (namespace red)")
 
@@ -48,7 +50,7 @@ def test_other_errors_are_not_retried():
         calls.append(1)
         raise _netlink.NetlinkError(errno.EPERM, "Operation not permitted")
 
-    with pytest.raises(_netlink.NetlinkOpError) as err:
+    with pytest.raises(errors.KernelError) as err:
         namespace().call("list links", read)
     assert calls == [1]
     assert err.value.code == errno.EPERM
@@ -63,7 +65,7 @@ def run_python(code):
     return proc.stdout.split()
 
 
-NETLINK = "from ansible_collections.podnet.mesh.plugins.module_utils import _netlink\n"
+NETLINK = "from ansible_collections.podnet.mesh.plugins.module_utils.kernel import netlink as _netlink\n"
 
 
 def test_pyroute2_is_entered_bare_and_completed_on_demand():
@@ -119,7 +121,7 @@ def answer(kind, seq, flags=0, family=2):
 
 def done(seq, flags=0):
     import struct
-    return struct.pack("=IHHIIi", 20, _netlink.NLMSG_DONE, flags, seq, 0, 0)
+    return struct.pack("=IHHIIi", 20, wire.NLMSG_DONE, flags, seq, 0, 0)
 
 
 @pytest.mark.skipif(not _netlink.HAS_PYROUTE2, reason="needs pyroute2's message classes")
@@ -130,6 +132,6 @@ def test_an_interrupted_plain_dump_is_read_to_its_end_and_read_again():
         answer(24, 1, flags=0x10) + done(1, flags=0x10),  # NLM_F_DUMP_INTR
         answer(24, 2) + done(2),
     ])
-    msgs = handle.call("list routes", handle.dump, _netlink.rtmsg, _netlink.RTM_GETROUTE, 2)
+    msgs = handle.call("list routes", handle.dump, _netlink.rtmsg, wire.RTM_GETROUTE, 2)
     assert [m.get_attr("RTA_DST") for m in msgs] == ["10.244.2.0"]
     assert len(handle.sock.sent) == 2 and handle.sock.answers == []

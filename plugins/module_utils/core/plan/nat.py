@@ -12,10 +12,11 @@ Layout, from pure to impure:
 * ``parse_*``: command output -> plain data; ``nft_table_rules`` and
   ``iptables_current_rules`` turn what is on the node back into the same
   command lines, so current and desired compare as lists of strings.
-* ``plan``: ``want`` + current state -> a ``_plan.Plan`` of actions (each with
-  its ``text``), the backend, the predicted rules and the warnings.
-* ``Session``: reads the node and applies actions through a ``Runner``
-  (``module.run_command``), which unit tests replace with a fake.
+* ``plan``: ``want`` + current state -> a Plan of actions (each with its
+  ``text``); its details hold the backend and the predicted rules, its
+  warnings what may still block pod traffic.
+The node side (running nft, iptables-save/-restore, the sysctl) is
+``kernel.nat``; this file is pure and unit-tested without root.
 
 What is ours: the nftables table ``ip podnet``; the iptables chains
 ``PODNET-MASQ`` (nat) and ``PODNET-FORWARD`` (filter) and the rules that jump
@@ -26,13 +27,11 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import os
 import shlex
 
-from ansible_collections.podnet.mesh.plugins.module_utils import _plan
-from ansible_collections.podnet.mesh.plugins.module_utils import _validate as v
-from ansible_collections.podnet.mesh.plugins.module_utils._module import OperationError
-from ansible_collections.podnet.mesh.plugins.module_utils._validate import ValidationError
+from ansible_collections.podnet.mesh.plugins.module_utils.core import validate as v
+from ansible_collections.podnet.mesh.plugins.module_utils.core.errors import ToolError, ValidationError
+from ansible_collections.podnet.mesh.plugins.module_utils.core.model import Op, Plan
 
 NFTABLES = "nftables"
 IPTABLES = "iptables"
@@ -194,22 +193,22 @@ def desired_rules(backend, want):
 
 
 # ---------------------------------------------------------------- parse nft
-def _nft_items(text, what):
+def nft_items(text, what):
     try:
         return json.loads(text).get("nftables", [])
     except (ValueError, AttributeError) as exc:
-        raise OperationError("cannot read %s: nft printed no valid JSON (%s)" % (what, exc))
+        raise ToolError("cannot read %s: nft printed no valid JSON (%s)" % (what, exc))
 
 
 def parse_nft_tables(text):
     """nft -j list tables -> set of (family, name)."""
     return set((item["table"]["family"], item["table"]["name"])
-               for item in _nft_items(text, "the nftables tables") if "table" in item)
+               for item in nft_items(text, "the nftables tables") if "table" in item)
 
 
 def parse_nft_chains(text):
     """nft -j list chains -> list of chain dicts (family, table, name, hook, policy, ...)."""
-    return [item["chain"] for item in _nft_items(text, "the nftables chains") if "chain" in item]
+    return [item["chain"] for item in nft_items(text, "the nftables chains") if "chain" in item]
 
 
 def _nft_value(value):
@@ -242,7 +241,7 @@ def nft_expr(expr):
 
 def nft_table_rules(text):
     """nft -j list table ip podnet -> our canonical command lines (see nft_rules)."""
-    items = _nft_items(text, "nftables table %s" % NFT_TABLE_REF)
+    items = nft_items(text, "nftables table %s" % NFT_TABLE_REF)
     chains = []
     others = []
     rules = {}
@@ -404,16 +403,6 @@ def forward_warnings(want, backend, blockers):
 
 
 # ---------------------------------------------------------------------- plan
-class NatPlan:
-    """A Plan plus what the module returns beside it."""
-
-    def __init__(self, plan, backend, rules, warnings):
-        self.plan = plan
-        self.backend = backend
-        self.rules = rules
-        self.warnings = warnings
-
-
 def _unavailable(tool, info):
     if not info.get("path"):
         return "the %s command was not found on the node" % tool
@@ -491,11 +480,11 @@ def _iptables_table_action(plan, table, state, specs):
             return
         text = ", ".join(parts)
     data = "*%s\n%s\nCOMMIT\n" % (table, "\n".join(lines))
-    plan.add("iptables_restore", None, table, input=data, text=text)
+    plan.add(Op.IPTABLES_RESTORE, None, table, input=data, text=text)
 
 
-def plan(want, current):
-    """want + current -> NatPlan. Raises ValidationError before anything changes."""
+def plan(want, current, assume_missing=False):  # pylint: disable=unused-argument
+    """want + current -> Plan (details: backend, rules). Raises ValidationError before anything changes."""
     backend = resolve_backend(want, current)
     present = want["state"] == "present"
     nft_ours = current["nft"]["ours"]
@@ -509,7 +498,7 @@ def plan(want, current):
     if manage_forwarding:
         before["ip_forward"] = current["ip_forward"]
         after["ip_forward"] = 1
-    result = _plan.Plan(before, after)
+    result = Plan(before, after)
 
     # The backend in use first, so the new rules are there before old ones go.
     order = [NFTABLES, IPTABLES] if backend != IPTABLES else [IPTABLES, NFTABLES]
@@ -518,11 +507,11 @@ def plan(want, current):
         if name == NFTABLES:
             if use and nft_ours != wanted:
                 verb = "create" if nft_ours is None else "replace"
-                result.add("nft_replace", None, NFT_TABLE_REF, script=nft_script(wanted),
+                result.add(Op.NFT_REPLACE, None, NFT_TABLE_REF, script=nft_script(wanted),
                            text="%s nftables table %s (%d rules)" % (
                                verb, NFT_TABLE_REF, sum(1 for r in wanted if r.startswith("add rule"))))
             elif not use and nft_ours is not None:
-                result.add("nft_delete", None, NFT_TABLE_REF,
+                result.add(Op.NFT_DELETE, None, NFT_TABLE_REF,
                            text="delete nftables table %s" % NFT_TABLE_REF)
         else:
             specs = iptables_chain_specs(want) if use else {"nat": None, "filter": None}
@@ -531,179 +520,8 @@ def plan(want, current):
                 _iptables_table_action(result, table, state, specs[table])
 
     if manage_forwarding and current["ip_forward"] != 1:
-        result.add("sysctl", None, IP_FORWARD_KEY, path=IP_FORWARD_PATH, value="1",
+        result.add(Op.SYSCTL, None, IP_FORWARD_KEY, path=IP_FORWARD_PATH, value="1",
                    text="set %s = 1" % IP_FORWARD_KEY)
-    warnings = forward_warnings(want, backend, current.get("forward_blockers", []))
-    return NatPlan(result, backend, wanted, warnings)
-
-
-# -------------------------------------------------------------------- runner
-class Runner:
-    """Commands and files of the node, through the AnsibleModule."""
-
-    def __init__(self, module):
-        self.module = module
-
-    def which(self, name):
-        return self.module.get_bin_path(name, opt_dirs=SBIN_DIRS)
-
-    def run(self, argv, data=None):
-        return self.module.run_command(argv, data=data, environ_update={"LC_ALL": "C"})
-
-    @staticmethod
-    def realpath(path):
-        return os.path.realpath(path)
-
-    @staticmethod
-    def read_file(path):
-        """File content, or None when the file does not exist."""
-        try:
-            with open(path) as handle:
-                return handle.read()
-        except FileNotFoundError:
-            return None
-
-    @staticmethod
-    def write_file(path, text):
-        with open(path, "w") as handle:
-            handle.write(text)
-
-
-# ------------------------------------------------------------------- session
-def _first_line(text):
-    lines = [line.strip() for line in (text or "").strip().splitlines() if line.strip()]
-    return lines[0] if lines else ""
-
-
-class Session:
-    """Reads the node's NAT state and applies NAT actions with one Runner."""
-
-    def __init__(self, runner):
-        self.runner = runner
-        self.applied = []
-
-    def close(self):
-        pass
-
-    # ---------------------------------------------------------------- reads
-    def _read(self, argv, what):
-        rc, out, err = self.runner.run(argv)
-        if rc != 0:
-            raise OperationError("cannot read %s: %s exited with %d: %s"
-                                 % (what, " ".join(argv), rc, (err or out).strip()))
-        return out
-
-    def _read_nft(self, want):
-        info = {"path": self.runner.which("nft"), "works": False, "error": None,
-                "tables": set(), "ours": None, "chains": []}
-        if not info["path"]:
-            return info
-        nft = info["path"]
-        rc, out, err = self.runner.run([nft, "-j", "list", "tables"])
-        if rc != 0:
-            info["error"] = _first_line(err or out) or "nft -j list tables exited with %d" % rc
-            return info
-        try:
-            info["tables"] = parse_nft_tables(out)
-        except (OperationError, KeyError, TypeError) as exc:
-            info["error"] = "nft has no usable JSON output (%s)" % exc
-            return info
-        info["works"] = True
-        if (NFT_FAMILY, NFT_TABLE) in info["tables"]:
-            info["ours"] = nft_table_rules(self._read(
-                [nft, "-j", "list", "table", NFT_FAMILY, NFT_TABLE],
-                "nftables table %s" % NFT_TABLE_REF))
-        if want["state"] == "present" and want["forward"]:
-            info["chains"] = parse_nft_chains(self._read([nft, "-j", "list", "chains"],
-                                                         "the nftables chains"))
-        return info
-
-    def _nft_blockers(self, nft):
-        rules = {}
-        for chain in nft["chains"]:
-            key = (chain.get("family"), chain.get("table"), chain.get("name"))
-            if (chain.get("hook") != "forward" or chain.get("policy") == "drop"
-                    or key[:2] == (NFT_FAMILY, NFT_TABLE)):
-                continue
-            out = self._read([nft["path"], "-j", "list", "chain"] + list(key),
-                             "nftables chain %s %s %s" % key)
-            rules[key] = [item["rule"].get("expr", []) for item in _nft_items(out, "nft chain")
-                          if "rule" in item]
-        return nft_forward_blockers(nft["chains"], rules)
-
-    def _variant(self, path):
-        name = os.path.basename(self.runner.realpath(path))
-        if "nft" in name:
-            return "nf_tables"
-        if "legacy" in name:
-            return "legacy"
-        rc, out, _err = self.runner.run([path, "-V"])
-        return "nf_tables" if rc == 0 and "nf_tables" in out else "legacy"
-
-    def _read_iptables(self, nft):
-        info = {"save": self.runner.which("iptables-save"),
-                "restore": self.runner.which("iptables-restore"),
-                "works": False, "error": None, "variant": None, "tables": {}}
-        info["path"] = info["save"] and info["restore"]
-        if not info["path"]:
-            return info
-        info["variant"] = self._variant(info["save"])
-        legacy_tables = None
-        if info["variant"] == "legacy":
-            legacy_tables = (self.runner.read_file(LEGACY_TABLES_PATH) or "").split()
-        for table in IPT_TABLES:
-            # Skip tables that do not exist: legacy iptables-save would create them.
-            if legacy_tables is not None and table not in legacy_tables:
-                continue
-            if legacy_tables is None and nft["works"] and ("ip", table) not in nft["tables"]:
-                continue
-            rc, out, err = self.runner.run([info["save"], "-t", table])
-            if rc != 0:
-                info["error"] = _first_line(err or out) or "iptables-save exited with %d" % rc
-                return info
-            info["tables"][table] = parse_iptables_save(out)
-        info["works"] = True
-        return info
-
-    def read(self, want):
-        nft = self._read_nft(want)
-        ipt = self._read_iptables(nft)
-        current = {"nft": nft, "iptables": ipt, "ip_forward": None, "forward_blockers": []}
-        if want["state"] == "present" and want["ip_forward"]:
-            value = (self.runner.read_file(IP_FORWARD_PATH) or "").strip()
-            current["ip_forward"] = int(value) if value.isdigit() else None
-        if want["state"] == "present" and want["forward"]:
-            if nft["works"]:
-                current["forward_blockers"] += self._nft_blockers(nft)
-            if ipt["works"] and (ipt["variant"] == "legacy" or not nft["works"]):
-                current["forward_blockers"] += iptables_forward_blockers(
-                    ipt["tables"].get("filter"))
-        return current
-
-    # --------------------------------------------------------------- writes
-    def apply(self, actions):
-        for action in actions:
-            getattr(self, "_" + action.op)(action)
-            self.applied.append(action)
-
-    def _write(self, action, argv, data=None):
-        rc, out, err = self.runner.run(argv, data=data)
-        if rc != 0:
-            raise OperationError("cannot %s: %s exited with %d: %s" % (
-                _plan.describe(action), " ".join(argv), rc, (err or out).strip()), code=rc)
-
-    def _nft_replace(self, action):
-        self._write(action, [self.runner.which("nft"), "-f", "-"], action.args["script"])
-
-    def _nft_delete(self, action):
-        self._write(action, [self.runner.which("nft"), "delete", "table", NFT_FAMILY, NFT_TABLE])
-
-    def _iptables_restore(self, action):
-        self._write(action, [self.runner.which("iptables-restore"), "-w", IPT_WAIT, "--noflush"],
-                    action.args["input"])
-
-    def _sysctl(self, action):
-        try:
-            self.runner.write_file(action.args["path"], action.args["value"] + "\n")
-        except OSError as exc:
-            raise OperationError("cannot %s: %s" % (_plan.describe(action), exc), code=exc.errno)
+    result.warnings = forward_warnings(want, backend, current.get("forward_blockers", []))
+    result.details = {"backend": backend, "rules": wanted}
+    return result

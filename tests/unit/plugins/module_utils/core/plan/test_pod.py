@@ -7,8 +7,10 @@ import ipaddress
 
 import pytest
 
-from ansible_collections.podnet.mesh.plugins.module_utils import _pods
-from ansible_collections.podnet.mesh.plugins.module_utils._validate import ValidationError
+from ansible_collections.podnet.mesh.plugins.module_utils.core import model
+from ansible_collections.podnet.mesh.plugins.module_utils.core.describe import describe_all
+from ansible_collections.podnet.mesh.plugins.module_utils.core.errors import ValidationError
+from ansible_collections.podnet.mesh.plugins.module_utils.core.plan import pod as _pods
 
 
 def params(pods, **kw):
@@ -30,9 +32,9 @@ def link(name, kind="veth", **kw):
 
 
 def test_veth_names():
-    assert _pods.veth_name("red") == "veth-red"
-    long_name = _pods.veth_name("a-very-long-pod-name")
-    assert len(long_name) == 15 and long_name == _pods.veth_name("a-very-long-pod-name")
+    assert model.host_veth_name("red") == "veth-red"
+    long_name = model.host_veth_name("a-very-long-pod-name")
+    assert len(long_name) == 15 and long_name == model.host_veth_name("a-very-long-pod-name")
 
 
 @pytest.mark.parametrize("pods, kw, message", [
@@ -73,10 +75,10 @@ def test_plan_new_pod_in_kernel_order():
     plan = _pods.plan_pods(want, {"host_links": {"cni0": BRIDGE}, "pods": {"red": {"exists": False}}})
     assert [a.op for a in plan.actions] == [
         "netns_add", "veth_add", "link_set", "link_set", "link_set", "addr_add", "link_set", "route_add"]
-    assert plan.descriptions()[-1] == "add route default via 10.244.1.1 metric 0 in namespace red"
+    assert describe_all(plan.actions)[-1] == "add route default via 10.244.1.1 metric 0 in namespace red"
     assert plan.actions[1].args["peer_mac"] == "0a:58:0a:f4:01:02"  # same address, same MAC
-    assert plan.pods == [{"name": "red", "veth": "veth-red", "interface": "eth0",
-                          "address": "10.244.1.2/24", "gateway": "10.244.1.1"}]
+    assert plan.details["pods"] == [{"name": "red", "veth": "veth-red", "interface": "eth0",
+                                     "address": "10.244.1.2/24", "gateway": "10.244.1.1"}]
     assert plan.before == {"pods": {"red": {"state": "absent", "veth": None, "addresses": []}}}
     assert plan.after == {"pods": {"red": {"state": "present", "veth": "veth-red",
                                            "addresses": ["10.244.1.2/24"]}}}

@@ -11,9 +11,11 @@ import json
 
 import pytest
 
-from ansible_collections.podnet.mesh.plugins.module_utils import _nat
-from ansible_collections.podnet.mesh.plugins.module_utils._module import OperationError
-from ansible_collections.podnet.mesh.plugins.module_utils._validate import ValidationError
+from ansible_collections.podnet.mesh.plugins.module_utils.core.describe import describe_all
+from ansible_collections.podnet.mesh.plugins.module_utils.core.errors import ToolError as OperationError
+from ansible_collections.podnet.mesh.plugins.module_utils.core.errors import ValidationError
+from ansible_collections.podnet.mesh.plugins.module_utils.core.plan import nat as _nat
+from ansible_collections.podnet.mesh.plugins.module_utils.kernel import nat as nat_tools
 
 NFT = "/usr/sbin/nft"
 SAVE = "/usr/sbin/iptables-save"
@@ -185,7 +187,7 @@ def nft_state(tables=(), podnet=None, chains=None):
 
 
 def read(runner, **kw):
-    return _nat.Session(runner).read(want(**kw))
+    return nat_tools.Session(runner).read(want(**kw))
 
 
 # ------------------------------------------------------------------ validate
@@ -346,7 +348,7 @@ def run_plan(outputs=None, files=None, binaries=(NFT, SAVE, RESTORE), real="/usr
 
 
 def texts(nat):
-    return nat.plan.descriptions()
+    return describe_all(nat.actions)
 
 
 PLAN_CASES = [
@@ -409,10 +411,10 @@ PLAN_CASES = [
                          ids=[c[0] for c in PLAN_CASES])
 def test_plan(title, outputs, files, kw, backend, expected):
     nat = run_plan(outputs, files, **kw)
-    assert nat.backend == backend
+    assert nat.details["backend"] == backend
     assert texts(nat) == expected
-    assert nat.plan.changed == bool(expected)
-    assert nat.plan.after["rules"] == (
+    assert nat.changed == bool(expected)
+    assert nat.after["rules"] == (
         [] if kw.get("state") == "absent" else _nat.desired_rules(backend, want(**kw)))
 
 
@@ -424,7 +426,7 @@ def test_plan_iptables_restore_input_touches_only_our_chain():
             ("POSTROUTING", "-j PODNET-MASQ"),
             ("PODNET-MASQ", "-j MASQUERADE")])))
     nat = run_plan(outputs, backend="iptables", forward=False)
-    (action,) = nat.plan.actions
+    (action,) = nat.actions
     assert action.op == "iptables_restore" and action.name == "nat"
     assert action.args["input"] == (
         "*nat\n"
@@ -438,16 +440,16 @@ def test_plan_iptables_restore_input_touches_only_our_chain():
 def test_plan_iptables_absent_input():
     outputs = merge(nft_state(tables=[("ip", "nat")]), ipt_outputs(NAT_OURS))
     nat = run_plan(outputs, state="absent")
-    assert [a.args["input"] for a in nat.plan.actions] == [
+    assert [a.args["input"] for a in nat.actions] == [
         "*nat\n-D POSTROUTING -j PODNET-MASQ\n:PODNET-MASQ - [0:0]\n-X PODNET-MASQ\nCOMMIT\n"]
 
 
 def test_plan_diff_views():
     nat = run_plan(nft_state(podnet=PODNET_TABLE), {_nat.IP_FORWARD_PATH: "0\n"}, backend="iptables")
-    assert nat.plan.before == {"backend": "nftables", "rules": NFT_RULES, "ip_forward": 0}
-    assert nat.plan.after == {"backend": "iptables", "rules": IPT_RULES, "ip_forward": 1}
+    assert nat.before == {"backend": "nftables", "rules": NFT_RULES, "ip_forward": 0}
+    assert nat.after == {"backend": "iptables", "rules": IPT_RULES, "ip_forward": 1}
     absent = run_plan(nft_state(podnet=PODNET_TABLE), state="absent")
-    assert absent.plan.after == {"backend": None, "rules": []}
+    assert absent.after == {"backend": None, "rules": []}
 
 
 BACKEND_ERRORS = [
@@ -473,9 +475,9 @@ def test_backend_errors(title, binaries, kw, outputs, message):
 
 
 def test_auto_falls_back_to_iptables_and_absent_without_tools_is_fine():
-    assert run_plan(binaries=(SAVE, RESTORE)).backend == "iptables"
+    assert run_plan(binaries=(SAVE, RESTORE)).details["backend"] == "iptables"
     nat = run_plan(binaries=(), state="absent")
-    assert nat.backend is None and not nat.plan.changed
+    assert nat.details["backend"] is None and not nat.changed
 
 
 # --------------------------------------------------------- forward warnings
@@ -548,32 +550,32 @@ def test_variant_from_version_when_the_path_does_not_say():
 
 def test_apply_runs_one_command_per_action():
     runner = FakeRunner(files={_nat.IP_FORWARD_PATH: "0\n"})
-    session = _nat.Session(runner)
+    session = nat_tools.Session(runner)
     nat = _nat.plan(want(backend="iptables"), session.read(want(backend="iptables")))
-    session.apply(nat.plan.actions)
+    session.apply(nat.actions)
     assert runner.write_commands() == [
         (RESTORE, "-w", "5", "--noflush"), (RESTORE, "-w", "5", "--noflush")]
     data = [d for c, d in runner.commands if c[0] == RESTORE]
     assert data[0].startswith("*nat\n:PODNET-MASQ - [0:0]\n")
     assert data[0].endswith("-I POSTROUTING 1 -j PODNET-MASQ\nCOMMIT\n")
     assert runner.writes == [(_nat.IP_FORWARD_PATH, "1\n")]
-    assert session.applied == nat.plan.actions
+    assert session.applied == nat.actions
 
 
 def test_apply_nft_sends_the_script_on_stdin():
     runner = FakeRunner()
-    session = _nat.Session(runner)
+    session = nat_tools.Session(runner)
     nat = _nat.plan(want(), session.read(want()))
-    session.apply(nat.plan.actions)
+    session.apply(nat.actions)
     assert runner.commands[-1] == ((NFT, "-f", "-"), _nat.nft_script(NFT_RULES))
 
 
 def test_failed_command_names_the_action_and_the_tool_message():
     runner = FakeRunner(fail=(NFT, "-f"))
-    session = _nat.Session(runner)
+    session = nat_tools.Session(runner)
     nat = _nat.plan(want(), session.read(want()))
     with pytest.raises(OperationError) as err:
-        session.apply(nat.plan.actions)
+        session.apply(nat.actions)
     assert str(err.value) == (
         "cannot create nftables table ip podnet (4 rules): /usr/sbin/nft -f - exited with 1: "
         "Error: Could not process rule: Operation not permitted")

@@ -2,7 +2,10 @@
 # Copyright: podnet.mesh contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""The C library calls the collection needs and Python 3.11 lacks: setns, mount, umount2.
+"""Network namespaces: where named ones live, whether one exists, and entering one.
+
+The C library calls the collection needs and Python 3.11 lacks (setns, mount,
+umount2) are reached through ``libc()``.
 
 ``InNetns`` runs the calling thread inside a network namespace file and brings
 it back afterwards. A netlink socket opened in there stays bound to that
@@ -14,7 +17,10 @@ from __future__ import annotations
 
 import os
 
+from ansible_collections.podnet.mesh.plugins.module_utils.core.model import STALE
+
 CLONE_NEWNET = 0x40000000
+NETNS_RUN_DIR = "/run/netns"
 
 _LIBC = None
 
@@ -64,3 +70,54 @@ class InNetns:
             check(libc().setns(self.home, CLONE_NEWNET), "return from %s" % self.path)
         finally:
             os.close(self.home)
+
+
+def netns_path(name):
+    """Path of a namespace: a name under /run/netns, or an absolute path as given."""
+    if name.startswith("/"):
+        return name
+    return os.path.join(NETNS_RUN_DIR, name)
+
+
+def netns_exists(name):
+    """True when a named namespace is mounted at /run/netns/<name> (or a path exists)."""
+    path = netns_path(name)
+    if name.startswith("/"):
+        return os.path.exists(path)
+    return os.path.exists(path) and os.path.ismount(path)
+
+
+def netns_state(name):
+    """True (a mounted namespace), False (nothing) or STALE (a leftover file)."""
+    path = netns_path(name)
+    if not os.path.lexists(path):
+        return False
+    if name.startswith("/") or os.path.ismount(path):
+        return True
+    return STALE
+
+
+def read_sysctl(key, netns=None):
+    """A sysctl (key as a path below /proc/sys) as seen in namespace file netns (None: here)."""
+    if netns is None:
+        return _read(os.path.join("/proc/sys", key))
+    with InNetns(netns):
+        return _read(os.path.join("/proc/sys", key))
+
+
+def write_sysctl(key, value, netns=None):
+    """Set a sysctl (key as a path below /proc/sys) in namespace file netns (None: here)."""
+    if netns is None:
+        return _write(os.path.join("/proc/sys", key), value)
+    with InNetns(netns):
+        return _write(os.path.join("/proc/sys", key), value)
+
+
+def _read(path):
+    with open(path) as handle:
+        return handle.read().strip()
+
+
+def _write(path, value):
+    with open(path, "w") as handle:
+        handle.write(value)

@@ -1,0 +1,245 @@
+# -*- coding: utf-8 -*-
+# Copyright: podnet.mesh contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""A pod, composed once (pure, no kernel): the ``pods`` module and CNI ADD both plan with it.
+
+A pod's wiring is a veth pair whose host end is a port of the node's bridge and
+whose peer (the pod's interface, MAC derived from its address) lives in the pod's
+namespace, one address of the node's pod CIDR on that interface, and a default
+route via the bridge (the gateway). ``plan_pod`` composes the single-object
+planners of ``core.plan.links`` and ``core.plan.routes`` in the order the kernel
+needs: namespace (when the pod owns it), veth, address, route. Objects the same
+plan creates are planned from their predicted state, so one pass suffices.
+
+``plan_pods`` is the ``pods`` module: many pods on one bridge, addresses given
+or the lowest free ones, in one plan.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import NamedTuple
+
+from ansible_collections.podnet.mesh.plugins.module_utils.core import validate as v
+from ansible_collections.podnet.mesh.plugins.module_utils.core.errors import ConflictError, ValidationError
+from ansible_collections.podnet.mesh.plugins.module_utils.core.model import (
+    MAIN_TABLE, POD_INTERFACE, ROUTE_PROTO, Op, Plan, host_veth_name, pod_gateway, pod_mac)
+from ansible_collections.podnet.mesh.plugins.module_utils.core.plan.links import is_pair, plan_interface_addresses, plan_netns, plan_veth
+from ansible_collections.podnet.mesh.plugins.module_utils.core.plan.routes import plan_routes
+
+# The part of a pod's address plan that only exists once the pod does.
+_NEW_IFACE = {"up": False, "addresses": [], "kind": "veth"}
+
+
+class Pod(NamedTuple):
+    """One pod's wiring as wanted.
+
+    netns: the pod's namespace (a name under /run/netns, or a path); veth: host end;
+    interface: the pod's end; address: CIDR on it; gateway: the bridge's address.
+    owns_netns: the namespace is the pod's alone (the ``pods`` module): it is
+    created and removed with the pod, its loopback brought up and routes of ours
+    there not listed are purged. A CNI attachment shares its namespace with
+    the runtime's other attachments: none of that.
+    """
+
+    netns: str
+    veth: str
+    interface: str
+    address: str
+    gateway: str
+    bridge: str
+    mtu: object = None
+    hairpin: object = None
+    proto: int = ROUTE_PROTO
+    owns_netns: bool = True
+
+
+def validate(params):
+    """Module parameters -> want; every pod entry checked, paths name the index."""
+    cidr = ipaddress.ip_network(v.network(params["pod_cidr"], "pod_cidr"))
+    if cidr.version != 4 or cidr.prefixlen > 30:
+        raise ValidationError("pod_cidr", params["pod_cidr"], "must be an IPv4 network of at least 4 addresses")
+    gateway = params.get("gateway")
+    if gateway is None:
+        gateway = pod_gateway(cidr)
+    else:
+        gateway = v.ip_address(gateway, "gateway")
+        if gateway not in cidr:
+            raise ValidationError("gateway", params["gateway"], "is not inside pod_cidr %s" % cidr)
+    pods, names, veths, addresses = [], {}, {}, {}
+    for index, item in enumerate(params["pods"]):
+        path = "pods[%d]" % index
+        if not isinstance(item, dict):
+            raise ValidationError(path, item, "must be a dict with at least a name")
+        name = v.netns_name(item.get("name"), path + ".name")
+        if name in names:
+            raise ValidationError(path + ".name", name, "is listed twice (also pods[%d])" % names[name])
+        names[name] = index
+        veth = v.ifname(item.get("veth") or host_veth_name(name), path + ".veth")
+        if veth in veths:
+            raise ValidationError(path + ".veth", veth, "is used twice (also pods[%d])" % veths[veth])
+        veths[veth] = index
+        address = item.get("address")
+        if address is not None:
+            text = str(address)
+            ip = v.ip_address(text.split("/", 1)[0], path + ".address")
+            if "/" in text and ipaddress.ip_interface(text).network != cidr:
+                raise ValidationError(path + ".address", address, "must have the prefix of pod_cidr %s" % cidr)
+            if ip not in cidr or ip in (cidr.network_address, cidr.broadcast_address):
+                raise ValidationError(path + ".address", address, "is not a host address of pod_cidr %s" % cidr)
+            if ip == gateway:
+                raise ValidationError(path + ".address", address, "is the gateway (bridge) address")
+            if ip in addresses:
+                raise ValidationError(path + ".address", address, "is used twice (also pods[%d])" % addresses[ip])
+            addresses[ip] = index
+            address = ip
+        interface = v.ifname(item.get("interface") or POD_INTERFACE, path + ".interface")
+        pods.append({"name": name, "veth": veth, "interface": interface, "address": address})
+    return {
+        "pods": pods, "bridge": v.ifname(params["bridge"], "bridge"), "pod_cidr": cidr,
+        "gateway": gateway, "mtu": v.mtu(params.get("mtu"), "mtu"),
+        "hairpin": params.get("hairpin"), "state": params["state"],
+        "proto": params.get("proto") or ROUTE_PROTO,
+    }
+
+
+def _current_address(pod_cur, iface, cidr):
+    link = (pod_cur.get("links") or {}).get(iface)
+    for address in (link or {}).get("addresses", []):
+        ip = ipaddress.ip_interface(address).ip
+        if ip in cidr:
+            return ip
+    return None
+
+
+def assign_addresses(want, cur):
+    """Given addresses stay; a pod that has one of the CIDR keeps it; the rest get the lowest free."""
+    cidr, taken, result = want["pod_cidr"], {want["gateway"]}, {}
+    for pod in want["pods"]:
+        if pod["address"] is not None:
+            taken.add(pod["address"])
+    for pod in want["pods"]:
+        if pod["address"] is None:
+            have = _current_address(cur["pods"].get(pod["name"], {}), pod["interface"], cidr)
+            if have is not None and have not in taken:
+                result[pod["name"]] = have
+                taken.add(have)
+    free = (ip for ip in cidr.hosts() if ip not in taken)
+    for pod in want["pods"]:
+        if pod["address"] is not None:
+            result[pod["name"]] = pod["address"]
+        elif pod["name"] not in result:
+            try:
+                result[pod["name"]] = next(free)
+            except StopIteration:
+                raise ValidationError("pods", pod["name"], "gets no address: pod_cidr %s is full" % cidr)
+    return result
+
+
+def plan_pod(pod, cur):
+    """The actions that make one pod's wiring what ``pod`` says.
+
+    cur: {netns_exists: bool, host: the host end (link named pod.veth) or None,
+          links: {name: link} in the pod's namespace, routes: its main-table routes,
+          networks: its connected networks (optional), bridge: the bridge link}
+    """
+    links = cur.get("links") or {}
+    host, peer = cur["host"], links.get(pod.interface)
+    plan = Plan({})
+    if pod.owns_netns:
+        plan.extend(plan_netns({"name": pod.netns, "state": "present"}, cur["netns_exists"]))
+    veth = plan_veth(
+        {"name": pod.veth, "peer": pod.interface, "netns": pod.netns, "master": pod.bridge, "mtu": pod.mtu,
+         "hairpin": pod.hairpin, "up": True, "state": "present", "peer_mac": pod_mac(pod.address)},
+        {"host": host, "peer": peer, "stray_peer": None, "netns_exists": True, "master": cur["bridge"]})
+    plan.extend(veth)
+    fresh = any(a.op == Op.VETH_ADD for a in veth.actions)
+    iface = dict(_NEW_IFACE, name=pod.interface, up=True) if fresh or peer is None else dict(peer, up=True)
+    plan.extend(plan_interface_addresses(
+        {"netns": pod.netns, "interface": pod.interface, "addresses": [pod.address], "up": True,
+         "state": "present"},
+        {"netns_exists": True, "link": iface,
+         "lo": links.get("lo", {"up": False}) if pod.owns_netns else None}))
+    ours, foreign = {}, {}
+    for route in cur.get("routes") or []:
+        (ours if route["proto"] == pod.proto else foreign)[v.route_key(route)] = route
+    # In a namespace shared with other attachments the default route names its device.
+    default = v.route({"dst": "default", "via": pod.gateway, "dev": None if pod.owns_netns else pod.interface},
+                      "gateway")
+    plan.extend(plan_routes(
+        {"netns": pod.netns, "routes": [default], "purge": pod.owns_netns, "state": "present",
+         "proto": pod.proto, "table": MAIN_TABLE},
+        {"netns_exists": True, "ours": ours, "foreign": foreign,
+         "connected": list(cur.get("networks") or []) + [ipaddress.ip_interface(pod.address).network],
+         "links": set(links) | {pod.interface, "lo"}}))
+    return plan
+
+
+def plan_pod_removal(pod, cur):
+    """The actions that remove a pod: its veth (the peer goes with it), and its namespace if it owns one.
+
+    cur: {netns_exists, host: link named pod.veth or None, links: {name: link} in the pod's namespace}
+    Only a veth is deleted; a link of another kind under that name is left alone.
+    """
+    plan = Plan({})
+    host = cur["host"]
+    if host is not None and host.get("kind") == "veth":
+        plan.extend(plan_veth(
+            {"name": pod.veth, "peer": pod.interface, "netns": pod.netns, "master": None, "mtu": None,
+             "hairpin": None, "up": True, "state": "absent"},
+            {"host": host, "peer": (cur.get("links") or {}).get(pod.interface),
+             "netns_exists": cur["netns_exists"]}))
+    if pod.owns_netns:
+        plan.extend(plan_netns({"name": pod.netns, "state": "absent"}, cur["netns_exists"]))
+    return plan
+
+
+def plan_pods(want, cur, assume_missing=False):
+    """want: from validate(); cur: {host_links: {name: link}, pods: {pod: {exists, links, routes}}}.
+
+    pods[pod] has exists (bool), links (name -> link with addresses) and
+    routes (list of route dicts with proto) for namespaces that exist.
+    plan.details["pods"]: the pods as they are after the plan.
+    """
+    bridge = cur["host_links"].get(want["bridge"])
+    if bridge is None and assume_missing:
+        # Check mode of a whole play: the bridge task before this one would create it.
+        bridge = {"name": want["bridge"], "kind": "bridge"}
+    if want["state"] == "present":
+        if bridge is None:
+            raise ValidationError(
+                "bridge", want["bridge"],
+                "does not exist; create it first (podnet.mesh.bridge or the node_network role)")
+        if bridge["kind"] != "bridge":
+            raise ConflictError("bridge", want["bridge"], "is a link of kind %s, not a bridge" % bridge["kind"])
+    addresses = assign_addresses(want, cur) if want["state"] == "present" else {}
+    prefix = want["pod_cidr"].prefixlen
+    plan = Plan({"pods": {}}, {"pods": {}})
+    plan.details["pods"] = []
+    for item in want["pods"]:
+        name, pcur = item["name"], cur["pods"].get(item["name"], {"exists": False})
+        links = pcur.get("links") or {}
+        host = cur["host_links"].get(item["veth"])
+        paired = is_pair(host, links.get(item["interface"]), name)
+        address = links.get(item["interface"], {}).get("addresses", []) if paired else []
+        plan.before["pods"][name] = {
+            "state": "present" if pcur["exists"] else "absent",
+            "veth": item["veth"] if paired else None,
+            "addresses": list(address),
+        }
+        cidr_address = "%s/%d" % (addresses[name], prefix) if name in addresses else None
+        pod = Pod(netns=name, veth=item["veth"], interface=item["interface"], address=cidr_address,
+                  gateway=str(want["gateway"]), bridge=want["bridge"], mtu=want["mtu"], hairpin=want["hairpin"],
+                  proto=want["proto"])
+        pod_cur = {"netns_exists": pcur["exists"], "host": host, "links": links, "routes": pcur.get("routes"),
+                   "bridge": bridge}
+        if want["state"] == "absent":
+            plan.extend(plan_pod_removal(pod, pod_cur))
+            plan.after["pods"][name] = {"state": "absent", "veth": None, "addresses": []}
+        else:
+            plan.extend(plan_pod(pod, pod_cur))
+            plan.after["pods"][name] = {"state": "present", "veth": item["veth"], "addresses": [cidr_address]}
+            plan.details["pods"].append({"name": name, "veth": item["veth"], "interface": item["interface"],
+                                         "address": cidr_address, "gateway": str(want["gateway"])})
+    return plan

@@ -1,0 +1,138 @@
+# -*- coding: utf-8 -*-
+# Copyright: podnet.mesh contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Netlink on the wire: a plain NETLINK_ROUTE socket, requests, and one receive loop.
+
+pyroute2 encodes and decodes the messages (its message classes); this file only
+frames them: ``receive`` walks the kernel's answers to requests of known
+sequence numbers, and ``dump``, ``get`` and ``send_all`` are built on it. A
+read is then one request and one pass over the answers, with no pyroute2
+socket machinery in between, and many route changes go out as a few large
+writes whose acknowledgements are read together.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import struct
+
+NLMSG_ERROR = 2
+NLMSG_DONE = 3
+NLM_F_REQUEST = 0x1
+NLM_F_ACK = 0x4
+NLM_F_DUMP_INTR = 0x10
+NLM_F_REPLACE = 0x100
+NLM_F_EXCL = 0x200
+NLM_F_CREATE = 0x400
+NLM_F_DUMP = 0x300
+RTM_GETLINK = 18
+RTM_GETADDR = 22
+RTM_NEWROUTE = 24
+RTM_DELROUTE = 25
+RTM_GETROUTE = 26
+_HEADER = struct.Struct("=IHHI")
+_ERRNO = struct.Struct("=i")
+
+
+class Interrupted(Exception):
+    """A dump was answered with NLM_F_DUMP_INTR: the table changed meanwhile; read again."""
+
+
+def open_socket():
+    """A plain NETLINK_ROUTE socket in the calling thread's namespace."""
+    sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 0)  # NETLINK_ROUTE
+    try:
+        sock.bind((0, 0))
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def receive(sock, pending):
+    """Yield (type, flags, seq, errno, message bytes) for answers to the sequence numbers in pending.
+
+    pending is a set the caller shrinks (discard a number once its answer is
+    complete); the loop ends when it is empty. errno is the NLMSG_ERROR code
+    (0 for an acknowledgement), None for other messages. Answers to other
+    sequence numbers (a late answer to an earlier request) are skipped.
+    """
+    while pending:
+        data = sock.recv(1 << 20)
+        offset = 0
+        while offset + _HEADER.size <= len(data):
+            length, kind, flags, seq = _HEADER.unpack_from(data, offset)
+            if seq in pending:
+                code = -_ERRNO.unpack_from(data, offset + 16)[0] if kind == NLMSG_ERROR else None
+                yield kind, flags, seq, code, data[offset:offset + length]
+            if length < _HEADER.size:
+                break
+            offset += (length + 3) & ~3
+
+
+def request(msg_class, msg_type, flags, seq, **fields):
+    """The bytes of one request built by pyroute2's msg_class; attrs among fields."""
+    msg = msg_class()
+    msg["header"]["type"] = msg_type
+    msg["header"]["flags"] = flags
+    msg["header"]["sequence_number"] = seq
+    for key, value in fields.items():
+        msg[key] = value
+    msg.encode()
+    return bytes(msg.data)
+
+
+def _decode(msg_class, data):
+    msg = msg_class(data)
+    msg.decode()
+    return msg
+
+
+def dump(sock, msg_class, msg_type, family, seq):
+    """One RTM_GET* dump, every answer decoded by msg_class.
+
+    An answer carrying NLM_F_DUMP_INTR is read to its end and then reported as
+    Interrupted, so that the caller reads again.
+    """
+    sock.sendall(request(msg_class, msg_type, NLM_F_REQUEST | NLM_F_DUMP, seq, family=family))
+    answer = msg_type - 2  # RTM_GETLINK -> RTM_NEWLINK, and so on
+    result, interrupted, pending = [], False, {seq}
+    for kind, flags, _seq, code, data in receive(sock, pending):
+        interrupted = interrupted or bool(flags & NLM_F_DUMP_INTR)
+        if kind == NLMSG_DONE:
+            if interrupted:
+                raise Interrupted()
+            pending.clear()
+        elif code:
+            raise OSError(code, os.strerror(code))
+        elif kind == answer:
+            result.append(_decode(msg_class, data))
+    return result
+
+
+def get(sock, msg_class, msg_type, seq, **fields):
+    """One RTM_GET* request for a single object: its decoded answer; OSError(errno) on refusal."""
+    sock.sendall(request(msg_class, msg_type, NLM_F_REQUEST, seq, **fields))
+    for _kind, _flags, _seq, code, data in receive(sock, {seq}):
+        if code:
+            raise OSError(code, os.strerror(code))
+        return _decode(msg_class, data)
+    return None
+
+
+def send_all(sock, messages):
+    """Send encoded requests numbered 1..n (each asking for an ACK) in one write.
+
+    Returns {seq: errno} of the refused ones; every request is answered.
+    """
+    sock.sendall(b"".join(messages))
+    pending = set(range(1, len(messages) + 1))
+    errors = {}
+    for kind, _flags, seq, code, _data in receive(sock, pending):
+        if kind == NLMSG_ERROR:
+            pending.discard(seq)
+            if code:
+                errors[seq] = code
+    return errors

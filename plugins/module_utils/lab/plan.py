@@ -1,0 +1,186 @@
+# -*- coding: utf-8 -*-
+# Copyright: podnet.mesh contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The lab's planner (pure): desired lab + current state -> ordered actions + diff.
+
+Links, addresses and routes are planned with the collection's own planners
+(``core.plan.links``, ``core.plan.routes``); the lab adds its own operations:
+the lab directory's mount, member namespaces made and removed, stray mounts,
+and IPv4 forwarding in the router.
+"""
+
+from __future__ import annotations
+
+import os
+
+from ansible_collections.podnet.mesh.plugins.module_utils.core.model import MAIN_TABLE, Op, Plan
+from ansible_collections.podnet.mesh.plugins.module_utils.core.plan.links import is_pair, plan_interface_addresses
+from ansible_collections.podnet.mesh.plugins.module_utils.core.plan.routes import plan_routes
+from ansible_collections.podnet.mesh.plugins.module_utils.core.validate import route_key
+from ansible_collections.podnet.mesh.plugins.module_utils.lab.topology import (
+    BRIDGE, LAB_PROTO, NODE_FILES, SWITCH, current_view, members, natural, ns_file, topology,
+    wanted_view)
+
+
+def plan(want, cur, assume_missing=False):  # pylint: disable=unused-argument
+    """Desired lab + current state -> Plan.
+
+    cur: {exists: lab directory exists, mounted: lab directory is a mount,
+          shared: that mount propagates (must be made private),
+          dirs: [member directories below the lab directory],
+          members: {label: [namespace files that are mounted]},
+          strays: [paths of other mounts below the lab directory],
+          links: {label: {ifname: link}} (namespaces with a mounted net file),
+          routes: {label: [routes of table main]},
+          forwarding: {label: bool}}
+    assume_missing changes nothing: one plan makes every member of the lab it wires.
+    """
+    lab = want["path"]
+    result = Plan(current_view(want, cur), wanted_view(want))
+    if want["state"] == "absent":
+        _plan_teardown(result, want, cur)
+        return result
+
+    if not cur["mounted"]:
+        result.add(Op.LAB_MOUNT, None, lab, text="mount %s privately on itself" % lab)
+    elif cur["shared"]:
+        result.add(Op.LAB_MOUNT, None, lab, text="make the mount %s private" % lab)
+
+    wanted = dict(members(want))
+    fresh = set()
+    links = {}
+    # Members that are no longer wanted go first, their switch port before them
+    # (the kernel destroys a namespace asynchronously, veths included).
+    for stray in cur.get("strays", []):
+        result.add(Op.UMOUNT, None, stray, text="unmount %s (not part of the lab)" % stray)
+    switch_links = cur["links"].get(SWITCH, {})
+    for label in sorted(cur["members"], key=natural):
+        if label not in wanted:
+            if label in switch_links:
+                result.add(Op.LINK_DEL, ns_file(lab, SWITCH), label)
+            _remove_member(result, lab, label, cur["members"][label])
+    create = []
+    for label, files in members(want):
+        have = set(cur["members"].get(label, ()))
+        if have == set(files):
+            links[label] = cur["links"].get(label, {})
+            continue
+        if have or label in cur.get("dirs", ()):
+            _remove_member(result, lab, label, sorted(have))
+        create.append(label)
+        fresh.add(label)
+        links[label] = {}
+    for label in create:
+        result.add(Op.NS_CREATE, None, label, path=os.path.join(lab, label),
+                   files=list(wanted[label]), root=want["root"],
+                   text="create %s %s" % ("node" if wanted[label] == NODE_FILES else "namespace",
+                                          os.path.join(lab, label)))
+
+    topo = topology(want)
+    _plan_bridge(result, lab, links[SWITCH].get(BRIDGE))
+    readdressed = _plan_wiring(result, lab, topo, links)
+    for label, _files in members(want):
+        lo = links[label].get("lo")
+        if lo is None or not lo["up"]:
+            result.add(Op.LINK_SET, ns_file(lab, label), "lo", up=True)
+    _plan_routes(result, lab, topo, cur, fresh, readdressed)
+    for label in topo["forwarding"]:
+        if label in fresh or not cur["forwarding"].get(label):
+            result.add(Op.SYSCTL, None, label, path=ns_file(lab, label),
+                       key="net/ipv4/ip_forward", value="1",
+                       text="enable IPv4 forwarding in %s" % ns_file(lab, label))
+    return result
+
+
+def _plan_bridge(result, lab, bridge):
+    """The switch's bridge: made (again, if a link of another kind has its name), up."""
+    switch_ns = ns_file(lab, SWITCH)
+    if bridge is not None and bridge.get("kind") != "bridge":
+        result.add(Op.LINK_DEL, switch_ns, BRIDGE)
+        bridge = None
+    if bridge is None:
+        result.add(Op.BRIDGE_ADD, switch_ns, BRIDGE)
+        bridge = {"up": False}
+    if not bridge["up"]:
+        result.add(Op.LINK_SET, switch_ns, BRIDGE, up=True)
+
+
+def _plan_wiring(result, lab, topo, links):
+    """Every veth pair with its MACs, bridge port, addresses and admin state.
+
+    Returns the labels of namespaces that lose an address (the kernel drops
+    the routes through it).
+    """
+    readdressed = set()
+    for a_label, a_name, b_label, b_name in topo["veths"]:
+        a_ns, b_ns = ns_file(lab, a_label), ns_file(lab, b_label)
+        a_link = links[a_label].get(a_name)
+        b_link = links[b_label].get(b_name)
+        if not is_pair(a_link, b_link, b_ns):
+            if a_link is not None:
+                result.add(Op.LINK_DEL, a_ns, a_name)
+            if b_link is not None:
+                result.add(Op.LINK_DEL, b_ns, b_name)
+            result.add(Op.VETH_ADD, a_ns, a_name, peer=b_name, peer_ns=b_ns)
+            a_link = {"master": None, "up": False, "addresses": [], "mac": None}
+            b_link = {"master": None, "up": False, "addresses": [], "mac": None}
+        for label, name, link in ((a_label, a_name, a_link), (b_label, b_name, b_link)):
+            mac = topo["macs"].get((label, name))
+            if mac is not None and link.get("mac") != mac:
+                result.add(Op.LINK_SET, ns_file(lab, label), name, mac=mac,
+                           text="set MAC %s on %s in namespace %s" % (mac, name, ns_file(lab, label)))
+        changes = {}
+        if a_label == SWITCH and a_link["master"] != BRIDGE:
+            changes["master"] = BRIDGE
+        if not a_link["up"]:
+            changes["up"] = True
+        if changes:
+            result.add(Op.LINK_SET, a_ns, a_name, **changes)
+        # The first end is up by now: its addresses only. The second end: addresses, then up.
+        for label, name, link in ((a_label, a_name, dict(a_link, up=True)), (b_label, b_name, b_link)):
+            addresses = plan_interface_addresses(
+                {"netns": ns_file(lab, label), "interface": name, "up": True, "state": "present",
+                 "addresses": topo["addresses"].get((label, name))},
+                {"netns_exists": True, "link": link, "lo": None})
+            result.extend(addresses)
+            if any(a.op == Op.ADDR_DEL for a in addresses.actions):
+                readdressed.add(label)
+    return readdressed
+
+
+def _plan_routes(result, lab, topo, cur, fresh, readdressed):
+    """The lab's routes (protocol static), one namespace at a time.
+
+    The lab's namespaces are its own: a route of table main to the same
+    destination counts as the lab's whoever made it, and is replaced when its
+    gateway differs. Routes of a namespace that was just made are not there;
+    those of a namespace that loses an address may be gone with it, so they are
+    written with replace whatever was read.
+    """
+    for label in sorted(topo["routes"], key=natural):
+        known = label not in fresh and label not in readdressed
+        have = cur["routes"].get(label, []) if known else []
+        routes = plan_routes(
+            {"netns": ns_file(lab, label), "routes": topo["routes"][label], "purge": False,
+             "state": "present", "proto": LAB_PROTO, "table": MAIN_TABLE,
+             "upsert": label in readdressed},
+            {"netns_exists": True, "ours": dict((route_key(r), r) for r in have), "foreign": {},
+             "connected": None, "links": None})
+        result.extend(routes)
+
+
+def _remove_member(result, lab, label, files):
+    path = os.path.join(lab, label)
+    result.add(Op.NS_REMOVE, None, label, path=path, files=list(files),
+               text="remove %s" % path)
+
+
+def _plan_teardown(result, want, cur):
+    lab = want["path"]
+    for stray in cur.get("strays", []):
+        result.add(Op.UMOUNT, None, stray, text="unmount %s" % stray)
+    for label in sorted(cur["members"], key=natural):
+        _remove_member(result, lab, label, cur["members"][label])
+    if cur["exists"]:
+        result.add(Op.LAB_REMOVE, None, lab, mounted=cur["mounted"], text="remove %s" % lab)

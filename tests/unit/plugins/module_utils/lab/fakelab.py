@@ -1,0 +1,154 @@
+# -*- coding: utf-8 -*-
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""A small model of the kernel that interprets lab plans and can be read back.
+
+Shared by the lab's planner and module tests: "apply, then plan again"
+proves convergence (a second plan is empty, a half-built or changed lab is
+repaired).
+"""
+from __future__ import annotations
+
+from ansible_collections.podnet.mesh.plugins.module_utils.lab import plan as lab_plan
+from ansible_collections.podnet.mesh.plugins.module_utils.lab import topology
+
+ROOT = "/run/podnet-lab"
+LAB = ROOT + "/t"
+
+
+def nodes(count, **kw):
+    return [{"name": n["name"], "address": n["address"]}
+            for n in topology.generate(count, **kw)["nodes"]]
+
+
+def want(count=3, state="present", **params):
+    params.setdefault("nodes", nodes(count))
+    return topology.validate(dict({"name": "t", "root": ROOT, "state": state}, **params))
+
+
+class FakeLab:
+    """Just enough of the kernel to interpret lab plans (and be read back)."""
+
+    def __init__(self):
+        self.exists = self.mounted = False
+        self.members = {}   # label -> set of files
+        self.links = {}     # label -> {name: link}
+        self.routes = {}    # label -> {dst: route}
+        self.forwarding = {}
+        self.ifindex = 100
+        self.strays = []
+
+    def label(self, path):
+        assert path.startswith(LAB + "/") and path.endswith("/net"), path
+        return path[len(LAB) + 1:-len("/net")]
+
+    def cur(self):
+        return {
+            "exists": self.exists, "mounted": self.mounted, "shared": False,
+            "strays": list(self.strays), "dirs": sorted(self.members),
+            "members": dict((k, sorted(v)) for k, v in self.members.items()),
+            "links": dict((k, dict((n, dict(l, addresses=list(l["addresses"]))) for n, l in v.items()))
+                          for k, v in self.links.items() if "net" in self.members.get(k, ())),
+            "routes": dict((k, list(v.values())) for k, v in self.routes.items()),
+            "forwarding": dict(self.forwarding),
+        }
+
+    def _link(self, label, name, kind, **kw):
+        self.ifindex += 1
+        link = {"name": name, "ifindex": self.ifindex, "kind": kind, "up": False, "master": None,
+                "mac": "aa:bb:cc:00:00:%02x" % (self.ifindex % 256),
+                "link": None, "link_netnsid": None, "addresses": []}
+        link.update(kw)
+        self.links.setdefault(label, {})[name] = link
+        return link
+
+    def _drop_label(self, label):
+        # The namespace dies: veth peers elsewhere die with it.
+        gone = self.links.pop(label, {})
+        self.routes.pop(label, None)
+        self.forwarding.pop(label, None)
+        for other in self.links.values():
+            for name in [n for n, l in other.items() if l.get("peer_of") in
+                         [(label, g) for g in gone]]:
+                del other[name]
+
+    def apply(self, actions):
+        for a in actions:
+            getattr(self, "_" + a.op)(a)
+
+    def _lab_mount(self, a):
+        self.exists = self.mounted = True
+
+    def _umount(self, a):
+        self.strays.remove(a.name)
+
+    def _ns_create(self, a):
+        assert not self.members.get(a.name), "creating over existing files"
+        self.members[a.name] = set(a.args["files"])
+        self.links[a.name] = {}
+        self._link(a.name, "lo", None)
+
+    def _ns_remove(self, a):
+        self.members.pop(a.name, None)
+        self._drop_label(a.name)
+
+    def _lab_remove(self, a):
+        assert not self.members
+        self.exists = self.mounted = False
+
+    def _bridge_add(self, a):
+        self._link(self.label(a.ns), a.name, "bridge")
+
+    def _veth_add(self, a):
+        la, lb = self.label(a.ns), self.label(a.args["peer_ns"])
+        assert a.name not in self.links[la] and a.args["peer"] not in self.links[lb]
+        first = self._link(la, a.name, "veth", peer_of=(lb, a.args["peer"]))
+        second = self._link(lb, a.args["peer"], "veth", link=first["ifindex"], link_netnsid=0,
+                            peer_of=(la, a.name))
+        first["link"], first["link_netnsid"] = second["ifindex"], 0
+
+    def _link_del(self, a):
+        # Gone already with its namespace: LabSession treats ENODEV as done.
+        link = self.links[self.label(a.ns)].pop(a.name, {})
+        peer = link.get("peer_of")
+        if peer:
+            self.links.get(peer[0], {}).pop(peer[1], None)
+
+    def _link_set(self, a):
+        link = self.links[self.label(a.ns)][a.name]
+        for key, value in a.args.items():
+            if key != "text":  # how the action reads, not a setting
+                link[key] = value
+
+    def _addr_add(self, a):
+        addresses = self.links[self.label(a.ns)][a.name]["addresses"]
+        assert a.args["address"] not in addresses
+        addresses.append(a.args["address"])
+
+    def _addr_del(self, a):
+        label = self.label(a.ns)
+        self.links[label][a.name]["addresses"].remove(a.args["address"])
+        self.routes.get(label, {}).clear()
+
+    def _route_add(self, a):
+        routes = self.routes.setdefault(self.label(a.ns), {})
+        assert a.args["route"]["dst"] not in routes
+        assert a.args["proto"] == topology.LAB_PROTO and a.args["table"] == 254
+        routes[a.args["route"]["dst"]] = dict(a.args["route"])
+
+    def _route_replace(self, a):
+        self.routes.setdefault(self.label(a.ns), {})[a.args["route"]["dst"]] = dict(a.args["route"])
+
+    def _sysctl(self, a):
+        assert a.args == {"path": LAB + "/router/net", "key": "net/ipv4/ip_forward",
+                          "value": "1", "text": a.args["text"]}
+        self.forwarding[a.name] = True
+
+
+def converge(fake, w):
+    first = lab_plan.plan(w, fake.cur())
+    fake.apply(first.actions)
+    return first, lab_plan.plan(w, fake.cur())
+
+
+def ops(plan):
+    return [a.op for a in plan.actions]

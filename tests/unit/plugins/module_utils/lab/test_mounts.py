@@ -1,0 +1,60 @@
+# -*- coding: utf-8 -*-
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The lab on the file system, without root: mountinfo, unshare commands, processes."""
+from __future__ import annotations
+
+from ansible_collections.podnet.mesh.plugins.module_utils.lab import mounts
+
+ROOT = "/run/podnet-lab"
+LAB = ROOT + "/t"
+
+
+# ---------------------------------------------------------------- mountinfo
+MOUNTINFO = """\
+27 1 254:0 / / rw,relatime - ext4 /dev/vda rw
+42 27 254:0 /run/netns /run/netns rw,relatime shared:1 - ext4 /dev/vda rw
+44 27 254:0 /run/podnet-lab/t /run/podnet-lab/t rw,relatime - ext4 /dev/vda rw
+69 44 0:4 uts:[4026532318] /run/podnet-lab/t/node1/uts rw - nsfs nsfs rw
+70 44 0:4 net:[4026532319] /run/podnet-lab/t/node1/net rw - nsfs nsfs rw
+71 44 0:4 mnt:[4026532317] /run/podnet-lab/t/node1/mnt rw - nsfs nsfs rw
+72 44 0:4 net:[4026532320] /run/podnet-lab/t/switch/net rw - nsfs nsfs rw
+73 44 0:4 net:[4026532321] /run/podnet-lab/t/switch/mnt rw - nsfs nsfs rw
+74 44 0:40 / /run/podnet-lab/t/odd\\040dir rw - tmpfs tmpfs rw
+75 27 0:4 net:[4026532322] /run/podnet-lab/tt/node1/net rw - nsfs nsfs rw
+"""
+
+
+def test_mountinfo_parsing():
+    parsed = mounts.parse_mountinfo(MOUNTINFO)
+    assert parsed[1] == {"point": "/run/netns", "root": "/run/netns", "fstype": "ext4", "shared": True}
+    state = mounts.lab_mounts(parsed, LAB)
+    assert state["mounted"] and not state["shared"]
+    assert state["strays"] == [LAB + "/odd dir"]
+    assert len(state["files"]) == 5 and LAB + "/node1/net" in state["files"]
+    # switch/mnt holds a network namespace: not a valid member file.
+    assert mounts.members_from_files(LAB, state["files"], ["node2"]) == {
+        "node1": ["mnt", "net", "uts"], "switch": ["net"], "node2": []}
+
+
+def test_unshare_commands():
+    node = mounts.unshare_command(LAB + "/node1", "node1", ["net", "mnt", "uts"], ROOT)
+    assert node[:4] == ["unshare", "--net=%s/node1/net" % LAB, "--mount=%s/node1/mnt" % LAB,
+                        "--uts=%s/node1/uts" % LAB]
+    assert node[4:9] == ["--propagation", "private", "--", "/bin/sh", "-c"]
+    assert node[-3:] == ["podnet-lab", "node1", ROOT]
+    assert "mount -t tmpfs" in node[9] and "/run/netns" in node[9]
+    assert mounts.unshare_command(LAB + "/switch", "switch", ["net"], ROOT) == [
+        "unshare", "--net=%s/switch/net" % LAB, "--", "true"]
+
+
+def test_processes_are_found_by_namespace_inode(tmp_path):
+    proc = tmp_path / "proc"
+    files = {}
+    for pid, kinds in (("10", ("net", "mnt", "uts")), ("11", ("net",)), ("self", ("net",))):
+        (proc / pid / "ns").mkdir(parents=True)
+        for kind in kinds:
+            (proc / pid / "ns" / kind).write_text("")
+            files[(pid, kind)] = str(proc / pid / "ns" / kind)
+    inodes = mounts.namespace_inodes([files[("10", "uts")], str(tmp_path / "missing")])
+    assert mounts.processes_in(inodes, str(proc)) == [10]
+    assert mounts.processes_in(set(), str(proc)) == []

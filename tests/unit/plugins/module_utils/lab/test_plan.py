@@ -1,0 +1,203 @@
+# -*- coding: utf-8 -*-
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The lab's planner, without the kernel.
+
+Planning is checked against a small model of the kernel (FakeLab) that
+interprets the planned actions, so "apply, then plan again" proves
+convergence: a second plan is empty, a half-built or changed lab is repaired.
+"""
+from __future__ import annotations
+
+from ansible_collections.podnet.mesh.plugins.module_utils.core.describe import describe_all
+from ansible_collections.podnet.mesh.plugins.module_utils.lab import plan as lab_plan
+from ansible_collections.podnet.mesh.tests.unit.plugins.module_utils.lab.fakelab import (
+    LAB, FakeLab, converge, ops, want)
+
+
+# ------------------------------------------------------------------ planner
+def test_fresh_lab_is_built_in_order_and_converges():
+    fake = FakeLab()
+    first, second = converge(fake, want(3))
+    assert second.actions == [], describe_all(second.actions)
+    names = ops(first)
+    assert names[0] == "lab_mount"
+    assert names[1:7] == ["ns_create"] * 6
+    assert [a.name for a in first.actions[1:7]] == ["switch", "router", "external",
+                                                    "node1", "node2", "node3"]
+    # Namespaces first, then links, then addresses/up, then routes, forwarding last.
+    assert names.index("bridge_add") > names.index("ns_create")
+    assert max(i for i, o in enumerate(names) if o == "route_add") < names.index("sysctl")
+    assert names.count("veth_add") == 5
+    assert names.count("route_add") == 4
+    node1 = fake.links["node1"]
+    assert node1["eth0"]["addresses"] == ["192.168.1.11/24"] and node1["eth0"]["up"]
+    assert node1["lo"]["up"]
+    assert fake.links["switch"]["node1"]["master"] == "switch"
+    assert fake.links["router"]["eth0"]["addresses"] == ["192.168.1.1/24"]
+    assert fake.links["router"]["eth1"]["addresses"] == ["203.0.113.1/24"]
+    assert fake.links["external"]["eth0"]["addresses"] == ["203.0.113.10/24"]
+    assert fake.routes["node2"]["default"]["via"] == "192.168.1.1"
+    assert fake.routes["external"]["192.168.1.0/24"]["via"] == "203.0.113.1"
+    assert "router" not in fake.routes and "switch" not in fake.routes
+    assert fake.forwarding == {"router": True}
+    assert set(fake.members["node1"]) == {"net", "mnt", "uts"}
+    assert set(fake.members["switch"]) == {"net"}
+
+
+def test_plan_never_touches_the_namespace_the_module_runs_in():
+    first = lab_plan.plan(want(5), FakeLab().cur())
+    for action in first.actions:
+        if action.op in ("ns_create", "ns_remove", "lab_mount", "lab_remove", "sysctl", "umount"):
+            continue
+        assert action.ns and action.ns.startswith(LAB + "/"), action
+        if action.op == "veth_add":
+            assert action.args["peer_ns"].startswith(LAB + "/")
+
+
+def test_diff_lists_the_members():
+    fake = FakeLab()
+    first, second = converge(fake, want(2))
+    assert first.before == {"name": "t", "path": LAB, "state": "absent"}
+    assert first.after == {
+        "name": "t", "path": LAB, "state": "present", "gateway": "192.168.1.1/24",
+        "external": "203.0.113.10/24", "nodes": ["node1 192.168.1.11/24", "node2 192.168.1.12/24"]}
+    assert second.before == second.after
+
+
+def test_fifty_nodes_then_idempotent():
+    fake = FakeLab()
+    first, second = converge(fake, want(50))
+    assert second.actions == []
+    assert ops(first).count("ns_create") == 53
+    assert len(fake.links["switch"]) == 1 + 1 + 50 + 1  # lo, bridge, ports, router port
+
+
+def test_shrinking_removes_nodes_and_their_switch_ports():
+    fake = FakeLab()
+    converge(fake, want(5))
+    first, second = converge(fake, want(3))
+    assert second.actions == []
+    assert [(a.op, a.name) for a in first.actions] == [
+        ("link_del", "node4"), ("ns_remove", "node4"), ("link_del", "node5"), ("ns_remove", "node5")]
+    assert "node4" not in fake.members and "node4" not in fake.links["switch"]
+
+
+def test_growing_adds_only_the_new_nodes():
+    fake = FakeLab()
+    converge(fake, want(2))
+    first, second = converge(fake, want(3))
+    assert second.actions == []
+    assert [a.name for a in first.actions if a.op == "ns_create"] == ["node3"]
+    assert all("node3" in (a.name + (a.ns or "")) for a in first.actions), describe_all(first.actions)
+
+
+def test_half_built_node_is_made_again():
+    fake = FakeLab()
+    converge(fake, want(2))
+    fake.members["node2"] = {"net"}  # e.g. an interrupted run: mnt and uts missing
+    first, second = converge(fake, want(2))
+    assert second.actions == []
+    assert ops(first)[:2] == ["ns_remove", "ns_create"]
+    assert ("link_del", "node2") in [(a.op, a.name) for a in first.actions]
+
+
+def test_leftover_directory_without_namespaces_is_replaced():
+    fake = FakeLab()
+    w = want(1)
+    cur = fake.cur()
+    cur.update(exists=True, dirs=["node1"], members={"node1": []})
+    first = lab_plan.plan(w, cur)
+    assert [(a.op, a.name) for a in first.actions[:3]] == [
+        ("lab_mount", LAB), ("ns_remove", "node1"), ("ns_create", "switch")]
+
+
+def test_broken_wiring_is_repaired():
+    fake = FakeLab()
+    converge(fake, want(2))
+    fake.links["node1"]["eth0"]["up"] = False
+    fake.links["node1"]["lo"]["up"] = False
+    fake.links["switch"]["node2"]["master"] = None
+    fake.links["switch"]["switch"]["up"] = False
+    del fake.routes["node2"]["default"]
+    fake.forwarding["router"] = False
+    first, second = converge(fake, want(2))
+    assert second.actions == []
+    assert sorted(describe_all(first.actions)) == sorted([
+        "set up=True on link switch in namespace %s/switch/net" % LAB,
+        "set master=switch on link node2 in namespace %s/switch/net" % LAB,
+        "set up=True on link eth0 in namespace %s/node1/net" % LAB,
+        "set up=True on link lo in namespace %s/node1/net" % LAB,
+        "add route default via 192.168.1.1 metric 0 in namespace %s/node2/net" % LAB,
+        "enable IPv4 forwarding in %s/router/net" % LAB,
+    ])
+
+
+def test_lost_veth_peer_is_recreated():
+    fake = FakeLab()
+    converge(fake, want(1))
+    del fake.links["node1"]["eth0"]
+    fake.links["switch"]["node1"]["link_netnsid"] = None
+    first, second = converge(fake, want(1))
+    assert second.actions == []
+    assert ops(first)[:2] == ["link_del", "veth_add"]
+
+
+def test_changed_addresses_replace_the_routes():
+    fake = FakeLab()
+    converge(fake, want(2))
+    w = want(2, gateway="192.168.1.254/24", nodes=[
+        {"name": "node1", "address": "192.168.1.21/24"}, {"name": "node2", "address": "192.168.1.12/24"}])
+    first, second = converge(fake, w)
+    assert second.actions == []
+    text = describe_all(first.actions)
+    assert "delete address 192.168.1.11/24 from eth0 in namespace %s/node1/net" % LAB in text
+    assert "replace route default via 192.168.1.254 metric 0 in namespace %s/node1/net" % LAB in text
+    assert "replace route default via 192.168.1.254 metric 0 in namespace %s/node2/net" % LAB in text
+    assert fake.routes["node1"]["default"]["via"] == "192.168.1.254"
+
+
+def test_a_link_of_the_wrong_kind_named_switch_is_replaced():
+    fake = FakeLab()
+    converge(fake, want(1))
+    fake.links["switch"]["switch"]["kind"] = "veth"
+    first = lab_plan.plan(want(1), fake.cur())
+    assert ops(first)[:3] == ["link_del", "bridge_add", "link_set"]
+
+
+def test_teardown_removes_every_member_then_the_directory():
+    fake = FakeLab()
+    converge(fake, want(2))
+    w = want(state="absent")
+    first, second = converge(fake, w)
+    assert second.actions == [] and not second.changed
+    assert [(a.op, a.name) for a in first.actions] == [
+        ("ns_remove", "external"), ("ns_remove", "node1"), ("ns_remove", "node2"),
+        ("ns_remove", "router"), ("ns_remove", "switch"), ("lab_remove", LAB)]
+    assert first.after == {"name": "t", "path": LAB, "state": "absent"}
+    assert first.before["nodes"] == ["node1 192.168.1.11/24", "node2 192.168.1.12/24"]
+
+
+def test_teardown_of_a_half_built_lab():
+    cur = FakeLab().cur()
+    cur.update(exists=True, mounted=True, strays=[LAB + "/node1/x"], dirs=["node1", "switch"],
+               members={"node1": ["net"], "switch": []})
+    first = lab_plan.plan(want(state="absent"), cur)
+    assert [(a.op, a.name) for a in first.actions] == [
+        ("umount", LAB + "/node1/x"), ("ns_remove", "node1"), ("ns_remove", "switch"),
+        ("lab_remove", LAB)]
+    assert first.actions[1].args["files"] == ["net"]
+
+
+def test_teardown_of_nothing_changes_nothing():
+    first = lab_plan.plan(want(state="absent"), FakeLab().cur())
+    assert not first.changed
+    assert first.before == first.after
+
+
+def test_shared_lab_mount_is_made_private_again():
+    fake = FakeLab()
+    converge(fake, want(1))
+    cur = fake.cur()
+    cur["shared"] = True
+    first = lab_plan.plan(want(1), cur)
+    assert describe_all(first.actions) == ["make the mount %s private" % LAB]

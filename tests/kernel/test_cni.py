@@ -22,11 +22,16 @@ import sys
 
 import pytest
 
-from ansible_collections.podnet.mesh.plugins.module_utils import _cni, _ipam, _netlink, _plan
+from ansible_collections.podnet.mesh.plugins.module_utils.cni import ipam, main, protocol
+from ansible_collections.podnet.mesh.plugins.module_utils.cni.plugin import attachment_veth
+from ansible_collections.podnet.mesh.plugins.module_utils.core.describe import describe
+from ansible_collections.podnet.mesh.plugins.module_utils.core.errors import KernelError
+from ansible_collections.podnet.mesh.plugins.module_utils.core.model import Op
+from ansible_collections.podnet.mesh.plugins.module_utils.kernel import netlink
 
 SUBNET = "10.251.0.0/24"
 GATEWAY = "10.251.0.1"
-BUILD = os.path.join(os.path.dirname(os.path.abspath(_cni.__file__)), "..", "..", "roles", "cni", "files",
+BUILD = os.path.join(os.path.dirname(os.path.abspath(main.__file__)), "..", "..", "..", "roles", "cni", "files",
                      "build_podnet.py")
 
 
@@ -45,7 +50,7 @@ class Cni:
         self.bridge = prefix + "b"
         self.conf = {"cniVersion": "1.1.0", "name": prefix, "type": "podnet", "bridge": self.bridge,
                      "ipam": {"subnet": subnet, "dataDir": data_dir}}
-        self.store = _ipam.Store(data_dir, prefix)
+        self.store = ipam.Store(data_dir, prefix)
 
     def call(self, command, netns=None, ifname="eth0", cid="c1", conf=None, raw=None, python=sys.executable,
              drop=()):
@@ -86,24 +91,24 @@ def pings(name, address):
 
 
 def host_link(name):
-    with _netlink.Session() as session:
+    with netlink.Session() as session:
         return session.ns(None).links().get(name)
 
 
 def ns_links(name):
-    with _netlink.Session() as session:
+    with netlink.Session() as session:
         return session.ns(ns_path(name)).links(with_addresses=["eth0"])
 
 
 # ------------------------------------------------------------------ verbs
-@pytest.mark.parametrize("version", _cni.SUPPORTED_VERSIONS)
+@pytest.mark.parametrize("version", protocol.SUPPORTED_VERSIONS)
 def test_add_check_del_in_every_version(cni, named_ns, version):
     pod = named_ns("p")
     cni.conf["cniVersion"] = version
     code, result = cni.call("ADD", ns_path(pod))
     assert code == 0, result
     assert result["cniVersion"] == version
-    veth = _cni.host_veth_name("c1", "eth0")
+    veth = attachment_veth("c1", "eth0")
     assert [i["name"] for i in result["interfaces"]] == [cni.bridge, veth, "eth0"]
     address = result["ips"][0]["address"]
     assert ipaddress.ip_interface(address).network == ipaddress.ip_network(SUBNET)
@@ -149,7 +154,7 @@ def test_del_after_the_namespace_was_deleted(cni, named_ns):
     pr_netns.remove(pod)
     assert cni.call("DEL", ns_path(pod)) == (0, None)
     assert cni.reserved() == {}
-    assert host_link(_cni.host_veth_name("c1", "eth0")) is None
+    assert host_link(attachment_veth("c1", "eth0")) is None
     # And without CNI_NETNS at all.
     assert cni.call("DEL", drop=("CNI_NETNS",)) == (0, None)
 
@@ -158,7 +163,7 @@ def test_add_for_an_existing_interface_fails_and_leaves_it(cni, named_ns):
     pod = named_ns("p")
     subprocess.run(["ip", "-n", pod, "link", "add", "eth0", "type", "bridge"], check=True)
     code, out = cni.call("ADD", ns_path(pod))
-    assert (code, out["code"]) == (1, _cni.ERR_CONFLICT)
+    assert (code, out["code"]) == (1, protocol.ERR_CONFLICT)
     assert "interface eth0 already exists" in out["msg"]
     assert ns_links(pod)["eth0"]["kind"] == "bridge"
     assert cni.reserved() == {} and host_link(cni.bridge) is None
@@ -169,7 +174,7 @@ def test_second_add_of_one_attachment_fails_and_keeps_the_first(cni, named_ns):
     code, first = cni.call("ADD", ns_path(pod))
     assert code == 0
     code, out = cni.call("ADD", ns_path(pod))
-    assert (code, out["code"]) == (1, _cni.ERR_CONFLICT)
+    assert (code, out["code"]) == (1, protocol.ERR_CONFLICT)
     assert list(cni.reserved()) == [first["ips"][0]["address"].split("/")[0]]
     assert pings(pod, GATEWAY)
 
@@ -178,19 +183,21 @@ def test_failed_add_leaves_no_veth_and_no_reservation(cni, named_ns):
     """A kernel failure at the last step (the route), injected into the real netlink layer."""
     pod = named_ns("p")
 
-    class FailingSession(_netlink.Session):
-        def _route_add(self, action):
-            raise _netlink.NetlinkOpError(_plan.describe(action), action.ns, errno.ENETUNREACH,
-                                          "Network is unreachable")
+    class FailingSession(netlink.Session):
+        def apply(self, actions):
+            for action in actions:
+                if action.op == Op.ROUTE_ADD:
+                    raise KernelError(describe(action), action.ns, errno.ENETUNREACH, "Network is unreachable")
+                super().apply([action])
 
     env = {"CNI_COMMAND": "ADD", "CNI_CONTAINERID": "c1", "CNI_NETNS": ns_path(pod), "CNI_IFNAME": "eth0",
            "CNI_PATH": "/opt/cni/bin"}
-    code, text = _cni.run(env, lambda: json.dumps(cni.conf).encode(), FailingSession)
+    code, text = main.run(env, lambda: json.dumps(cni.conf).encode(), FailingSession)
     out = json.loads(text)
-    assert (code, out["code"], out["details"]) == (1, _cni.ERR_KERNEL, "ENETUNREACH")
+    assert (code, out["code"], out["details"]) == (1, protocol.ERR_KERNEL, "ENETUNREACH")
     assert "add route default via %s dev eth0" % GATEWAY in out["msg"]
     assert "eth0" not in ns_links(pod)
-    assert host_link(_cni.host_veth_name("c1", "eth0")) is None
+    assert host_link(attachment_veth("c1", "eth0")) is None
     assert cni.reserved() == {}
 
 
@@ -199,10 +206,10 @@ def test_failed_add_on_a_foreign_default_route_leaves_nothing(cni, named_ns):
     subprocess.run(["ip", "-n", pod, "link", "set", "lo", "up"], check=True)
     subprocess.run(["ip", "-n", pod, "route", "add", "default", "dev", "lo"], check=True)
     code, out = cni.call("ADD", ns_path(pod))
-    assert (code, out["code"]) == (1, _cni.ERR_CONFLICT)
+    assert (code, out["code"]) == (1, protocol.ERR_CONFLICT)
     assert "already has a route" in out["msg"]
     assert "eth0" not in ns_links(pod)
-    assert host_link(_cni.host_veth_name("c1", "eth0")) is None
+    assert host_link(attachment_veth("c1", "eth0")) is None
     assert cni.reserved() == {}
 
 
@@ -215,7 +222,7 @@ def test_gc_and_status(cni, named_ns):
     keep = [{"containerID": pods[0], "ifname": "eth0"}]
     assert cni.call("GC", conf=dict(cni.conf, **{"cni.dev/valid-attachments": keep})) == (0, None)
     assert [o["containerID"] for o in cni.reserved().values()] == [pods[0]]
-    assert host_link(_cni.host_veth_name(pods[1], "eth0")) is None
+    assert host_link(attachment_veth(pods[1], "eth0")) is None
     assert "eth0" not in ns_links(pods[1])
     assert pings(pods[0], GATEWAY)
     # Fill the pool: STATUS reports that no address is left.
@@ -223,10 +230,10 @@ def test_gc_and_status(cni, named_ns):
     for pod in more:
         assert cni.call("ADD", ns_path(pod), cid=pod)[0] == 0
     code, out = cni.call("STATUS")
-    assert (code, out["code"]) == (1, _cni.ERR_NOT_AVAILABLE)
+    assert (code, out["code"]) == (1, protocol.ERR_NOT_AVAILABLE)
     assert "no free address in 10.251.0.0/29" in out["msg"]
     code, out = cni.call("ADD", ns_path(pods[1]), cid=pods[1])
-    assert (code, out["code"]) == (1, _cni.ERR_NO_ADDRESS)
+    assert (code, out["code"]) == (1, protocol.ERR_NO_ADDRESS)
     assert "eth0" not in ns_links(pods[1])
     assert cni.call("GC", conf=dict(cni.conf, **{"cni.dev/valid-attachments": []})) == (0, None)
     assert cni.reserved() == {}

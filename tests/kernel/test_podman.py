@@ -25,7 +25,8 @@ import tempfile
 
 import pytest
 
-from ansible_collections.podnet.mesh.plugins.module_utils import _cni, _ipam, _netlink
+from ansible_collections.podnet.mesh.plugins.module_utils.cni import ipam, plugin
+from ansible_collections.podnet.mesh.plugins.module_utils.kernel import netlink
 
 PODMAN = shutil.which("podman")
 BUSYBOX = "/bin/busybox"
@@ -59,8 +60,8 @@ events_logfile_path = "{tmp}/events.log"
 
 
 def collections_path():
-    # .../<root>/ansible_collections/podnet/mesh/plugins/module_utils/_cni.py
-    return os.path.abspath(os.path.join(os.path.dirname(_cni.__file__), *[".."] * 5))
+    # .../<root>/ansible_collections/podnet/mesh/plugins/module_utils/cni/plugin.py
+    return os.path.abspath(os.path.join(os.path.dirname(plugin.__file__), *[".."] * 6))
 
 
 def run_role(tmp, extra):
@@ -115,7 +116,7 @@ def test_podman_containers_on_the_podnet_network_reach_each_other(tmp_path, pref
     os.mkdir(os.path.join(short, "tmp"))
     podman = Podman(tmp_path, short)
     root = rootfs(tmp_path / "rootfs")
-    store = _ipam.Store(str(data_dir), network)
+    store = ipam.Store(str(data_dir), network)
     names = [prefix + "c1", prefix + "c2"]
     try:
         assert network in podman("network", "ls", "--format", "{{.Name}}").stdout.split()
@@ -133,13 +134,13 @@ def test_podman_containers_on_the_podnet_network_reach_each_other(tmp_path, pref
             for target in (other, GATEWAY):
                 out = podman("exec", name, "ping", "-c1", "-W2", target, check=False)
                 assert out.returncode == 0, "%s cannot reach %s: %s%s" % (name, target, out.stdout, out.stderr)
-        with _netlink.Session() as session:
+        with netlink.Session() as session:
             links = session.ns(None).links()
-        ports = [_cni.host_veth_name(cid, "eth0") for cid in ids]
+        ports = [plugin.attachment_veth(cid, "eth0") for cid in ids]
         assert all(links[p]["master"] == bridge for p in ports)
         podman("rm", "-f", "-t", "0", *names)
         assert store.reservations() == {}
-        with _netlink.Session() as session:
+        with netlink.Session() as session:
             links = session.ns(None).links()
         assert not any(p in links for p in ports)
     finally:

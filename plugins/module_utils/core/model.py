@@ -20,9 +20,9 @@ CIDR strings, IPv6 link-local left out). A route dict has dst (CIDR or
 
 from __future__ import annotations
 
+import collections
 import hashlib
 import ipaddress
-from typing import NamedTuple, Protocol
 
 from ansible_collections.podnet.mesh.plugins.module_utils.core.errors import HOST
 
@@ -126,17 +126,13 @@ class Op:
     UMOUNT = "umount"
 
 
-class Action(NamedTuple):
-    """One change: op on the object called name inside namespace ns (None: the host).
+# (typing.NamedTuple would cost the CNI plugin's every run the import of typing.)
+Action = collections.namedtuple("Action", "op ns name args")
+Action.__doc__ = """One change: op on the object called name inside namespace ns (None: the host).
 
-    args holds what the op needs; ``args['text']``, when set, is how the
-    action reads in a module's ``actions`` (ops outside netlink carry their own).
-    """
-
-    op: str
-    ns: object
-    name: str
-    args: dict
+args holds what the op needs; ``args['text']``, when set, is how the action reads
+in a module's ``actions`` (ops outside netlink carry their own).
+"""
 
 
 class Plan:
@@ -164,17 +160,19 @@ class Plan:
         return bool(self.actions)
 
 
-class Session(Protocol):
-    """What a plan runs against (the run loop's contract with the layer that does the work).
+class Session:
+    """What a plan runs against: the run loop's contract with the layer that does the work.
 
     The netlink session (``kernel.netlink``), the NAT tools (``kernel.nat``) and the lab
-    (``lab.session``) implement it; modules read through it too (``ns()`` for netlink).
+    (``lab.session``) are Sessions; modules read through them too (``ns()`` for netlink).
     """
 
-    applied: list  # the actions done so far, in order (a failure reports them)
+    # The actions done so far, in order (a failed run reports them).
+    applied = ()
 
     def apply(self, actions):
-        """Run actions in order; raise a PodnetError naming the one that failed."""
+        """Run actions in order, appending each to ``applied``; raise a PodnetError naming the one that failed."""
+        raise NotImplementedError
 
     def close(self):
         """Release what the session holds (sockets, namespace handles)."""

@@ -19,6 +19,7 @@ import os
 import subprocess
 
 from ansible_collections.podnet.mesh.plugins.module_utils.core.errors import KernelError, ToolError
+from ansible_collections.podnet.mesh.plugins.module_utils.core import model
 from ansible_collections.podnet.mesh.plugins.module_utils.core.model import MAIN_TABLE, Op
 from ansible_collections.podnet.mesh.plugins.module_utils.kernel.netns import read_sysctl, write_sysctl
 from ansible_collections.podnet.mesh.plugins.module_utils.lab.mounts import (
@@ -79,7 +80,7 @@ def netlink_session():
     return Session(named_only=True)
 
 
-class LabSession:
+class LabSession(model.Session):
     """Executes lab plans: the lab's own operations here (``HANDLERS``), the rest via netlink.
 
     Reads go through ns(path), which opens (once) a netlink handle in a

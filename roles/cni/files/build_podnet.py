@@ -4,18 +4,25 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Build the CNI plugin podnet: one executable file, a Python zip application.
 
-The archive holds the collection's module_utils that the plugin runs on
-(``ansible_collections/podnet/mesh/plugins/module_utils/{_validate,_plan,_setns,
-_netlink,_ipam,_cni}.py``, with an empty ``__init__.py`` at every package
-level) and a ``__main__.py`` that calls ``_cni.main()``; a shebang line
-naming the node's Python comes first. Python runs such a file directly, and
-the node needs nothing but Python and pyroute2.
+The archive holds the collection's module_utils that the plugin runs on, under
+``ansible_collections/podnet/mesh/plugins/module_utils/``, with an empty
+``__init__.py`` at every package level, and a ``__main__.py`` that calls
+``cni.main.main()``; a shebang line naming the node's Python comes first.
+Python runs such a file directly, and the node needs nothing but Python and
+pyroute2.
+
+Which files go in is derived, not listed: the build starts at ``cni/main.py``
+and follows its imports of ``ansible_collections.podnet.mesh.plugins.module_utils``
+(read with ``ast``, so imports inside functions count too) from file to file.
+The plugin carries no Ansible code: a file of that closure that imports
+``ansible`` (or another collection) stops the build with an error naming it.
 
 The build is reproducible: same sources and interpreter, same bytes (fixed
 timestamps and order), so Ansible's copy reports no change when nothing
 changed.
 
 usage: python3 build_podnet.py OUTPUT [--interpreter /usr/bin/python3] [--source DIR]
+       python3 build_podnet.py --list [--source DIR]     (the files it would take)
 
 DIR is the module_utils directory; by default the one of the collection this
 file belongs to (roles/cni/files/ -> plugins/module_utils/).
@@ -24,6 +31,7 @@ file belongs to (roles/cni/files/ -> plugins/module_utils/).
 from __future__ import annotations
 
 import argparse
+import ast
 import importlib.util
 import marshal
 import os
@@ -33,17 +41,23 @@ import sys
 import tempfile
 import zipfile
 
-MODULES = ("_validate.py", "_plan.py", "_setns.py", "_netlink.py", "_ipam.py", "_cni.py")
 PACKAGE = ("ansible_collections", "podnet", "mesh", "plugins", "module_utils")
+PREFIX = ".".join(PACKAGE)
+# Where the closure starts (relative to module_utils) and what __main__ calls.
+ENTRY = "cni/main.py"
 DEFAULT_INTERPRETER = "/usr/bin/python3"
 MAIN = (
     "# Entry point of the podnet CNI plugin (built by podnet.mesh roles/cni/files/build_podnet.py).\n"
     "import sys\n"
-    "from ansible_collections.podnet.mesh.plugins.module_utils import _cni\n"
-    "sys.exit(_cni.main())\n"
+    "from ansible_collections.podnet.mesh.plugins.module_utils.cni import main\n"
+    "sys.exit(main.main())\n"
 )
 # 1980-01-01, the earliest time a zip entry can carry.
 EPOCH = (1980, 1, 1, 0, 0, 0)
+
+
+class BuildError(Exception):
+    """The sources cannot make a plugin (a missing file, an import the zipapp cannot carry)."""
 
 
 def default_source():
@@ -51,6 +65,93 @@ def default_source():
     return os.path.normpath(os.path.join(here, "..", "..", "..", "plugins", "module_utils"))
 
 
+# ------------------------------------------------------------------ closure
+def _resolve(source, module):
+    """module_utils-relative path of a dotted module below PREFIX: 'x/y.py', 'x/' for a package, or None."""
+    parts = module.split(".")[len(PACKAGE):]
+    if not parts:
+        return ""
+    base = os.path.join(source, *parts)
+    if os.path.isfile(base + ".py"):
+        return "/".join(parts) + ".py"
+    if os.path.isdir(base):
+        return "/".join(parts) + "/"
+    return None
+
+
+def _imports(path, rel):
+    """(line, dotted module, names) for every import in a file; names is () for 'import x'."""
+    with open(path, "rb") as handle:
+        tree = ast.parse(handle.read(), filename=rel)
+    package = ".".join(PACKAGE + tuple(rel.split("/")[:-1]))
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                found.append((node.lineno, alias.name, ()))
+        elif isinstance(node, ast.ImportFrom):
+            module = node.module or ""
+            if node.level:
+                base = package.split(".")
+                base = base[:len(base) - (node.level - 1)]
+                module = ".".join(base + ([module] if module else []))
+            found.append((node.lineno, module, tuple(a.name for a in node.names)))
+    return found
+
+
+def closure(source, entry=ENTRY):
+    """Sorted module_utils-relative paths of entry and every file it imports, directly or not.
+
+    BuildError when a file of the closure imports Ansible, another collection or
+    a module_utils file that does not exist.
+    """
+    seen, todo = set(), [entry]
+    if not os.path.isfile(os.path.join(source, entry)):
+        raise BuildError("%s lacks %s, where the plugin starts" % (source, entry))
+    while todo:
+        rel = todo.pop()
+        if rel in seen:
+            continue
+        seen.add(rel)
+        for line, module, names in _imports(os.path.join(source, rel), rel):
+            where = "module_utils/%s line %d" % (rel, line)
+            if module == "ansible" or module.startswith("ansible."):
+                raise BuildError("%s imports %s: the plugin carries no Ansible code, and nothing it "
+                                 "runs may import ansible" % (where, module))
+            if module != "ansible_collections" and not module.startswith("ansible_collections."):
+                continue
+            if module != PREFIX and not module.startswith(PREFIX + "."):
+                raise BuildError("%s imports %s, which is not part of this collection's module_utils"
+                                 % (where, module))
+            target = _resolve(source, module)
+            if target is None:
+                raise BuildError("%s imports %s, which is no file of %s" % (where, module, source))
+            if target.endswith(".py"):
+                todo.append(target)
+                continue
+            # A package: 'from package import name' names its submodules.
+            for name in names:
+                sub = _resolve(source, "%s.%s" % (module, name))
+                if sub is None or not sub.endswith(".py"):
+                    raise BuildError("%s imports %s from %s, which is no file of %s"
+                                     % (where, name, module, source))
+                todo.append(sub)
+    return sorted(seen)
+
+
+def packages(files):
+    """Every package directory (archive path) the files need an __init__.py in, sorted."""
+    dirs = set()
+    for depth in range(1, len(PACKAGE) + 1):
+        dirs.add("/".join(PACKAGE[:depth]))
+    for rel in files:
+        parts = rel.split("/")[:-1]
+        for depth in range(1, len(parts) + 1):
+            dirs.add("/".join(PACKAGE + tuple(parts[:depth])))
+    return sorted(dirs)
+
+
+# ------------------------------------------------------------------ archive
 def _entry(name):
     info = zipfile.ZipInfo(name, date_time=EPOCH)
     info.compress_type = zipfile.ZIP_DEFLATED
@@ -74,23 +175,21 @@ def _bytecode(source, name):
 def build(output, source=None, interpreter=DEFAULT_INTERPRETER):
     """Write the plugin to output (mode 0755, atomically); returns output."""
     source = source or default_source()
-    missing = [m for m in MODULES if not os.path.isfile(os.path.join(source, m))]
-    if missing:
-        raise FileNotFoundError("%s lacks %s" % (source, ", ".join(missing)))
+    files = closure(source)
     directory = os.path.dirname(os.path.abspath(output))
     fd, tmp = tempfile.mkstemp(prefix=".podnet-", dir=directory)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(b"#!" + interpreter.encode("utf-8") + b"\n")
             with zipfile.ZipFile(handle, "w") as archive:
-                for depth in range(1, len(PACKAGE) + 1):
-                    archive.writestr(_entry("/".join(PACKAGE[:depth] + ("__init__.py",))), b"")
-                for module in MODULES:
-                    with open(os.path.join(source, module), "rb") as src:
+                for package in packages(files):
+                    archive.writestr(_entry(package + "/__init__.py"), b"")
+                for rel in files:
+                    with open(os.path.join(source, rel), "rb") as src:
                         code = src.read()
-                    archive.writestr(_entry("/".join(PACKAGE + (module,))), code)
-                    archive.writestr(_entry("/".join(PACKAGE + (module[:-3] + ".pyc",))),
-                                     _bytecode(code, module))
+                    name = "/".join(PACKAGE) + "/" + rel
+                    archive.writestr(_entry(name), code)
+                    archive.writestr(_entry(name[:-3] + ".pyc"), _bytecode(code, name))
                 archive.writestr(_entry("__main__.py"), MAIN.encode("utf-8"))
         os.chmod(tmp, 0o755)
         os.rename(tmp, output)
@@ -103,14 +202,21 @@ def build(output, source=None, interpreter=DEFAULT_INTERPRETER):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description="Build the podnet CNI plugin (a Python zip application).")
-    parser.add_argument("output", help="file to write, e.g. /opt/cni/bin/podnet")
+    parser.add_argument("output", nargs="?", help="file to write, e.g. /opt/cni/bin/podnet")
     parser.add_argument("--interpreter", default=DEFAULT_INTERPRETER,
                         help="Python of the node that runs the plugin (default %(default)s)")
     parser.add_argument("--source", help="module_utils directory (default: this collection's)")
+    parser.add_argument("--list", action="store_true", help="print the files the plugin is made of and stop")
     args = parser.parse_args(argv)
+    if args.output is None and not args.list:
+        parser.error("OUTPUT is required (or --list)")
     try:
+        if args.list:
+            for rel in closure(args.source or default_source()):
+                sys.stdout.write(rel + "\n")
+            return 0
         build(args.output, args.source, args.interpreter)
-    except OSError as exc:
+    except (OSError, SyntaxError, BuildError) as exc:
         sys.stderr.write("build_podnet: %s\n" % exc)
         return 1
     return 0

@@ -18,8 +18,8 @@ or the lowest free ones, in one plan.
 
 from __future__ import annotations
 
+import collections
 import ipaddress
-from typing import NamedTuple
 
 from ansible_collections.podnet.mesh.plugins.module_utils.core import validate as v
 from ansible_collections.podnet.mesh.plugins.module_utils.core.errors import ConflictError, ValidationError
@@ -32,27 +32,19 @@ from ansible_collections.podnet.mesh.plugins.module_utils.core.plan.routes impor
 _NEW_IFACE = {"up": False, "addresses": [], "kind": "veth"}
 
 
-class Pod(NamedTuple):
-    """One pod's wiring as wanted.
+Pod = collections.namedtuple(
+    "Pod", "netns veth interface address gateway bridge mtu hairpin proto owns_netns",
+    defaults=(None, None, ROUTE_PROTO, True))
+Pod.__doc__ = """One pod's wiring as wanted.
 
-    netns: the pod's namespace (a name under /run/netns, or a path); veth: host end;
-    interface: the pod's end; address: CIDR on it; gateway: the bridge's address.
-    owns_netns: the namespace is the pod's alone (the ``pods`` module): it is
-    created and removed with the pod, its loopback brought up and routes of ours
-    there not listed are purged. A CNI attachment shares its namespace with
-    the runtime's other attachments: none of that.
-    """
-
-    netns: str
-    veth: str
-    interface: str
-    address: str
-    gateway: str
-    bridge: str
-    mtu: object = None
-    hairpin: object = None
-    proto: int = ROUTE_PROTO
-    owns_netns: bool = True
+netns: the pod's namespace (a name under /run/netns, or a path); veth: host end;
+interface: the pod's end; address: CIDR on it; gateway: the bridge's address;
+bridge; mtu and hairpin (None: leave as they are); proto: of its routes.
+owns_netns: the namespace is the pod's alone (the ``pods`` module): it is created
+and removed with the pod, its loopback brought up and routes of ours there not
+listed are purged. A CNI attachment shares its namespace with the runtime's other
+attachments: none of that.
+"""
 
 
 def validate(params):

@@ -10,7 +10,7 @@ import os
 
 import pytest
 
-from ansible_collections.podnet.mesh.plugins.module_utils import _ipam
+from ansible_collections.podnet.mesh.plugins.module_utils.cni import ipam
 
 
 def ips(values):
@@ -25,7 +25,7 @@ def ips(values):
     ("192.168.7.0/29", "192.168.7.3", 5, "192.168.7.1", "192.168.7.6"),
 ])
 def test_pool_excludes_network_gateway_and_broadcast(subnet, gateway, size, first, last):
-    pool = _ipam.Pool(subnet, gateway)
+    pool = ipam.Pool(subnet, gateway)
     order = list(pool.candidates())
     assert pool.size == size == len(order) == len(set(order))
     assert (str(order[0]), str(order[-1])) == (first, last)
@@ -36,7 +36,7 @@ def test_pool_excludes_network_gateway_and_broadcast(subnet, gateway, size, firs
 
 
 def test_pool_candidates_start_after_the_last_and_wrap():
-    pool = _ipam.Pool("10.0.0.0/29")  # hosts .1-.6, gateway .1
+    pool = ipam.Pool("10.0.0.0/29")  # hosts .1-.6, gateway .1
     assert ips(pool.candidates("10.0.0.4")) == ["10.0.0.5", "10.0.0.6", "10.0.0.2", "10.0.0.3", "10.0.0.4"]
     assert ips(pool.candidates("10.0.0.6")) == ips(pool.candidates())
     # A last address outside the pool (subnet changed) starts from the beginning.
@@ -44,13 +44,13 @@ def test_pool_candidates_start_after_the_last_and_wrap():
 
 
 def test_pool_narrowed_to_a_range():
-    pool = _ipam.Pool("10.0.0.0/24", None, "10.0.0.128", "10.0.0.130")
+    pool = ipam.Pool("10.0.0.0/24", None, "10.0.0.128", "10.0.0.130")
     assert ips(pool.candidates()) == ["10.0.0.128", "10.0.0.129", "10.0.0.130"]
     assert pool.size == 3 and "10.0.0.127" not in pool and "10.0.0.131" not in pool
     assert pool.describe() == "10.0.0.0/24 (10.0.0.128-10.0.0.130)"
-    assert _ipam.Pool("10.0.0.0/24").describe() == "10.0.0.0/24"
+    assert ipam.Pool("10.0.0.0/24").describe() == "10.0.0.0/24"
     # The gateway inside the range is still skipped.
-    assert ips(_ipam.Pool("10.0.0.0/24", None, None, "10.0.0.3").candidates()) == ["10.0.0.2", "10.0.0.3"]
+    assert ips(ipam.Pool("10.0.0.0/24", None, None, "10.0.0.3").candidates()) == ["10.0.0.2", "10.0.0.3"]
 
 
 @pytest.mark.parametrize("subnet, gateway, start, end, message", [
@@ -64,29 +64,29 @@ def test_pool_narrowed_to_a_range():
 ])
 def test_pool_refuses_what_it_cannot_serve(subnet, gateway, start, end, message):
     with pytest.raises(ValueError, match=message):
-        _ipam.Pool(subnet, gateway, start, end)
+        ipam.Pool(subnet, gateway, start, end)
 
 
 @pytest.fixture
 def store(tmp_path):
-    return _ipam.Store(str(tmp_path), "net1")
+    return ipam.Store(str(tmp_path), "net1")
 
 
 def test_reserve_hands_out_in_order_and_persists(store, tmp_path):
-    pool = _ipam.Pool("10.1.0.0/24")
+    pool = ipam.Pool("10.1.0.0/24")
     with store.locked():
         got = [store.reserve(pool, "c%d" % i, "eth0") for i in range(3)]
     assert [(str(ip), new) for ip, new in got] == [("10.1.0.2", True), ("10.1.0.3", True), ("10.1.0.4", True)]
     with open(os.path.join(str(tmp_path), "net1", "10.1.0.3")) as handle:
         assert json.load(handle) == {"containerID": "c1", "ifname": "eth0"}
     # A new Store (a new plugin process) sees the same state.
-    again = _ipam.Store(str(tmp_path), "net1")
+    again = ipam.Store(str(tmp_path), "net1")
     assert again.owned_by("c2", "eth0") == ["10.1.0.4"]
     assert again.free_count(pool) == 250
 
 
 def test_same_attachment_gets_its_address_again(store):
-    pool = _ipam.Pool("10.1.0.0/24")
+    pool = ipam.Pool("10.1.0.0/24")
     with store.locked():
         first = store.reserve(pool, "c1", "eth0")
         second = store.reserve(pool, "c1", "eth0")
@@ -97,7 +97,7 @@ def test_same_attachment_gets_its_address_again(store):
 
 
 def test_released_address_is_not_reused_at_once(store):
-    pool = _ipam.Pool("10.1.0.0/29")  # .2-.6
+    pool = ipam.Pool("10.1.0.0/29")  # .2-.6
     with store.locked():
         store.reserve(pool, "a", "eth0")
         assert store.release("a", "eth0") == ["10.1.0.2"]
@@ -107,18 +107,18 @@ def test_released_address_is_not_reused_at_once(store):
 
 
 def test_exhausted_pool_raises_and_changes_nothing(store):
-    pool = _ipam.Pool("10.1.0.0/30")  # one address: .2
+    pool = ipam.Pool("10.1.0.0/30")  # one address: .2
     with store.locked():
         store.reserve(pool, "a", "eth0")
         before = store.reservations()
-        with pytest.raises(_ipam.PoolExhausted, match="no free address in 10.1.0.0/30: all 1 addresses"):
+        with pytest.raises(ipam.PoolExhausted, match="no free address in 10.1.0.0/30: all 1 addresses"):
             store.reserve(pool, "b", "eth0")
         assert store.reservations() == before
     assert store.free_count(pool) == 0
 
 
 def test_changes_need_the_lock(store):
-    pool = _ipam.Pool("10.1.0.0/24")
+    pool = ipam.Pool("10.1.0.0/24")
     for call in (lambda: store.reserve(pool, "a", "eth0"), lambda: store.release("a", "eth0"),
                  lambda: store.release_ip("10.1.0.2")):
         with pytest.raises(RuntimeError, match="without holding the lock"):
@@ -126,7 +126,7 @@ def test_changes_need_the_lock(store):
 
 
 def test_unreadable_reservation_still_reserves_and_stale_lists_it(store):
-    pool = _ipam.Pool("10.1.0.0/29")
+    pool = ipam.Pool("10.1.0.0/29")
     with store.locked():
         store.reserve(pool, "keep", "eth0")
         store.reserve(pool, "gone", "eth0")
@@ -147,13 +147,13 @@ def test_reservations_of_a_new_network_are_empty(store):
 
 def test_relative_data_dir_is_refused():
     with pytest.raises(ValueError, match="absolute"):
-        _ipam.Store("var/lib/cni", "net1")
+        ipam.Store("var/lib/cni", "net1")
 
 
 def test_lock_timeout(store):
-    other = _ipam.Store(os.path.dirname(store.dir), "net1")
+    other = ipam.Store(os.path.dirname(store.dir), "net1")
     with store.locked():
-        with pytest.raises(_ipam.LockTimeout, match="held by another process"):
+        with pytest.raises(ipam.LockTimeout, match="held by another process"):
             with other.locked(timeout=0.05):
                 pass
     with other.locked(timeout=0.05):
@@ -162,8 +162,8 @@ def test_lock_timeout(store):
 
 def _reserve_many(args):
     data_dir, worker, count = args
-    store = _ipam.Store(data_dir, "net1")
-    pool = _ipam.Pool("10.2.0.0/24")
+    store = ipam.Store(data_dir, "net1")
+    pool = ipam.Pool("10.2.0.0/24")
     got = []
     for i in range(count):
         with store.locked():
@@ -177,4 +177,4 @@ def test_parallel_processes_never_share_an_address(tmp_path):
         results = workers.map(_reserve_many, [(str(tmp_path), w, 15) for w in range(8)])
     handed = [ip for chunk in results for ip in chunk]
     assert len(handed) == 120 == len(set(handed))
-    assert len(_ipam.Store(str(tmp_path), "net1").reservations()) == 120
+    assert len(ipam.Store(str(tmp_path), "net1").reservations()) == 120

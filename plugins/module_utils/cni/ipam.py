@@ -12,7 +12,8 @@ address is not reused at once) and ``lock``. Every read-modify-write happens
 while holding an exclusive ``flock`` on ``lock``, so plugin processes running
 in parallel never hand out one address twice.
 
-Only the standard library is used; nothing here touches the network.
+Only the standard library is used (and the collection's error classes,
+``core.errors``); nothing here touches the network.
 """
 
 from __future__ import annotations
@@ -25,23 +26,15 @@ import json
 import os
 import time
 
+from ansible_collections.podnet.mesh.plugins.module_utils.core.errors import IpamError, LockTimeout, PoolExhausted
+
+__all__ = ["DEFAULT_DATA_DIR", "IpamError", "LockTimeout", "Pool", "PoolExhausted", "Store"]
+
 DEFAULT_DATA_DIR = "/var/lib/cni/podnet"
 LOCK_FILE = "lock"
 LAST_FILE = "last_reserved"
 # How long an operation waits for the lock before giving up (CNI "try again later").
 LOCK_TIMEOUT = 30.0
-
-
-class IpamError(Exception):
-    """Base of the IPAM errors; str() is a complete message."""
-
-
-class PoolExhausted(IpamError):
-    """Every address of the pool is reserved."""
-
-
-class LockTimeout(IpamError):
-    """The lock was held by another process for longer than the timeout."""
 
 
 class Pool:

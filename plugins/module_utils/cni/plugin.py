@@ -1,0 +1,339 @@
+# -*- coding: utf-8 -*-
+# Copyright: podnet.mesh contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The verbs of the CNI plugin ``podnet``: ADD, DEL, CHECK, GC and STATUS.
+
+ADD wires a container exactly as the ``pods`` module wires a pod: an
+attachment is a ``core.plan.pod.Pod`` that does not own its namespace
+(``owns_netns=False``), planned by ``plan_pod`` and removed by
+``plan_pod_removal``; the bridge is planned by ``core.plan.links.plan_bridge``.
+That is the bridge (created when missing, with the gateway address), a veth
+pair whose peer is born in the container's namespace under CNI_IFNAME, the
+address from the built-in IPAM (``cni.ipam``) and a default route via the
+gateway. A failed ADD removes the veth it made and releases the address it
+reserved.
+
+Plans run against a session of the shape of ``kernel.netlink.Session`` (ns(),
+apply(), applied, close()); the default one is made on first use, so verbs
+that need no kernel never import pyroute2.
+"""
+
+from __future__ import annotations
+
+import errno
+import importlib.util
+import ipaddress
+import os
+import socket
+
+from ansible_collections.podnet.mesh.plugins.module_utils.cni import ipam
+from ansible_collections.podnet.mesh.plugins.module_utils.cni.protocol import (
+    ERR_CHECK, ERR_CONFLICT, ERR_INVALID_CONFIG, ERR_NOT_AVAILABLE, ERR_UNKNOWN_CONTAINER, CniError,
+    format_result, merge_result, pyroute2_missing)
+from ansible_collections.podnet.mesh.plugins.module_utils.core.errors import ValidationError
+from ansible_collections.podnet.mesh.plugins.module_utils.core.model import MAIN_TABLE, Op, host_veth_name
+from ansible_collections.podnet.mesh.plugins.module_utils.core.plan import links as link_plans
+from ansible_collections.podnet.mesh.plugins.module_utils.core.plan.pod import Pod, plan_pod, plan_pod_removal
+
+
+def attachment_veth(container_id, ifname):
+    """Host end of an attachment's veth: named after (containerID, ifname), so DEL and GC need no state."""
+    return host_veth_name("%s/%s" % (container_id, ifname))
+
+
+def gateway_cidr(conf):
+    return "%s/%d" % (conf["gateway"], conf["subnet"].prefixlen)
+
+
+# ------------------------------------------------------------------- planning
+def plan_bridge(conf, link):
+    """The bridge with the gateway address added (other addresses and STP left as they are)."""
+    addresses = None
+    if link is None:
+        addresses = [gateway_cidr(conf)]
+    elif not any(ipaddress.ip_interface(a).ip == conf["gateway"] for a in link["addresses"]):
+        addresses = list(link["addresses"]) + [gateway_cidr(conf)]
+    want = {"name": conf["bridge"], "state": "present", "addresses": addresses, "mtu": conf["mtu"],
+            "stp": bool(link["stp"]) if link is not None else False, "up": True}
+    try:
+        return link_plans.plan_bridge(want, link)
+    except ValidationError as exc:
+        raise CniError(ERR_CONFLICT, "bridge %s: %s" % (conf["bridge"], exc.reason))
+
+
+def attachment(conf, container_id, ifname, netns=None, address=None):
+    """One attachment as a pod that shares its namespace with the runtime's other attachments.
+
+    address: the IPAM's address (without prefix), for ADD; None for removal.
+    """
+    return Pod(netns=netns, veth=attachment_veth(container_id, ifname), interface=ifname,
+               address=None if address is None else "%s/%d" % (address, conf["subnet"].prefixlen),
+               gateway=str(conf["gateway"]), bridge=conf["bridge"], mtu=conf["mtu"], hairpin=conf["hairpin"],
+               owns_netns=False)
+
+
+def plan_attach(conf, req, address, host_links, container_links, container_routes, container_nets):
+    """Actions wiring one attachment: veth (peer born in the container), address, default route.
+
+    host_links: links of the host namespace (the bridge must be among them);
+    container_*: the container namespace as read before any change.
+    """
+    pod = attachment(conf, req.container_id, req.ifname, req.netns, address)
+    cur = {"netns_exists": True, "host": host_links.get(pod.veth), "links": container_links,
+           "routes": container_routes, "networks": container_nets, "bridge": host_links.get(conf["bridge"])}
+    return plan_pod(pod, cur).actions
+
+
+def plan_detach(conf, container_id, ifname, host_link):
+    """Actions removing an attachment: deleting the host end removes its peer too."""
+    pod = attachment(conf, container_id, ifname)
+    return plan_pod_removal(pod, {"netns_exists": False, "host": host_link, "links": {}}).actions
+
+
+# ---------------------------------------------------------------- the verbs
+def _default_session():
+    """kernel.netlink's Session; imported here, so that verbs without netlink never load pyroute2."""
+    # pylint: disable=import-outside-toplevel
+    from ansible_collections.podnet.mesh.plugins.module_utils.kernel import netlink
+    if not netlink.HAS_PYROUTE2:
+        raise pyroute2_missing(netlink.PYROUTE2_IMPORT_ERROR or "")
+    return netlink.Session()
+
+
+def _link_exists(name):
+    """Whether a link of that name is in this process's namespace, without netlink."""
+    try:
+        socket.if_nametoindex(name)
+    except OSError:
+        return False
+    return True
+
+
+class Plugin:
+    """One invocation: the validated configuration, the request and the IPAM store."""
+
+    def __init__(self, conf, req, session_factory=None):
+        self.conf = conf
+        self.req = req
+        self.session_factory = session_factory or _default_session
+        self.pool = ipam.Pool(conf["subnet"], conf["gateway"], conf["range_start"], conf["range_end"])
+        self.store = ipam.Store(conf["data_dir"], conf["name"])
+
+    def run(self):
+        return getattr(self, "cmd_" + self.req.command.lower())()
+
+    def _open_netns(self, session, path):
+        try:
+            return session.ns(path)
+        except Exception as exc:  # pylint: disable=broad-except
+            if getattr(exc, "code", None) in (errno.ENOENT, errno.EINVAL):
+                raise CniError(ERR_UNKNOWN_CONTAINER,
+                               "the container's network namespace %s does not exist" % path, str(exc))
+            raise
+
+    @property
+    def veth(self):
+        return attachment_veth(self.req.container_id, self.req.ifname)
+
+    # --------------------------------------------------------------- ADD
+    def cmd_add(self):
+        conf, req = self.conf, self.req
+        session = self.session_factory()
+        try:
+            container = self._open_netns(session, req.netns)
+            container_links = container.links()
+            if req.ifname in container_links:
+                raise CniError(ERR_CONFLICT,
+                               "interface %s already exists in the container's network namespace %s; "
+                               "nothing was changed" % (req.ifname, req.netns))
+            container_routes = container.routes(MAIN_TABLE, families=(4,), links=container_links)
+            container_nets = container.networks()
+            with self.store.locked():
+                address = self.store.reserve(self.pool, req.container_id, req.ifname)[0]
+                try:
+                    host_links = self._ensure_bridge(session)
+                except BaseException:
+                    self.store.release_ip(address)
+                    raise
+            start = len(session.applied)
+            try:
+                session.apply(plan_attach(conf, req, address, host_links, container_links,
+                                          container_routes, container_nets))
+                return format_result(merge_result(conf["prev"], self._read_result(session, container, address)),
+                                     conf["version"])
+            except BaseException:
+                self._rollback(session, session.applied[start:])
+                with self.store.locked():
+                    self.store.release(req.container_id, req.ifname)
+                raise
+        finally:
+            session.close()
+
+    def _ensure_bridge(self, session):
+        """Bridge up with the gateway address; returns the host's links afterwards."""
+        host = session.ns(None)
+        # Only the bridge and this attachment's veth: the cost stays flat with many pods.
+        wanted = [self.conf["bridge"], self.veth]
+        links = host.links(with_addresses=wanted[:1], only=wanted)
+        plan = plan_bridge(self.conf, links.get(self.conf["bridge"]))
+        if plan.changed:
+            session.apply(plan.actions)
+            links = host.links(with_addresses=wanted[:1], only=wanted)
+        return links
+
+    def _rollback(self, session, applied):
+        """Undo what a failed ADD did: delete the veth (its peer goes with it)."""
+        if not any(a.op == Op.VETH_ADD for a in applied):
+            return
+        veth = self.veth
+        try:
+            session.apply(plan_detach(self.conf, self.req.container_id, self.req.ifname,
+                                      session.ns(None).links(only=[veth]).get(veth)))
+        except Exception:  # pylint: disable=broad-except
+            pass
+
+    def _read_result(self, session, container, address):
+        conf, req, veth = self.conf, self.req, self.veth
+        host = session.ns(None).links(only=[conf["bridge"], veth])
+        inside = container.links()
+        bridge, host_end, iface = host[conf["bridge"]], host[veth], inside[req.ifname]
+        gateway = str(conf["gateway"])
+        return {
+            "interfaces": [
+                {"name": bridge["name"], "mac": bridge["mac"], "mtu": bridge["mtu"]},
+                {"name": host_end["name"], "mac": host_end["mac"], "mtu": host_end["mtu"]},
+                {"name": iface["name"], "mac": iface["mac"], "mtu": iface["mtu"], "sandbox": req.netns},
+            ],
+            "ips": [{"address": "%s/%d" % (address, conf["subnet"].prefixlen), "gateway": gateway,
+                     "interface": 2}],
+            "routes": [{"dst": "0.0.0.0/0", "gw": gateway}],
+            "dns": conf["dns"] or {},
+        }
+
+    # --------------------------------------------------------------- DEL
+    def cmd_del(self):
+        req = self.req
+        # A gone namespace took the pair with it: then no netlink is needed at all.
+        if _link_exists(self.veth):
+            self._delete_veth(req.container_id, req.ifname)
+        with self.store.locked():
+            self.store.release(req.container_id, req.ifname)
+        return None
+
+    def _delete_veth(self, container_id, ifname, session=None):
+        own = session is None
+        session = session or self.session_factory()
+        veth = attachment_veth(container_id, ifname)
+        try:
+            actions = plan_detach(self.conf, container_id, ifname, session.ns(None).links(only=[veth]).get(veth))
+            try:
+                session.apply(actions)
+            except Exception as exc:  # pylint: disable=broad-except
+                # Gone in between (its namespace was deleted): that is what DEL wants.
+                if getattr(exc, "code", None) != errno.ENODEV:
+                    raise
+        finally:
+            if own:
+                session.close()
+
+    # ------------------------------------------------------------- CHECK
+    def cmd_check(self):
+        req, prev = self.req, self.conf["prev"]
+        if prev is None:
+            raise CniError(ERR_INVALID_CONFIG, "invalid network configuration: CHECK needs prevResult, "
+                                               "the result of the ADD to check")
+        session = self.session_factory()
+        try:
+            container = self._open_netns(session, req.netns)
+            self._check(session, container, prev)
+        finally:
+            session.close()
+        return None
+
+    def _check(self, session, container, prev):
+        conf, req = self.conf, self.req
+        where = "in the container's namespace %s" % req.netns
+
+        def fail(msg):
+            raise CniError(ERR_CHECK, "CHECK %s/%s: %s" % (req.container_id, req.ifname, msg))
+
+        index = None
+        for i, item in enumerate(prev["interfaces"]):
+            if item["name"] == req.ifname and item.get("sandbox") in (None, "", req.netns):
+                index = i
+        if index is None:
+            fail("prevResult lists no interface %s with sandbox %s" % (req.ifname, req.netns))
+        listed = prev["interfaces"][index]
+        link = container.links(with_addresses=[req.ifname]).get(req.ifname)
+        if link is None:
+            fail("interface %s does not exist %s" % (req.ifname, where))
+        if link["kind"] != "veth":
+            fail("interface %s %s is a %s, not a veth" % (req.ifname, where, link["kind"]))
+        if listed.get("mac") and listed["mac"].lower() != (link["mac"] or "").lower():
+            fail("interface %s has MAC %s, prevResult says %s" % (req.ifname, link["mac"], listed["mac"]))
+        if conf["mtu"] is not None and link["mtu"] != conf["mtu"]:
+            fail("interface %s has MTU %s, the configuration says %s" % (req.ifname, link["mtu"], conf["mtu"]))
+        if not link["up"]:
+            fail("interface %s %s is down" % (req.ifname, where))
+        veth = self.veth
+        host = session.ns(None).links(only=[veth]).get(veth)
+        if host is None or not link_plans.is_pair(host, link, req.netns):
+            fail("the host end %s of %s is missing or is not its peer" % (veth, req.ifname))
+        if host["master"] != conf["bridge"]:
+            fail("the host end %s is a port of %s, not of bridge %s" % (veth, host["master"], conf["bridge"]))
+        have = set(ipaddress.ip_interface(a) for a in link["addresses"])
+        reserved = set(self.store.owned_by(req.container_id, req.ifname))
+        for ip in prev["ips"]:
+            if ip.get("interface") != index:
+                continue
+            address = ipaddress.ip_interface(ip["address"])
+            if address not in have:
+                fail("address %s of prevResult is not on %s %s (it has %s)" % (
+                    address, req.ifname, where, ", ".join(sorted(str(a) for a in have)) or "none"))
+            if address.ip in self.pool and str(address.ip) not in reserved:
+                fail("address %s is not reserved for this attachment in the IPAM state %s"
+                     % (address.ip, self.store.dir))
+        routes = container.routes(MAIN_TABLE)
+        for route in prev["routes"]:
+            dst = ipaddress.ip_network(route["dst"], strict=False)
+            key = "default" if dst.prefixlen == 0 else str(dst)
+            gateway = route.get("gw")
+            if not any(r["dst"] == key and r["family"] == dst.version
+                       and (gateway is None or r["via"] == str(ipaddress.ip_address(gateway)))
+                       for r in routes):
+                fail("route %s%s of prevResult is missing %s" % (
+                    route["dst"], " via %s" % gateway if gateway else "", where))
+
+    # ---------------------------------------------------------------- GC
+    def cmd_gc(self):
+        with self.store.locked():
+            stale = self.store.stale(self.conf["attachments"])
+            session = None
+            try:
+                for ip in sorted(stale, key=ipaddress.ip_address):
+                    owner = stale[ip]
+                    if owner["containerID"] and owner["ifname"]:
+                        if _link_exists(attachment_veth(owner["containerID"], owner["ifname"])):
+                            session = session or self.session_factory()
+                            self._delete_veth(owner["containerID"], owner["ifname"], session)
+                    self.store.release_ip(ip)
+            finally:
+                if session is not None:
+                    session.close()
+        return None
+
+    # ------------------------------------------------------------ STATUS
+    def cmd_status(self):
+        if importlib.util.find_spec("pyroute2") is None:
+            raise pyroute2_missing()
+        parent = self.store.dir if os.path.isdir(self.store.dir) else self.conf["data_dir"]
+        while not os.path.isdir(parent) and parent != "/":
+            parent = os.path.dirname(parent)
+        if not os.access(parent, os.W_OK | os.X_OK):
+            raise CniError(ERR_NOT_AVAILABLE, "the IPAM state directory %s is not writable" % parent)
+        free = self.store.free_count(self.pool)
+        if free <= 0:
+            raise CniError(ERR_NOT_AVAILABLE, "no free address in %s: all %d addresses are reserved"
+                           % (self.pool.describe(), self.pool.size))
+        return None

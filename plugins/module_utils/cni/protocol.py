@@ -235,11 +235,9 @@ def _parse_ipam(data, conf):
                        "unsupported field ipam.type=%r: podnet has its own IPAM; leave ipam.type out "
                        "or set it to %r" % (kind, PLUGIN_TYPE))
     try:
-        subnet = ipaddress.ip_network(v.network(ipam.get("subnet"), "ipam.subnet"))
+        subnet = v.pod_cidr(ipam.get("subnet"), "ipam.subnet")
     except ValidationError as exc:
         raise invalid(exc.path, exc.value, exc.reason)
-    if subnet.version != 4 or subnet.prefixlen > 30:
-        raise invalid("ipam.subnet", ipam["subnet"], "must be an IPv4 network of at least 4 addresses")
     gateway = ipam.get("gateway")
     if gateway is None:
         gateway = pod_gateway(subnet)
@@ -329,18 +327,17 @@ def parse_result(value, path):
     return result
 
 
+def _without(items, fields):
+    """Copies of the result items, without the fields an older cniVersion does not know."""
+    return [dict((key, value) for key, value in item.items() if key not in fields) for item in items]
+
+
 def format_result(result, version):
     """The internal result in the wire format of cniVersion ``version``."""
     out = {"cniVersion": version}
     old = version_key(version) < (1, 0, 0)
     v11 = version_key(version) >= (1, 1, 0)
-    interfaces = []
-    for item in result["interfaces"]:
-        item = dict(item)
-        if not v11:
-            for key in _V11_INTERFACE_FIELDS:
-                item.pop(key, None)
-        interfaces.append(item)
+    interfaces = _without(result["interfaces"], () if v11 else _V11_INTERFACE_FIELDS)
     ips = []
     for item in result["ips"]:
         item = dict(item)
@@ -349,13 +346,7 @@ def format_result(result, version):
         else:
             item.pop("version", None)
         ips.append(item)
-    routes = []
-    for item in result["routes"]:
-        item = dict(item)
-        if not v11:
-            for key in _V11_ROUTE_FIELDS:
-                item.pop(key, None)
-        routes.append(item)
+    routes = _without(result["routes"], () if v11 else _V11_ROUTE_FIELDS)
     out.update(interfaces=interfaces, ips=ips, routes=routes, dns=copy.deepcopy(result.get("dns") or {}))
     return out
 

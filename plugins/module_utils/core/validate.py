@@ -135,6 +135,14 @@ def network(value, path):
         raise ValidationError(path, value, "is not a valid network in CIDR form (%s)" % exc)
 
 
+def pod_cidr(value, path):
+    """A node's pod network: IPv4 in CIDR form with room for a gateway and pods (/30 or wider)."""
+    net = ipaddress.ip_network(network(value, path))
+    if net.version != 4 or net.prefixlen > 30:
+        raise ValidationError(path, value, "must be an IPv4 network of at least 4 addresses")
+    return net
+
+
 def choice(value, choices, path):
     if value not in choices:
         raise ValidationError(path, value, "must be one of %s" % ", ".join(choices))

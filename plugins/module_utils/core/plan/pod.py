@@ -49,9 +49,7 @@ attachments: none of that.
 
 def validate(params):
     """Module parameters -> want; every pod entry checked, paths name the index."""
-    cidr = ipaddress.ip_network(v.network(params["pod_cidr"], "pod_cidr"))
-    if cidr.version != 4 or cidr.prefixlen > 30:
-        raise ValidationError("pod_cidr", params["pod_cidr"], "must be an IPv4 network of at least 4 addresses")
+    cidr = v.pod_cidr(params["pod_cidr"], "pod_cidr")
     gateway = params.get("gateway")
     if gateway is None:
         gateway = pod_gateway(cidr)

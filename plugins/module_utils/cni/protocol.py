@@ -192,7 +192,7 @@ def parse_config(data, command):
     name = data.get("name")
     if not isinstance(name, str) or not NAME_RE.match(name):
         raise invalid("name", name, "must be a network name: a letter or digit, followed by letters, "
-                                     "digits, '_', '.' or '-'")
+                                    "digits, '_', '.' or '-'")
     if not isinstance(data.get("type"), str) or not data["type"]:
         raise invalid("type", data.get("type"), "is required: the plugin's name (%s)" % PLUGIN_TYPE)
     conf = {"version": version, "name": name, "type": data["type"]}
@@ -260,7 +260,7 @@ def _parse_ipam(data, conf):
         Pool(subnet, gateway, bounds.get("rangeStart"), bounds.get("rangeEnd"))
     except (ValueError, TypeError) as exc:
         raise invalid("ipam", dict((k, ipam.get(k)) for k in ("subnet", "gateway", "rangeStart", "rangeEnd")
-                                    if ipam.get(k) is not None), "defines no usable pool: %s" % exc)
+                                   if ipam.get(k) is not None), "defines no usable pool: %s" % exc)
     data_dir = ipam.get("dataDir", DEFAULT_DATA_DIR)
     if not isinstance(data_dir, str) or not data_dir.startswith("/"):
         raise invalid("ipam.dataDir", data_dir, "must be an absolute path")

@@ -59,7 +59,7 @@ def test_add_wires_the_attachment_and_answers_in_the_version(run, kernel, conf, 
 
 def test_add_options_mtu_hairpin_dns_and_existing_bridge(run, kernel, conf):
     kernel.spaces[None]["cni0"] = link("cni0", 5, "bridge", up=True, stp=True, mtu=1400,
-                                        addresses=["10.244.1.1/24", "fd00::1/64"])
+                                       addresses=["10.244.1.1/24", "fd00::1/64"])
     conf.update(mtu=1400, hairpinMode=True, dns={"nameservers": ["10.96.0.10"]})
     code, out = run("ADD", conf)
     assert code == 0, out

@@ -69,7 +69,7 @@ help:
 	@echo 'make collection   copy the working tree to .build/ansible_collections/podnet/mesh'
 	@echo 'make unit         pytest tests/unit with .venv (pyroute2 0.9) and .venv-pr07 (pyroute2 0.7)'
 	@echo 'make kernel       pytest tests/kernel, as root in a private network namespace, both venvs'
-	@echo 'make flow         pytest tests/lab: site, verify and teardown playbooks on a 3-node lab'
+	@echo 'make flow         pytest tests/flow: site, verify and teardown playbooks on a 3-node lab'
 	@echo 'make integration  ansible-test integration in a private network namespace'
 	@echo 'make sanity       ansible-test sanity (full default set)'
 	@echo 'make lint         ansible-lint --profile production'
@@ -155,8 +155,8 @@ integration: venv
 # once (the nodes run modules with the system python3 and its pyroute2).
 flow: venv
 	@$(with_copy); \
-	if ! $(call has_tests,tests/lab); then $(call skip,flow,no test files in tests/lab); exit 0; fi; \
-	cd $(COLL) && $(PYTEST_ENV) $(UTILS)/netns-run.sh $(VENV)/bin/python -m pytest $(PYTEST_ARGS) tests/lab
+	if ! $(call has_tests,tests/flow); then $(call skip,flow,no test files in tests/flow); exit 0; fi; \
+	cd $(COLL) && $(PYTEST_ENV) $(UTILS)/netns-run.sh $(VENV)/bin/python -m pytest $(PYTEST_ARGS) tests/flow
 
 sanity: venv
 	@$(with_copy); \

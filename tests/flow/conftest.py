@@ -17,9 +17,8 @@ import sys
 
 import pytest
 
-from ansible_collections.podnet.mesh.plugins.module_utils import _netlink
-
-COLLECTION = os.path.abspath(os.path.join(os.path.dirname(_netlink.__file__), "..", ".."))
+# tests/flow/conftest.py -> the collection root, two directories up.
+COLLECTION = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 COLLECTIONS_PATH = os.path.abspath(os.path.join(COLLECTION, "..", "..", ".."))
 BIN = os.path.dirname(sys.executable)
 LAB_ROOT = "/run/podnet-lab"

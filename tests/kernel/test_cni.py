@@ -17,6 +17,7 @@ import errno
 import ipaddress
 import json
 import os
+import stat
 import subprocess
 import sys
 
@@ -53,7 +54,7 @@ class Cni:
         self.store = ipam.Store(data_dir, prefix)
 
     def call(self, command, netns=None, ifname="eth0", cid="c1", conf=None, raw=None, python=sys.executable,
-             drop=()):
+             drop=(), umask=None, argv=None):
         environ = {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"), "CNI_COMMAND": command,
                    "CNI_CONTAINERID": cid, "CNI_IFNAME": ifname, "CNI_PATH": "/opt/cni/bin"}
         if netns is not None:
@@ -61,9 +62,10 @@ class Cni:
         for var in drop:
             environ.pop(var, None)
         data = raw if raw is not None else json.dumps(self.conf if conf is None else conf)
-        argv = [python, self.plugin] if python else [self.plugin]
+        if argv is None:
+            argv = [python, self.plugin] if python else [self.plugin]
         out = subprocess.run(argv, input=data, env=environ, capture_output=True, text=True, timeout=120,
-                             check=False)
+                             check=False, preexec_fn=None if umask is None else lambda: os.umask(umask))
         assert not out.stderr, out.stderr
         return out.returncode, (json.loads(out.stdout) if out.stdout.strip() else None)
 
@@ -240,6 +242,112 @@ def test_gc_and_status(cni, named_ns):
     assert cni.call("STATUS") == (0, None)
 
 
+# ------------------------------------------------- ownership and safety
+def test_repeat_add_in_another_namespace_is_refused_and_the_first_keeps_working(cni, named_ns):
+    first, second = named_ns("p1"), named_ns("p2")
+    code, result = cni.call("ADD", ns_path(first))
+    assert code == 0, result
+    owners = cni.reserved()
+    veth = host_link(attachment_veth("c1", "eth0"))
+    code, out = cni.call("ADD", ns_path(second))
+    assert (code, out["code"]) == (1, protocol.ERR_CONFLICT), out
+    assert "already has interface eth0 with address %s in the network namespace %s" % (
+        result["ips"][0]["address"].split("/")[0], ns_path(first)) in out["msg"]
+    # The runtime cleans up after the refused ADD: that DEL is not the owner's.
+    assert cni.call("DEL", ns_path(second)) == (0, None)
+    assert cni.reserved() == owners
+    assert host_link(attachment_veth("c1", "eth0"))["ifindex"] == veth["ifindex"]
+    assert set(ns_links(second)) == {"lo"}
+    assert pings(first, GATEWAY)
+    assert cni.call("DEL", ns_path(first)) == (0, None)
+    assert cni.reserved() == {} and host_link(attachment_veth("c1", "eth0")) is None
+
+
+def test_bridge_with_the_gateway_at_another_prefix_length_is_refused(cni, named_ns):
+    pod = named_ns("p")
+    subprocess.run(["ip", "link", "add", cni.bridge, "type", "bridge"], check=True)
+    subprocess.run(["ip", "addr", "add", GATEWAY + "/16", "dev", cni.bridge], check=True)
+    code, out = cni.call("ADD", ns_path(pod))
+    assert (code, out["code"]) == (1, protocol.ERR_CONFLICT), out
+    assert "bridge %s holds the gateway %s as %s/16, not with the prefix length /24" % (
+        cni.bridge, GATEWAY, GATEWAY) in out["msg"]
+    with netlink.Session() as session:
+        assert session.ns(None).links(with_addresses=[cni.bridge])[cni.bridge]["addresses"] == [GATEWAY + "/16"]
+    assert set(ns_links(pod)) == {"lo"} and cni.reserved() == {}
+    assert host_link(attachment_veth("c1", "eth0")) is None
+
+
+# Imports the plugin first, then waits until all its siblings are ready too: the ADDs reach the kernel together.
+LAUNCHER = """
+import os, sys, time
+ready, count = sys.argv[1], int(sys.argv[2])
+sys.argv = sys.argv[3:]
+sys.path.insert(0, sys.argv[0])
+from ansible_collections.podnet.mesh.plugins.module_utils.cni import main, plugin
+from ansible_collections.podnet.mesh.plugins.module_utils.kernel import netlink
+netlink.Session().ns(None).links(only=["lo"])
+open(os.path.join(ready, str(os.getpid())), "w").close()
+deadline = time.monotonic() + 60
+while len(os.listdir(ready)) < count and time.monotonic() < deadline:
+    time.sleep(0.001)
+sys.exit(main.main())
+"""
+
+
+@pytest.mark.parametrize("round_no", range(3))
+def test_first_adds_of_networks_sharing_a_bridge_at_once(plugin, prefix, named_ns, host_links, tmp_path, round_no):
+    """Each network has its own lock; the bridge is everybody's: EEXIST from a concurrent creator is fine."""
+    bridge = prefix + "b"
+    host_links.append(bridge)
+    count = 4 + 2 * round_no
+    nets = []
+    for index in range(count):
+        net = Cni(plugin, "%sn%d" % (prefix, index), str(tmp_path / "ipam"), subnet="10.250.%d.0/24" % index)
+        net.conf["bridge"] = bridge
+        nets.append(net)
+    pods = [named_ns("p%d" % index) for index in range(count)]
+    ready = tmp_path / "ready"
+    ready.mkdir()
+    argv = [sys.executable, "-c", LAUNCHER, str(ready), str(count), plugin]
+    with concurrent.futures.ThreadPoolExecutor(count) as pool:
+        results = list(pool.map(lambda i: nets[i].call("ADD", ns_path(pods[i]), cid=pods[i], argv=argv),
+                                range(count)))
+    assert [out for code, out in results if code] == []
+    with netlink.Session() as session:
+        held = session.ns(None).links(with_addresses=[bridge])[bridge]["addresses"]
+    assert sorted(held) == sorted("10.250.%d.1/24" % index for index in range(count))
+    assert [pod for index, pod in enumerate(pods) if not pings(pod, "10.250.%d.1" % index)] == []
+
+
+def test_state_is_private_whatever_the_umask(cni, named_ns, tmp_path):
+    pod = named_ns("p")
+    cni.conf["ipam"]["dataDir"] = str(tmp_path / "var" / "lib" / "podnet")
+    cni.store = ipam.Store(cni.conf["ipam"]["dataDir"], cni.conf["name"])
+    assert cni.call("ADD", ns_path(pod), umask=0)[0] == 0
+
+    def mode(path):
+        return stat.S_IMODE(os.lstat(str(path)).st_mode)
+
+    assert [mode(tmp_path / "var"), mode(tmp_path / "var" / "lib")] == [0o755, 0o755]
+    assert [mode(tmp_path / "var" / "lib" / "podnet"), mode(cni.store.dir)] == [0o700, 0o700]
+    assert set(mode(os.path.join(cni.store.dir, name)) for name in os.listdir(cni.store.dir)) == {0o600}
+    assert cni.call("DEL", ns_path(pod), umask=0) == (0, None)
+
+
+def test_a_state_directory_that_is_a_link_is_refused(cni, named_ns, tmp_path):
+    pod = named_ns("p")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir(mode=0o700)
+    os.makedirs(os.path.dirname(cni.store.dir), 0o700)
+    os.symlink(str(elsewhere), cni.store.dir)
+    code, out = cni.call("ADD", ns_path(pod))
+    assert (code, out["code"]) == (1, protocol.ERR_IO), out
+    assert "the IPAM state directory %s is a symbolic link" % cni.store.dir in out["msg"]
+    assert os.listdir(str(elsewhere)) == [] and set(ns_links(pod)) == {"lo"}
+    code, out = cni.call("STATUS")
+    assert (code, out["code"]) == (1, protocol.ERR_NOT_AVAILABLE)
+
+
 # -------------------------------------------------------------- bad input
 def _conf_with(cni, **changes):
     conf = json.loads(json.dumps(cni.conf))
@@ -255,8 +363,8 @@ def _conf_with(cni, **changes):
 
 @pytest.mark.parametrize("case, code, message", [
     ("invalid json", 6, "cannot decode the network configuration"),
-    ("missing name", 7, "name: None must be a network name"),
-    ("missing ipam", 7, "ipam: None is required"),
+    ("missing name", 7, "name must be a network name"),
+    ("missing ipam", 7, "ipam is required"),
     ("unknown version", 1, "cniVersion '9.9.9' is not supported"),
     ("bad cidr", 7, "ipam.subnet: '10.251.0.0/33' is not a valid network"),
     ("missing CNI_IFNAME", 4, "CNI_IFNAME is missing"),

@@ -13,6 +13,11 @@ runs it before it installs one). ``main`` is what the installed zipapp runs.
 pyroute2 is loaded only by the verbs that talk to the kernel, and the verbs
 and planners (``cni.plugin``) only once the input is accepted, so VERSION,
 STATUS and input errors answer quickly.
+
+``main`` reads standard input and writes standard output as file descriptors:
+a closed or broken one costs the result (one line on standard error says so)
+but never the exit code, and descriptors 0-2 that were closed are held open on
+/dev/null, so no file the plugin opens can take their place.
 """
 
 from __future__ import annotations
@@ -21,12 +26,14 @@ import errno
 import importlib.util
 import json
 import os
+import select
+import stat
 import sys
 
 from ansible_collections.podnet.mesh.plugins.module_utils.cni.protocol import (
-    CURRENT_VERSION, ERR_CONFLICT, ERR_INTERNAL, ERR_IO, ERR_KERNEL, ERR_NO_ADDRESS, ERR_TRY_AGAIN,
-    PLUGIN_TYPE, SUPPORTED_VERSIONS, CniError, decode, invalid, parse_command, parse_config, parse_env,
-    pyroute2_missing, version_info, version_key)
+    CURRENT_VERSION, ERR_CONFLICT, ERR_DECODE, ERR_INTERNAL, ERR_IO, ERR_KERNEL, ERR_NO_ADDRESS, ERR_TRY_AGAIN,
+    MAX_INPUT, PLUGIN_TYPE, SUPPORTED_VERSIONS, CniError, decode, invalid, message, parse_command, parse_config,
+    parse_env, pyroute2_missing, version_info, version_key)
 from ansible_collections.podnet.mesh.plugins.module_utils.core.errors import (
     KernelError, LockTimeout, PoolExhausted, ValidationError)
 
@@ -36,7 +43,7 @@ def as_cni_error(exc):
     if isinstance(exc, CniError):
         return exc
     if isinstance(exc, ValidationError):  # ConflictError among them
-        return CniError(ERR_CONFLICT, str(exc))
+        return CniError(ERR_CONFLICT, message(exc))
     if isinstance(exc, PoolExhausted):
         return CniError(ERR_NO_ADDRESS, str(exc))
     if isinstance(exc, LockTimeout):
@@ -73,7 +80,7 @@ def run(environ, read_stdin, session_factory=None):
         try:
             raw = read_stdin()
         except OSError as exc:
-            raise CniError(ERR_IO, "cannot read the network configuration from stdin: %s" % exc)
+            raise CniError(ERR_IO, "cannot read the network configuration from stdin: %s" % (exc.strerror or exc))
         data = decode(raw)
         if data.get("cniVersion") in SUPPORTED_VERSIONS:
             version = data["cniVersion"]
@@ -92,10 +99,13 @@ def check_conflist(text, need_pyroute2=True):
 
     Raises CniError like the plugin would for the same configuration.
     """
-    data = decode(text)
+    data = decode(text, "the network configuration list")
     versions = data.get("cniVersions")
     if versions is not None and not isinstance(versions, list):
         raise invalid("cniVersions", versions, "must be a list of versions")
+    for index, item in enumerate(versions or []):
+        if not isinstance(item, str):
+            raise invalid("cniVersions[%d]" % index, item, "must be a version string such as 1.1.0")
     candidates = [x for x in (versions or []) if x in SUPPORTED_VERSIONS]
     version = max(candidates, key=version_key) if candidates else data.get("cniVersion")
     plugins = data.get("plugins")
@@ -125,34 +135,122 @@ USAGE = """usage: podnet                       CNI plugin (CNI_COMMAND etc. in t
 """
 
 
-def _cli(args):
+# ------------------------------------------------------- standard streams
+def hold_std_fds():
+    """Hold descriptors 0, 1 and 2 open: a closed one gets /dev/null. Returns those that were closed."""
+    closed = set()
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            closed.add(fd)
+            try:
+                null = os.open(os.devnull, os.O_RDWR)  # the lowest free descriptor: fd itself
+            except OSError:
+                continue
+            if null != fd:
+                os.dup2(null, fd)
+                os.close(null)
+    return closed
+
+
+def _wait(fd, writing):
+    """Wait until a non-blocking descriptor is ready (a runtime may hand over such a pipe)."""
+    select.select([] if writing else [fd], [fd] if writing else [], [])
+
+
+def read_input(fd=0, limit=MAX_INPUT, what="the network configuration on stdin"):
+    """All bytes of descriptor fd (at most limit: more is refused); never waits on a terminal."""
+    if os.isatty(fd):
+        raise CniError(ERR_IO, "standard input is a terminal: the network configuration is expected there "
+                               "as JSON, written by the container runtime")
+    chunks, size = [], 0
+    while size <= limit:
+        try:
+            chunk = os.read(fd, 65536)
+        except BlockingIOError:
+            _wait(fd, False)
+            continue
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    data = b"".join(chunks)
+    if len(data) > limit:
+        raise CniError(ERR_DECODE, "cannot decode %s: it is larger than %d bytes" % (what, limit))
+    return data
+
+
+def write_output(fd, data):
+    """Write all of data to fd; False (and nothing raised) when the descriptor takes no more."""
+    view = memoryview(data)
+    while view:
+        try:
+            view = view[os.write(fd, view):]
+        except BlockingIOError:
+            _wait(fd, True)
+        except OSError:
+            return False
+    return True
+
+
+def note(text):
+    """One line on standard error, if it is there."""
+    write_output(2, ("podnet: %s\n" % text).encode("utf-8", "backslashreplace"))
+
+
+def _read_file(path):
+    """The bytes of a regular file, opened without waiting (a FIFO or device is refused, not read)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise OSError(errno.EINVAL, "not a regular file")
+        return read_input(fd, what="the network configuration list")
+    finally:
+        os.close(fd)
+
+
+def _cli(args, closed=()):
     if args and args[0] == "--check-conflist" and len(args) in (2, 3):
         if len(args) == 3 and args[2] != "--skip-pyroute2":
-            sys.stderr.write(USAGE)
+            write_output(2, USAGE.encode())
             return 2
+        where = "conflist on stdin" if args[1] == "-" else args[1]
         try:
             if args[1] == "-":
-                text = sys.stdin.buffer.read()
+                if 0 in closed:
+                    raise OSError(errno.EBADF, "standard input is closed")
+                text = read_input(0, what="the network configuration list")
             else:
-                with open(args[1], "rb") as handle:
-                    text = handle.read()
-            sys.stdout.write("ok: %s\n" % check_conflist(text, need_pyroute2=len(args) == 2))
-            return 0
+                text = _read_file(args[1])
+            line = "ok: %s\n" % check_conflist(text, need_pyroute2=len(args) == 2)
         except OSError as exc:
-            sys.stderr.write("podnet: cannot read %s: %s\n" % (args[1], exc))
+            note("cannot read %s: %s" % (args[1], exc.strerror or exc))
+            return 1
         except CniError as exc:
-            sys.stderr.write("podnet: %s: %s\n" % ("conflist on stdin" if args[1] == "-" else args[1], exc.msg))
-        return 1
-    sys.stderr.write(USAGE)
+            note("%s: %s" % (where, exc.msg))
+            return 1
+        if 1 in closed or not write_output(1, line.encode("utf-8")):
+            note("standard output is closed; the configuration list is valid")
+        return 0
+    write_output(2, USAGE.encode())
     return 2
 
 
 def main(argv=None):
+    """What the installed plugin runs: returns the exit code."""
     argv = sys.argv if argv is None else argv
+    closed = hold_std_fds()
     if len(argv) > 1:
-        return _cli(argv[1:])
-    code, text = run(os.environ, sys.stdin.buffer.read)
-    if text:
-        sys.stdout.write(text + "\n")
-        sys.stdout.flush()
+        return _cli(argv[1:], closed)
+
+    def read_stdin():
+        if 0 in closed:
+            raise OSError(errno.EBADF, "standard input is closed")
+        return read_input(0)
+
+    code, text = run(os.environ, read_stdin)
+    if text and (1 in closed or not write_output(1, (text + "\n").encode("utf-8"))):
+        note("cannot write the %s to standard output: it is closed" % ("result" if code == 0 else "error"))
     return code

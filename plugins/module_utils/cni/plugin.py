@@ -12,7 +12,15 @@ That is the bridge (created when missing, with the gateway address), a veth
 pair whose peer is born in the container's namespace under CNI_IFNAME, the
 address from the built-in IPAM (``cni.ipam``) and a default route via the
 gateway. A failed ADD removes the veth it made and releases the address it
-reserved.
+reserved itself (never one an earlier ADD of the attachment holds).
+
+An attachment is (CNI_CONTAINERID, CNI_IFNAME) in the namespace CNI_NETNS: a
+repeat ADD of it in another namespace is refused (ERR_CONFLICT) before
+anything changes, and a DEL that names another namespace is not its owner's
+and changes nothing (a runtime cleaning up after that refused ADD must not
+take the live attachment with it). Creating the bridge tolerates a concurrent
+creator (networks that share a bridge): EEXIST means read again and go on
+with what is there, if it is a bridge.
 
 Plans run against a session of the shape of ``kernel.netlink.Session`` (ns(),
 apply(), applied, close()); the default one is made on first use, so verbs
@@ -29,7 +37,7 @@ import socket
 
 from ansible_collections.podnet.mesh.plugins.module_utils.cni import ipam
 from ansible_collections.podnet.mesh.plugins.module_utils.cni.protocol import (
-    ERR_CHECK, ERR_CONFLICT, ERR_INVALID_CONFIG, ERR_NOT_AVAILABLE, ERR_UNKNOWN_CONTAINER, CniError,
+    ERR_CHECK, ERR_CONFLICT, ERR_INVALID_CONFIG, ERR_IO, ERR_NOT_AVAILABLE, ERR_UNKNOWN_CONTAINER, CniError,
     format_result, merge_result, pyroute2_missing)
 from ansible_collections.podnet.mesh.plugins.module_utils.core.errors import ValidationError
 from ansible_collections.podnet.mesh.plugins.module_utils.core.model import MAIN_TABLE, Op, host_veth_name
@@ -47,13 +55,31 @@ def gateway_cidr(conf):
 
 
 # ------------------------------------------------------------------- planning
+# How often ADD reads the bridge again after a concurrent creator's EEXIST.
+BRIDGE_ATTEMPTS = 3
+
+
 def plan_bridge(conf, link):
-    """The bridge with the gateway address added (other addresses and STP left as they are)."""
+    """The bridge with the gateway address added (other addresses and STP left as they are).
+
+    A bridge that holds the gateway with another prefix length is refused
+    (ERR_CONFLICT): the containers' connected route and the bridge's would
+    disagree, and the default route via the gateway would not work.
+    """
     addresses = None
     if link is None:
         addresses = [gateway_cidr(conf)]
-    elif not any(ipaddress.ip_interface(a).ip == conf["gateway"] for a in link["addresses"]):
-        addresses = list(link["addresses"]) + [gateway_cidr(conf)]
+    else:
+        held = [ipaddress.ip_interface(a) for a in link["addresses"]]
+        for address in held:
+            if link.get("kind") == "bridge" and address.ip == conf["gateway"] \
+                    and address.network.prefixlen != conf["subnet"].prefixlen:
+                raise CniError(ERR_CONFLICT, "bridge %s holds the gateway %s as %s, not with the prefix length "
+                                             "/%d of ipam.subnet %s; nothing was changed"
+                               % (conf["bridge"], conf["gateway"], address.with_prefixlen,
+                                  conf["subnet"].prefixlen, conf["subnet"]))
+        if not any(address.ip == conf["gateway"] for address in held):
+            addresses = list(link["addresses"]) + [gateway_cidr(conf)]
     want = {"name": conf["bridge"], "state": "present", "addresses": addresses, "mtu": conf["mtu"],
             "stp": bool(link["stp"]) if link is not None else False, "up": True}
     try:
@@ -121,7 +147,10 @@ class Plugin:
         self.store = ipam.Store(conf["data_dir"], conf["name"])
 
     def run(self):
-        return getattr(self, "cmd_" + self.req.command.lower())()
+        try:
+            return getattr(self, "cmd_" + self.req.command.lower())()
+        except ipam.StateError as exc:
+            raise CniError(ERR_NOT_AVAILABLE if self.req.command == "STATUS" else ERR_IO, str(exc))
 
     def _open_netns(self, session, path):
         try:
@@ -149,13 +178,18 @@ class Plugin:
                                "nothing was changed" % (req.ifname, req.netns))
             container_routes = container.routes(MAIN_TABLE, families=(4,), links=container_links)
             container_nets = container.networks()
+            host = session.ns(None)
             with self.store.locked():
-                address = self.store.reserve(self.pool, req.container_id, req.ifname)[0]
+                # Read and plan before any change: a bridge in the way refuses the ADD as it is.
+                host_links = self._host_links(host)
+                bridge = plan_bridge(conf, host_links.get(conf["bridge"]))
+                reservation = self._reserve(host_links)
                 try:
-                    host_links = self._ensure_bridge(session)
+                    host_links = self._ensure_bridge(session, host, host_links, bridge)
                 except BaseException:
-                    self.store.release_ip(address)
+                    self._forget(reservation)
                     raise
+            address = reservation.address
             start = len(session.applied)
             try:
                 session.apply(plan_attach(conf, req, address, host_links, container_links,
@@ -164,22 +198,61 @@ class Plugin:
                                      conf["version"])
             except BaseException:
                 self._rollback(session, session.applied[start:])
-                with self.store.locked():
-                    self.store.release(req.container_id, req.ifname)
+                if reservation.new:
+                    with self.store.locked():
+                        self._forget(reservation)
                 raise
         finally:
             session.close()
 
-    def _ensure_bridge(self, session):
-        """Bridge up with the gateway address; returns the host's links afterwards."""
-        host = session.ns(None)
+    def _reserve(self, host_links):
+        """The attachment's address: its own again, or a new one; a duplicate in another namespace is refused."""
+        req = self.req
+        try:
+            reservation = self.store.reserve(self.pool, req.container_id, req.ifname, req.netns)
+        except ipam.DuplicateAttachment as exc:
+            raise CniError(ERR_CONFLICT, "%s; nothing was changed" % exc)
+        if reservation.legacy:
+            # Written before namespaces were recorded: a host end that is there belongs to a live
+            # attachment whose interface is not in this namespace (ADD checked that above).
+            if self.veth in host_links:
+                raise CniError(ERR_CONFLICT,
+                               "container %s already has interface %s with address %s (host end %s) outside the "
+                               "network namespace %s; an ADD of the same attachment is refused (duplicate "
+                               "allocation): DEL it first; nothing was changed"
+                               % (req.container_id, req.ifname, reservation.address, self.veth, req.netns))
+            self.store.adopt(reservation.address, req.container_id, req.ifname, req.netns)
+        return reservation
+
+    def _forget(self, reservation):
+        """Undo reserve() for a failed ADD: only an address this ADD reserved is released."""
+        if reservation.new:
+            self.store.release_ip(reservation.address, (self.req.container_id, self.req.ifname))
+
+    def _host_links(self, host):
         # Only the bridge and this attachment's veth: the cost stays flat with many pods.
         wanted = [self.conf["bridge"], self.veth]
-        links = host.links(with_addresses=wanted[:1], only=wanted)
-        plan = plan_bridge(self.conf, links.get(self.conf["bridge"]))
-        if plan.changed:
-            session.apply(plan.actions)
-            links = host.links(with_addresses=wanted[:1], only=wanted)
+        return host.links(with_addresses=wanted[:1], only=wanted)
+
+    def _ensure_bridge(self, session, host, links, plan):
+        """Apply the bridge's plan; returns the host's links afterwards.
+
+        EEXIST comes from a concurrent creator (another network on the same
+        bridge): read again and plan again from what is there now, which
+        refuses a link of another kind or the gateway with another prefix.
+        """
+        attempts = 0
+        while plan.changed:
+            try:
+                session.apply(plan.actions)
+            except Exception as exc:  # pylint: disable=broad-except
+                attempts += 1
+                if getattr(exc, "code", None) != errno.EEXIST or attempts >= BRIDGE_ATTEMPTS:
+                    raise
+                links = self._host_links(host)
+                plan = plan_bridge(self.conf, links.get(self.conf["bridge"]))
+                continue
+            return self._host_links(host)
         return links
 
     def _rollback(self, session, applied):
@@ -214,11 +287,19 @@ class Plugin:
     # --------------------------------------------------------------- DEL
     def cmd_del(self):
         req = self.req
+        if req.netns is not None:
+            held = [owner for owner in self.store.reservations().values()
+                    if (owner["containerID"], owner["ifname"]) == (req.container_id, req.ifname)]
+            if held and not any(owner["netns"] is None or ipam.same_netns(owner["netns"], req.netns)
+                                for owner in held):
+                # The attachment lives in another namespace: this DEL is not its owner's.
+                return None
         # A gone namespace took the pair with it: then no netlink is needed at all.
         if _link_exists(self.veth):
             self._delete_veth(req.container_id, req.ifname)
-        with self.store.locked():
-            self.store.release(req.container_id, req.ifname)
+        if self.store.exists():
+            with self.store.locked():
+                self.store.release(req.container_id, req.ifname, req.netns)
         return None
 
     def _delete_veth(self, container_id, ifname, session=None):
@@ -283,7 +364,7 @@ class Plugin:
         if host["master"] != conf["bridge"]:
             fail("the host end %s is a port of %s, not of bridge %s" % (veth, host["master"], conf["bridge"]))
         have = set(ipaddress.ip_interface(a) for a in link["addresses"])
-        reserved = set(self.store.owned_by(req.container_id, req.ifname))
+        reserved = set(self.store.owned_by(req.container_id, req.ifname, req.netns))
         for ip in prev["ips"]:
             if ip.get("interface") != index:
                 continue
@@ -307,17 +388,19 @@ class Plugin:
 
     # ---------------------------------------------------------------- GC
     def cmd_gc(self):
+        """Release what no valid attachment owns; entries that name no owner stay (nothing proves them free)."""
+        if not self.store.exists():
+            return None
         with self.store.locked():
             stale = self.store.stale(self.conf["attachments"])
             session = None
             try:
                 for ip in sorted(stale, key=ipaddress.ip_address):
-                    owner = stale[ip]
-                    if owner["containerID"] and owner["ifname"]:
-                        if _link_exists(attachment_veth(owner["containerID"], owner["ifname"])):
-                            session = session or self.session_factory()
-                            self._delete_veth(owner["containerID"], owner["ifname"], session)
-                    self.store.release_ip(ip)
+                    owner = (stale[ip]["containerID"], stale[ip]["ifname"])
+                    if _link_exists(attachment_veth(*owner)):
+                        session = session or self.session_factory()
+                        self._delete_veth(owner[0], owner[1], session)
+                    self.store.release_ip(ip, owner)
             finally:
                 if session is not None:
                     session.close()
@@ -327,13 +410,13 @@ class Plugin:
     def cmd_status(self):
         if importlib.util.find_spec("pyroute2") is None:
             raise pyroute2_missing()
+        self.store.check()
         parent = self.store.dir if os.path.isdir(self.store.dir) else self.conf["data_dir"]
         while not os.path.isdir(parent) and parent != "/":
             parent = os.path.dirname(parent)
         if not os.access(parent, os.W_OK | os.X_OK):
             raise CniError(ERR_NOT_AVAILABLE, "the IPAM state directory %s is not writable" % parent)
-        free = self.store.free_count(self.pool)
-        if free <= 0:
-            raise CniError(ERR_NOT_AVAILABLE, "no free address in %s: all %d addresses are reserved"
-                           % (self.pool.describe(), self.pool.size))
+        reservations = self.store.reservations()
+        if sum(1 for ip in reservations if ip in self.pool) >= self.pool.size:
+            raise CniError(ERR_NOT_AVAILABLE, self.pool.exhausted(reservations))
         return None

@@ -26,13 +26,22 @@ Network configuration (the plugin's entry of a conflist)::
               "dataDir": "/var/lib/cni/podnet"}}
 
 Only ``name``, ``type``, ``cniVersion`` and ``ipam.subnet`` are required.
+
+Every input ends in a result or in a ``CniError`` with a SPEC code whose
+message names the field: standard input must be one JSON object of UTF-8
+text (no byte order mark, no NaN or Infinity, no key twice in one object,
+at most MAX_DEPTH levels deep, at most MAX_INPUT bytes), and every field has
+the JSON type the SPEC gives it. Values in messages are shown as JSON
+(``null``, ``true``, ``[1, 2]``) or, for text, quoted; long ones shortened.
 """
 
 from __future__ import annotations
 
+import codecs
 import copy
 import ipaddress
 import json
+import math
 import re
 import sys
 
@@ -74,7 +83,18 @@ ERR_KERNEL = 102          # a netlink operation failed (details: the errno name)
 ERR_CHECK = 103           # CHECK found the attachment differs from prevResult
 ERR_INTERNAL = 999
 
-NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.\-]*$")
+# The SPEC's pattern of network names and container IDs (ASCII only; used with fullmatch).
+NAME_RE = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.\-]*")
+# The network name is also the name of its IPAM state directory.
+NAME_MAX = 255
+# Limits of standard input: its size, and how deeply its JSON nests (a network
+# configuration nests a few levels; prevResult, args and runtimeConfig a few more).
+MAX_INPUT = 4 * 1024 * 1024
+MAX_DEPTH = 64
+# Longest rendering of a value in a message.
+SHOW_MAX = 80
+MAC_RE = re.compile(r"[0-9a-fA-F]{2}(?::[0-9a-fA-F]{2})+")
+U32_MAX = 2 ** 32 - 1
 
 # Result fields that exist only from some cniVersion on.
 _V11_INTERFACE_FIELDS = ("mtu", "socketPath", "pciID")
@@ -95,6 +115,24 @@ def version_key(version):
     return tuple(int(part) for part in version.split("."))
 
 
+def show(value):
+    """A value as a message shows it: text quoted, anything else as JSON; shortened when long."""
+    if isinstance(value, str):
+        text = repr(value)
+    else:
+        try:
+            text = json.dumps(value, ensure_ascii=False, allow_nan=False, default=str)
+        except (TypeError, ValueError, RecursionError):
+            text = "a %s" % type(value).__name__
+    if len(text) > SHOW_MAX:
+        text = text[:SHOW_MAX - 3] + "..."
+    return text
+
+
+def _has_control(text):
+    return any(ord(char) < 0x20 or ord(char) == 0x7f for char in text)
+
+
 # --------------------------------------------------------------- environment
 class Request:
     """The attachment named by the CNI_* variables."""
@@ -113,7 +151,7 @@ def parse_command(environ):
     if not command:
         raise CniError(ERR_INVALID_ENV, "CNI_COMMAND is missing: it names the verb (%s)" % ", ".join(COMMANDS))
     if command not in COMMANDS:
-        raise CniError(ERR_INVALID_ENV, "CNI_COMMAND %r is not a CNI verb (%s)" % (command, ", ".join(COMMANDS)))
+        raise CniError(ERR_INVALID_ENV, "CNI_COMMAND %s is not a CNI verb (%s)" % (show(command), ", ".join(COMMANDS)))
     return command
 
 
@@ -130,18 +168,19 @@ def parse_env(environ, command):
             continue
         values[var] = value
     cid = values.get("CNI_CONTAINERID")
-    if cid is not None and not NAME_RE.match(cid):
-        problems.append("CNI_CONTAINERID %r is invalid: it starts with a letter or digit, followed by "
-                        "letters, digits, '_', '.' or '-'" % cid)
+    if cid is not None and not NAME_RE.fullmatch(cid):
+        problems.append("CNI_CONTAINERID %s is invalid: it starts with an ASCII letter or digit, followed by "
+                        "letters, digits, '_', '.' or '-'" % show(cid))
     netns = values.get("CNI_NETNS")
-    if netns is not None and not netns.startswith("/"):
-        problems.append("CNI_NETNS %r is not an absolute path to a network namespace" % netns)
+    if netns is not None and (not netns.startswith("/") or _has_control(netns)):
+        problems.append("CNI_NETNS %s is not an absolute path to a network namespace%s"
+                        % (show(netns), " (it holds control characters)" if _has_control(netns) else ""))
     ifname = values.get("CNI_IFNAME")
     if ifname is not None:
         try:
             v.ifname(ifname, "CNI_IFNAME")
         except ValidationError as exc:
-            problems.append(str(exc))
+            problems.append(message(exc))
     if problems:
         raise CniError(ERR_INVALID_ENV, "invalid CNI environment: " + "; ".join(problems))
     args = {}
@@ -153,20 +192,115 @@ def parse_env(environ, command):
 
 
 # --------------------------------------------------------------- configuration
-def decode(raw):
-    try:
-        text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
-        data = json.loads(text)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise CniError(ERR_DECODE, "cannot decode the network configuration on stdin: %s" % exc)
-    if not isinstance(data, dict):
-        raise CniError(ERR_DECODE, "the network configuration must be a JSON object, not %s"
-                       % type(data).__name__)
+class _Refused(ValueError):
+    """JSON that Python's parser takes and the SPEC's JSON does not."""
+
+
+def _object(pairs):
+    data = {}
+    for key, value in pairs:
+        if key in data:
+            raise _Refused("the key %s appears twice in one object" % show(key))
+        data[key] = value
     return data
 
 
+def _constant(name):
+    raise _Refused("%s is not a JSON number" % name)
+
+
+def _float(text):
+    number = float(text)
+    if not math.isfinite(number):
+        raise _Refused("the number %s is too large" % show(text))
+    return number
+
+
+def _int(text):
+    if len(text) > 40:
+        raise _Refused("the number %s is too large" % show(text))
+    return int(text)
+
+
+def _depth(data):
+    """How deeply data nests (a scalar: 0), counted without recursion."""
+    deepest, todo = 0, [(data, 1)]
+    while todo:
+        node, level = todo.pop()
+        if isinstance(node, dict):
+            node = node.values()
+        elif not isinstance(node, list):
+            continue
+        deepest = max(deepest, level)
+        todo.extend((child, level + 1) for child in node)
+    return deepest
+
+
+def decode(raw, what="the network configuration on stdin"):
+    """Bytes (or text) of one JSON object -> dict; anything else is error 6 naming why."""
+    def refuse(reason):
+        return CniError(ERR_DECODE, "cannot decode %s: %s" % (what, reason))
+
+    if isinstance(raw, bytes):
+        if raw.startswith(codecs.BOM_UTF8):
+            raise refuse("it starts with a byte order mark (BOM), which JSON text must not have")
+        if len(raw) > MAX_INPUT:
+            raise refuse("it is larger than %d bytes" % MAX_INPUT)
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise refuse("it is not UTF-8 text (byte %d)" % exc.start)
+    else:
+        text = raw
+        if text.startswith("\ufeff"):
+            raise refuse("it starts with a byte order mark (BOM), which JSON text must not have")
+    if not text.strip():
+        raise refuse("it is empty; a JSON object is expected")
+    try:
+        data = json.loads(text, object_pairs_hook=_object, parse_constant=_constant, parse_float=_float,
+                          parse_int=_int)
+    except _Refused as exc:
+        raise refuse(str(exc))
+    except RecursionError:
+        raise refuse("it nests more than %d levels deep" % MAX_DEPTH)
+    except ValueError as exc:
+        raise refuse(str(exc))
+    if _depth(data) > MAX_DEPTH:
+        raise refuse("it nests more than %d levels deep" % MAX_DEPTH)
+    if not isinstance(data, dict):
+        raise CniError(ERR_DECODE, "%s must be a JSON object, not %s"
+                       % (what[0].upper() + what[1:], _json_type(data)))
+    return data
+
+
+def _json_type(value):
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    return "an array" if isinstance(value, list) else "an object"
+
+
 def invalid(path, value, reason):
-    return CniError(ERR_INVALID_CONFIG, "invalid network configuration: %s: %r %s" % (path, value, reason))
+    """Error 7 naming the field, its value (left out when missing or null) and why it was refused."""
+    if value is None:
+        return CniError(ERR_INVALID_CONFIG, "invalid network configuration: %s %s" % (path, reason))
+    return CniError(ERR_INVALID_CONFIG, "invalid network configuration: %s: %s %s" % (path, show(value), reason))
+
+
+def message(exc):
+    """A ValidationError's message with its value shown as JSON."""
+    if exc.value is None:
+        return "%s %s" % (exc.path, exc.reason)
+    return "%s: %s %s" % (exc.path, show(exc.value), exc.reason)
+
+
+def _refused(exc):
+    return invalid(exc.path, exc.value, exc.reason)
 
 
 def config_version(data, command):
@@ -174,10 +308,12 @@ def config_version(data, command):
     version = data.get("cniVersion")
     if version is None:
         raise invalid("cniVersion", None, "is required (one of %s)" % ", ".join(SUPPORTED_VERSIONS))
+    if not isinstance(version, str):
+        raise invalid("cniVersion", version, "must be a version string (one of %s)" % ", ".join(SUPPORTED_VERSIONS))
     if version not in SUPPORTED_VERSIONS:
         raise CniError(ERR_INCOMPATIBLE_VERSION,
-                       "cniVersion %r is not supported; podnet supports %s"
-                       % (version, ", ".join(SUPPORTED_VERSIONS)),
+                       "cniVersion %s is not supported; podnet supports %s"
+                       % (show(version), ", ".join(SUPPORTED_VERSIONS)),
                        "supportedVersions: %s" % ", ".join(SUPPORTED_VERSIONS))
     least = MIN_VERSION.get(command)
     if least is not None and version_key(version) < version_key(least):
@@ -190,17 +326,18 @@ def parse_config(data, command):
     """A decoded network configuration -> a plain dict of validated values."""
     version = config_version(data, command)
     name = data.get("name")
-    if not isinstance(name, str) or not NAME_RE.match(name):
-        raise invalid("name", name, "must be a network name: a letter or digit, followed by letters, "
-                                    "digits, '_', '.' or '-'")
+    if not isinstance(name, str) or not NAME_RE.fullmatch(name) or len(name) > NAME_MAX:
+        raise invalid("name", name, "must be a network name: an ASCII letter or digit, followed by letters, "
+                                    "digits, '_', '.' or '-', at most %d in all" % NAME_MAX)
     if not isinstance(data.get("type"), str) or not data["type"]:
         raise invalid("type", data.get("type"), "is required: the plugin's name (%s)" % PLUGIN_TYPE)
     conf = {"version": version, "name": name, "type": data["type"]}
     try:
-        conf["bridge"] = v.ifname(data.get("bridge", DEFAULT_BRIDGE), "bridge")
+        bridge = data.get("bridge")
+        conf["bridge"] = v.ifname(DEFAULT_BRIDGE if bridge is None else bridge, "bridge")
         conf["mtu"] = v.mtu(data.get("mtu"), "mtu")
     except ValidationError as exc:
-        raise invalid(exc.path, exc.value, exc.reason)
+        raise _refused(exc)
     for key in ("hairpinMode", "isGateway", "ipMasq"):
         if data.get(key) is not None and not isinstance(data[key], bool):
             raise invalid(key, data[key], "must be true or false")
@@ -213,10 +350,7 @@ def parse_config(data, command):
                        "unsupported field ipMasq=true: podnet does not masquerade; the node_network role "
                        "(podnet.mesh.masquerade) does")
     _parse_ipam(data, conf)
-    dns = data.get("dns")
-    if dns is not None and not isinstance(dns, dict):
-        raise invalid("dns", dns, "must be an object")
-    conf["dns"] = dns
+    conf["dns"] = _parse_dns(data.get("dns"), "dns")
     prev = data.get("prevResult")
     conf["prev"] = None if prev is None else parse_result(prev, "prevResult")
     conf["attachments"] = None
@@ -230,14 +364,16 @@ def _parse_ipam(data, conf):
     if not isinstance(ipam, dict):
         raise invalid("ipam", ipam, "is required: an object with at least subnet (the node's pod CIDR)")
     kind = ipam.get("type")
+    if kind is not None and not isinstance(kind, str):
+        raise invalid("ipam.type", kind, "must be a string (%s, or left out)" % PLUGIN_TYPE)
     if kind is not None and kind != PLUGIN_TYPE:
         raise CniError(ERR_UNSUPPORTED_FIELD,
-                       "unsupported field ipam.type=%r: podnet has its own IPAM; leave ipam.type out "
-                       "or set it to %r" % (kind, PLUGIN_TYPE))
+                       "unsupported field ipam.type=%s: podnet has its own IPAM; leave ipam.type out "
+                       "or set it to %r" % (show(kind), PLUGIN_TYPE))
     try:
         subnet = v.pod_cidr(ipam.get("subnet"), "ipam.subnet")
     except ValidationError as exc:
-        raise invalid(exc.path, exc.value, exc.reason)
+        raise _refused(exc)
     gateway = ipam.get("gateway")
     if gateway is None:
         gateway = pod_gateway(subnet)
@@ -245,7 +381,7 @@ def _parse_ipam(data, conf):
         try:
             gateway = v.ip_address(gateway, "ipam.gateway")
         except ValidationError as exc:
-            raise invalid(exc.path, exc.value, exc.reason)
+            raise _refused(exc)
         if gateway.version != 4 or gateway not in subnet or gateway in (
                 subnet.network_address, subnet.broadcast_address):
             raise invalid("ipam.gateway", ipam["gateway"], "is not a host address of ipam.subnet %s" % subnet)
@@ -255,25 +391,58 @@ def _parse_ipam(data, conf):
             try:
                 bounds[key] = v.ip_address(ipam[key], "ipam." + key)
             except ValidationError as exc:
-                raise invalid(exc.path, exc.value, exc.reason)
+                raise _refused(exc)
     try:
         Pool(subnet, gateway, bounds.get("rangeStart"), bounds.get("rangeEnd"))
     except (ValueError, TypeError) as exc:
         raise invalid("ipam", dict((k, ipam.get(k)) for k in ("subnet", "gateway", "rangeStart", "rangeEnd")
                                    if ipam.get(k) is not None), "defines no usable pool: %s" % exc)
-    data_dir = ipam.get("dataDir", DEFAULT_DATA_DIR)
+    data_dir = ipam.get("dataDir")
+    if data_dir is None:
+        data_dir = DEFAULT_DATA_DIR
     if not isinstance(data_dir, str) or not data_dir.startswith("/"):
         raise invalid("ipam.dataDir", data_dir, "must be an absolute path")
+    if _has_control(data_dir) or not _encodable(data_dir):
+        raise invalid("ipam.dataDir", data_dir, "must be a path of printable UTF-8 text (no NUL, newline or "
+                                                "other control characters)")
     cluster = data.get("clusterCIDR")
     if cluster is not None:
         try:
             cluster = ipaddress.ip_network(v.network(cluster, "clusterCIDR"))
         except ValidationError as exc:
-            raise invalid(exc.path, exc.value, exc.reason)
+            raise _refused(exc)
         if cluster.version != subnet.version or not subnet.subnet_of(cluster):
             raise invalid("ipam.subnet", str(subnet), "is not inside clusterCIDR %s" % cluster)
     conf.update(subnet=subnet, gateway=gateway, data_dir=data_dir, cluster_cidr=cluster,
                 range_start=bounds.get("rangeStart"), range_end=bounds.get("rangeEnd"))
+
+
+def _encodable(text):
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _parse_dns(value, path):
+    """The SPEC's DNS object (nameservers, domain, search, options), its fields' types checked."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise invalid(path, value, "must be an object")
+    for key in ("nameservers", "search", "options"):
+        items = value.get(key)
+        if items is None:
+            continue
+        if not isinstance(items, list):
+            raise invalid("%s.%s" % (path, key), items, "must be a list of strings")
+        for index, item in enumerate(items):
+            if not isinstance(item, str):
+                raise invalid("%s.%s[%d]" % (path, key, index), item, "must be a string")
+    if value.get("domain") is not None and not isinstance(value["domain"], str):
+        raise invalid(path + ".domain", value["domain"], "must be a string")
+    return value
 
 
 def _parse_attachments(value):
@@ -292,38 +461,93 @@ def _parse_attachments(value):
 
 
 # -------------------------------------------------------------------- results
+# Fields of result items by JSON type (the SPEC's result types); fields not
+# named here are kept as they are.
+_RESULT_TEXT = {
+    "interfaces": ("name", "mac", "sandbox", "socketPath", "pciID"),
+    "ips": ("address", "gateway", "version"),
+    "routes": ("dst", "gw"),
+}
+_RESULT_INT = {
+    "interfaces": ("mtu",),
+    "ips": ("interface",),
+    "routes": ("mtu", "advmss", "priority", "table", "scope"),
+}
+
+
+def _is_int(value):
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _parse_result_item(key, item, where, count):
+    """One item of a result's interfaces, ips or routes, checked; a copy in the internal form."""
+    for field in _RESULT_TEXT[key]:
+        if item.get(field) is not None and not isinstance(item[field], str):
+            raise invalid("%s.%s" % (where, field), item[field], "must be a string")
+    for field in _RESULT_INT[key]:
+        if item.get(field) is not None and (not _is_int(item[field]) or not 0 <= item[field] <= U32_MAX):
+            raise invalid("%s.%s" % (where, field), item[field], "must be an integer from 0 to %d" % U32_MAX)
+    item = dict(item)
+    if key == "interfaces":
+        if not item.get("name"):
+            raise invalid(where + ".name", item.get("name"), "is required: the interface name")
+        if item.get("mac") and not MAC_RE.fullmatch(item["mac"]):
+            raise invalid(where + ".mac", item["mac"], "is not a MAC address such as 0a:58:0a:f4:01:02")
+    elif key == "ips":
+        if item.get("address") is None:
+            raise invalid(where + ".address", None, "is required: an address in CIDR form")
+        if "/" not in item["address"] or "%" in item["address"]:
+            raise invalid(where + ".address", item["address"], "is not an address in CIDR form")
+        try:
+            ipaddress.ip_interface(item["address"])
+        except ValueError:
+            raise invalid(where + ".address", item["address"], "is not an address in CIDR form")
+        if item.get("gateway") is not None:
+            try:
+                v.ip_address(item["gateway"], where + ".gateway")
+            except ValidationError as exc:
+                raise _refused(exc)
+        if item.get("version") not in (None, "4", "6"):
+            raise invalid(where + ".version", item["version"], "must be \"4\" or \"6\"")
+        item.pop("version", None)
+        if item.get("interface") is not None and not item["interface"] < count:
+            raise invalid(where + ".interface", item["interface"], "is not an index into interfaces")
+    else:
+        if item.get("dst") is None:
+            raise invalid(where + ".dst", None, "is required: a network in CIDR form")
+        if "/" not in item["dst"] or "%" in item["dst"]:
+            raise invalid(where + ".dst", item["dst"], "is not a network in CIDR form")
+        try:
+            ipaddress.ip_network(item["dst"], strict=False)
+        except ValueError:
+            raise invalid(where + ".dst", item["dst"], "is not a network in CIDR form")
+        if item.get("gw") is not None:
+            try:
+                v.ip_address(item["gw"], where + ".gw")
+            except ValidationError as exc:
+                raise _refused(exc)
+    return item
+
+
 def parse_result(value, path):
-    """A result of any supported version -> the internal (1.x) form, checked."""
+    """A result of any supported version -> the internal (1.x) form, every field's type checked."""
     if not isinstance(value, dict):
         raise invalid(path, value, "must be a result object")
-    result = {"interfaces": [], "ips": [], "routes": [], "dns": value.get("dns") or {}}
+    result = {"interfaces": [], "ips": [], "routes": [], "dns": _parse_dns(value.get("dns"), path + ".dns") or {}}
+    lists = {}
     for key in ("interfaces", "ips", "routes"):
-        items = value.get(key) or []
+        items = value.get(key)
+        if items is None:
+            items = []
         if not isinstance(items, list):
             raise invalid("%s.%s" % (path, key), items, "must be a list")
-        for index, item in enumerate(items):
+        lists[key] = items
+    for key in ("interfaces", "ips", "routes"):
+        for index, item in enumerate(lists[key]):
             where = "%s.%s[%d]" % (path, key, index)
             if not isinstance(item, dict):
                 raise invalid(where, item, "must be an object")
-            item = dict(item)
-            if key == "interfaces" and not isinstance(item.get("name"), str):
-                raise invalid(where + ".name", item.get("name"), "is required: the interface name")
-            if key == "ips":
-                try:
-                    ipaddress.ip_interface(item.get("address"))
-                except (TypeError, ValueError):
-                    raise invalid(where + ".address", item.get("address"), "is not an address in CIDR form")
-                item.pop("version", None)
-                index_of = item.get("interface")
-                if index_of is not None and (isinstance(index_of, bool) or not isinstance(index_of, int)
-                                             or not 0 <= index_of < len(value.get("interfaces") or [])):
-                    raise invalid(where + ".interface", index_of, "is not an index into interfaces")
-            if key == "routes":
-                try:
-                    ipaddress.ip_network(item.get("dst"), strict=False)
-                except (TypeError, ValueError):
-                    raise invalid(where + ".dst", item.get("dst"), "is not a network in CIDR form")
-            result[key].append(item)
+            result[key].append(_parse_result_item(key, item, where, len(lists["interfaces"])))
     return result
 
 

@@ -1,7 +1,10 @@
 # -*- coding: utf-8 -*-
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Fixtures of the CNI plugin's unit tests: a fake kernel, a configuration, an in-process runner."""
+"""Fixtures of the CNI plugin's unit tests: a fake kernel, a configuration, an in-process runner, a deadline."""
 from __future__ import annotations
+
+import contextlib
+import signal
 
 import pytest
 
@@ -26,3 +29,20 @@ def conf(tmp_path):
 @pytest.fixture
 def run(kernel):
     return Run(kernel)
+
+
+@pytest.fixture
+def deadline():
+    """deadline(seconds): a context that fails the test instead of letting it block (a named pipe opened)."""
+    @contextlib.contextmanager
+    def within(seconds):
+        def expired(signum, frame):
+            raise AssertionError("still blocked after %ss" % seconds)
+        previous = signal.signal(signal.SIGALRM, expired)
+        signal.setitimer(signal.ITIMER_REAL, seconds)
+        try:
+            yield
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
+    return within

@@ -15,6 +15,8 @@ import copy
 import errno
 import ipaddress
 import json
+import os
+import stat
 
 from ansible_collections.podnet.mesh.plugins.module_utils.cni import ipam, main, plugin
 from ansible_collections.podnet.mesh.plugins.module_utils.core.describe import describe
@@ -40,6 +42,8 @@ class FakeKernel:
         self.index = 10
         self.spaces = {None: {"lo": link("lo", 1, up=True)}}
         self.routes = {None: []}
+        # op -> callables run once just before the next action of that op: another process at work.
+        self.meanwhile = {}
 
     def add_ns(self, path=NETNS):
         self.spaces[path] = {"lo": link("lo", 1)}
@@ -54,8 +58,13 @@ class FakeKernel:
 
     def apply(self, action):
         ns, name, args = action.ns, action.name, action.args
+        pending = self.meanwhile.get(action.op)
+        if pending:
+            pending.pop(0)(self)
         space = self.spaces[ns]
         if action.op == Op.BRIDGE_ADD:
+            if name in space:
+                raise KernelError(describe(action), ns, errno.EEXIST, "File exists")
             space[name] = link(name, self.next_index(), "bridge")
         elif action.op == Op.VETH_ADD:
             peer_ns = args.get("peer_ns")
@@ -80,6 +89,8 @@ class FakeKernel:
         elif action.op == Op.BRPORT_SET:
             space[name]["hairpin"] = args["hairpin"]
         elif action.op == Op.ADDR_ADD:
+            if args["address"] in space[name]["addresses"]:
+                raise KernelError(describe(action), ns, errno.EEXIST, "File exists")
             space[name]["addresses"].append(args["address"])
         elif action.op == Op.ADDR_DEL:
             space[name]["addresses"].remove(args["address"])
@@ -180,3 +191,34 @@ def reservations(config):
 
 def veth():
     return plugin.attachment_veth(CID, "eth0")
+
+
+def state_dir(config):
+    return os.path.join(config["ipam"]["dataDir"], config["name"])
+
+
+def state_files(config):
+    """The network's IPAM state but the lock: name -> content (None for what is not a regular file)."""
+    path = state_dir(config)
+    if not os.path.isdir(path):
+        return {}
+    found = {}
+    for name in os.listdir(path):
+        if name == ipam.LOCK_FILE:
+            continue
+        full = os.path.join(path, name)
+        if stat.S_ISREG(os.lstat(full).st_mode):
+            with open(full, "rb") as handle:
+                found[name] = handle.read()
+        else:
+            found[name] = None
+    return found
+
+
+def write_state(config, name, data):
+    """A file in the network's IPAM state directory, as an older version or someone else left it."""
+    path = state_dir(config)
+    if not os.path.isdir(path):
+        os.makedirs(path, 0o700)
+    with open(os.path.join(path, name), "wb") as handle:
+        handle.write(data if isinstance(data, bytes) else data.encode())

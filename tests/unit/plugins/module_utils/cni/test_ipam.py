@@ -7,6 +7,7 @@ import ipaddress
 import json
 import multiprocessing
 import os
+import stat
 
 import pytest
 
@@ -75,10 +76,11 @@ def store(tmp_path):
 def test_reserve_hands_out_in_order_and_persists(store, tmp_path):
     pool = ipam.Pool("10.1.0.0/24")
     with store.locked():
-        got = [store.reserve(pool, "c%d" % i, "eth0") for i in range(3)]
-    assert [(str(ip), new) for ip, new in got] == [("10.1.0.2", True), ("10.1.0.3", True), ("10.1.0.4", True)]
+        got = [store.reserve(pool, "c%d" % i, "eth0", "/run/netns/p%d" % i) for i in range(3)]
+    assert [(str(r.address), r.new, r.legacy) for r in got] == [
+        ("10.1.0.2", True, False), ("10.1.0.3", True, False), ("10.1.0.4", True, False)]
     with open(os.path.join(str(tmp_path), "net1", "10.1.0.3")) as handle:
-        assert json.load(handle) == {"containerID": "c1", "ifname": "eth0"}
+        assert json.load(handle) == {"containerID": "c1", "ifname": "eth0", "netns": "/run/netns/p1"}
     # A new Store (a new plugin process) sees the same state.
     again = ipam.Store(str(tmp_path), "net1")
     assert again.owned_by("c2", "eth0") == ["10.1.0.4"]
@@ -91,9 +93,9 @@ def test_same_attachment_gets_its_address_again(store):
         first = store.reserve(pool, "c1", "eth0")
         second = store.reserve(pool, "c1", "eth0")
         other = store.reserve(pool, "c1", "net1")
-    assert first == (ipaddress.ip_address("10.1.0.2"), True)
-    assert second == (ipaddress.ip_address("10.1.0.2"), False)
-    assert str(other[0]) == "10.1.0.3"
+    assert first == (ipaddress.ip_address("10.1.0.2"), True, False)
+    assert second == (ipaddress.ip_address("10.1.0.2"), False, False)
+    assert str(other.address) == "10.1.0.3"
 
 
 def test_released_address_is_not_reused_at_once(store):
@@ -123,21 +125,6 @@ def test_changes_need_the_lock(store):
                  lambda: store.release_ip("10.1.0.2")):
         with pytest.raises(RuntimeError, match="without holding the lock"):
             call()
-
-
-def test_unreadable_reservation_still_reserves_and_stale_lists_it(store):
-    pool = ipam.Pool("10.1.0.0/29")
-    with store.locked():
-        store.reserve(pool, "keep", "eth0")
-        store.reserve(pool, "gone", "eth0")
-    with open(os.path.join(store.dir, "10.1.0.4"), "w") as handle:
-        handle.write("garbage")
-    with open(os.path.join(store.dir, "notes.txt"), "w") as handle:
-        handle.write("not an address")
-    assert store.reservations()["10.1.0.4"] == {"containerID": None, "ifname": None}
-    assert sorted(store.stale({("keep", "eth0")})) == ["10.1.0.3", "10.1.0.4"]
-    with store.locked():
-        assert str(store.reserve(pool, "new", "eth0")[0]) == "10.1.0.5"
 
 
 def test_reservations_of_a_new_network_are_empty(store):
@@ -178,3 +165,310 @@ def test_parallel_processes_never_share_an_address(tmp_path):
     handed = [ip for chunk in results for ip in chunk]
     assert len(handed) == 120 == len(set(handed))
     assert len(ipam.Store(str(tmp_path), "net1").reservations()) == 120
+
+
+# ------------------------------------------------------------- ownership
+NS1, NS2 = "/run/netns/pntu-pod1", "/run/netns/pntu-pod2"
+
+
+def snapshot(path):
+    """Every entry of a directory: name -> (kind and mode, content or link target)."""
+    found = {}
+    for name in sorted(os.listdir(path)):
+        full = os.path.join(path, name)
+        info = os.lstat(full)
+        if stat.S_ISREG(info.st_mode):
+            with open(full, "rb") as handle:
+                found[name] = (info.st_mode, handle.read())
+        elif stat.S_ISLNK(info.st_mode):
+            found[name] = (info.st_mode, os.readlink(full))
+        else:
+            found[name] = (info.st_mode, None)
+    return found
+
+
+def write(path, data):
+    with open(path, "wb") as handle:
+        handle.write(data if isinstance(data, bytes) else data.encode())
+
+
+def test_repeat_reserve_in_another_namespace_is_refused_and_changes_nothing(store):
+    pool = ipam.Pool("10.1.0.0/24")
+    with store.locked():
+        first = store.reserve(pool, "c1", "eth0", NS1)
+        before = snapshot(store.dir)
+        with pytest.raises(ipam.DuplicateAttachment,
+                           match="container c1 already has interface eth0 with address 10.1.0.2 in the network "
+                                 "namespace /run/netns/pntu-pod1; an ADD of the same attachment in "
+                                 "/run/netns/pntu-pod2 is refused"):
+            store.reserve(pool, "c1", "eth0", NS2)
+        assert snapshot(store.dir) == before
+        # The same namespace (or none named) gets the attachment's address again.
+        assert store.reserve(pool, "c1", "eth0", NS1) == (first.address, False, False)
+        assert store.reserve(pool, "c1", "eth0") == (first.address, False, False)
+        assert snapshot(store.dir) == before
+
+
+def test_namespaces_are_the_same_path_or_the_same_inode(tmp_path, store):
+    target = tmp_path / "ns"
+    target.write_text("")
+    alias = tmp_path / "alias"
+    alias.symlink_to(target)
+    assert ipam.same_netns(str(target), str(alias))
+    assert ipam.same_netns("/gone/ns", "/gone/ns")
+    assert not ipam.same_netns(str(target), str(tmp_path / "missing"))
+    assert not ipam.same_netns(str(target), None)
+    pool = ipam.Pool("10.1.0.0/24")
+    with store.locked():
+        first = store.reserve(pool, "c1", "eth0", str(target))
+        assert store.reserve(pool, "c1", "eth0", str(alias)) == (first.address, False, False)
+
+
+def test_only_the_owner_releases(store):
+    pool = ipam.Pool("10.1.0.0/24")
+    with store.locked():
+        first = store.reserve(pool, "c1", "eth0", NS1)
+        assert store.release("c1", "eth0", NS2) == []          # a DEL naming another namespace
+        assert store.release("c2", "eth0", NS1) == []          # another container
+        assert store.release("c1", "net1") == []               # another interface
+        assert store.release_ip(first.address, ("c1", "net1")) is False
+        assert store.owned_by("c1", "eth0", NS2) == []
+        assert store.owned_by("c1", "eth0", NS1) == ["10.1.0.2"]
+        assert store.release("c1", "eth0", NS1) == ["10.1.0.2"]
+        second = store.reserve(pool, "c2", "eth0", NS2)
+        assert store.release("c2", "eth0") == [str(second.address)]   # a DEL without CNI_NETNS
+        third = store.reserve(pool, "c3", "eth0", NS2)
+        assert store.release_ip(third.address, ("c3", "eth0")) is True
+    assert store.reservations() == {}
+
+
+def test_files_without_a_namespace_keep_working_and_record_one_when_adopted(store):
+    pool = ipam.Pool("10.1.0.0/24")
+    os.makedirs(store.dir, 0o700)
+    write(os.path.join(store.dir, "10.1.0.5"), '{"containerID": "old", "ifname": "eth0"}\n')
+    write(os.path.join(store.dir, "10.1.0.6"), '{"containerID": "older", "ifname": "eth0"}\n')
+    assert store.reservations()["10.1.0.5"] == {"containerID": "old", "ifname": "eth0", "netns": None}
+    assert store.owned_by("old", "eth0", NS1) == ["10.1.0.5"]
+    with store.locked():
+        got = store.reserve(pool, "old", "eth0", NS2)
+        assert got == (ipaddress.ip_address("10.1.0.5"), False, True)
+        assert store.adopt(got.address, "old", "eth0", NS2) is True
+        assert store.reservations()["10.1.0.5"] == {"containerID": "old", "ifname": "eth0", "netns": NS2}
+        assert store.adopt(got.address, "old", "eth0", NS1) is False   # it names one now
+        with pytest.raises(ipam.DuplicateAttachment):
+            store.reserve(pool, "old", "eth0", NS1)
+        # A DEL naming any namespace is the owner's for a file that names none.
+        assert store.release("older", "eth0", NS1) == ["10.1.0.6"]
+
+
+# ------------------------------------------------------ the state's safety
+@pytest.mark.parametrize("umask", [0o000, 0o077])
+def test_modes_are_fixed_whatever_the_umask(tmp_path, umask):
+    store = ipam.Store(str(tmp_path / "var" / "lib" / "podnet"), "net1")
+    previous = os.umask(umask)
+    try:
+        with store.locked():
+            store.reserve(ipam.Pool("10.1.0.0/24"), "c1", "eth0", NS1)
+    finally:
+        os.umask(previous)
+
+    def mode(*parts):
+        return stat.S_IMODE(os.lstat(os.path.join(str(tmp_path), *parts)).st_mode)
+
+    assert (mode("var"), mode("var", "lib")) == (0o755, 0o755)
+    assert (mode("var", "lib", "podnet"), mode("var", "lib", "podnet", "net1")) == (0o700, 0o700)
+    files = os.listdir(store.dir)
+    assert sorted(files) == ["10.1.0.2", "last_reserved", "lock"]
+    assert dict((name, mode("var", "lib", "podnet", "net1", name)) for name in files) == dict.fromkeys(files, 0o600)
+
+
+def _refusal_case(tmp_path, case):
+    data, elsewhere = tmp_path / "data", tmp_path / "elsewhere"
+    elsewhere.mkdir(mode=0o700)
+    if case == "data directory is a link":
+        data.symlink_to(elsewhere)
+        return data, "is a symbolic link"
+    if case == "data directory is a file":
+        data.write_text("")
+        return data, "is a regular file, not a directory"
+    data.mkdir(mode=0o700)
+    net = data / "net1"
+    if case == "network directory is a link":
+        net.symlink_to(elsewhere)
+        return net, "is a symbolic link"
+    if case == "network directory writable by its group":
+        net.mkdir()
+        os.chmod(str(net), 0o770)
+        return net, "is writable by its group (mode 0770"
+    if case == "data directory writable by others":
+        os.chmod(str(data), 0o1777)
+        return data, "is writable by its group and others (mode 1777"
+    if case == "data directory of another user":
+        if os.geteuid() != 0:
+            pytest.skip("needs root to give a directory away")
+        os.chown(str(data), 65534, 65534)
+        return data, "is owned by uid 65534, not by uid 0 that runs the plugin"
+    raise AssertionError(case)
+
+
+@pytest.mark.parametrize("case", [
+    "data directory is a link", "data directory is a file", "network directory is a link",
+    "network directory writable by its group", "data directory writable by others",
+    "data directory of another user",
+])
+def test_a_state_directory_that_is_not_the_plugins_alone_is_refused(tmp_path, case):
+    path, why = _refusal_case(tmp_path, case)
+    store = ipam.Store(str(tmp_path / "data"), "net1")
+    before = [(root, sorted(dirs), sorted(files)) for root, dirs, files in os.walk(str(tmp_path))]
+    message = "the IPAM state directory %s %s" % (path, why)
+    with pytest.raises(ipam.StateError) as err:
+        with store.locked():
+            store.reserve(ipam.Pool("10.1.0.0/24"), "c1", "eth0", NS1)
+    assert message in str(err.value) and "refusing to use it" in str(err.value)
+    for read in (store.reservations, store.check, store.exists):
+        with pytest.raises(ipam.StateError) as err:
+            read()
+        assert message in str(err.value)
+    assert [(root, sorted(dirs), sorted(files)) for root, dirs, files in os.walk(str(tmp_path))] == before
+
+
+def test_a_link_planted_for_the_lock_is_never_followed(store, tmp_path):
+    victim = tmp_path / "victim"
+    os.makedirs(store.dir, 0o700)
+    os.symlink(str(victim), os.path.join(store.dir, "lock"))
+    with pytest.raises(ipam.StateError, match="the IPAM lock %s/lock is a symbolic link" % store.dir):
+        with store.locked():
+            pass
+    assert not os.path.lexists(str(victim))
+
+
+@pytest.mark.parametrize("name", [".10.1.0.2.tmp", ".last_reserved.tmp", "last_reserved"])
+def test_links_planted_for_state_files_are_neither_read_nor_written_through(store, tmp_path, name):
+    victim = tmp_path / "victim"
+    victim.write_text("10.1.0.100\n")
+    os.makedirs(store.dir, 0o700)
+    os.symlink(str(victim), os.path.join(store.dir, name))
+    with store.locked():
+        got = store.reserve(ipam.Pool("10.1.0.0/24"), "c1", "eth0", NS1)
+    assert str(got.address) == "10.1.0.2"   # not after the victim's address
+    assert victim.read_text() == "10.1.0.100\n"
+    after = snapshot(store.dir)
+    assert sorted(after) == ["10.1.0.2", "last_reserved", "lock"]
+    assert all(stat.S_ISREG(mode) for mode, _data in after.values())
+    assert after["last_reserved"][1] == b"10.1.0.2\n"
+
+
+def _fifo(path):
+    os.mkfifo(path, 0o600)
+
+
+def _directory(path):
+    os.mkdir(path, 0o700)
+
+
+def _link(path):
+    target = path + ".target"
+    write(target, '{"containerID": "c9", "ifname": "eth0"}')
+    os.symlink(os.path.basename(target), path)
+
+
+SHAPES = [
+    ("not JSON", "garbage", "not JSON"),
+    ("empty", "", "empty"),
+    ("not UTF-8", b"\xff\xfe{}", "not JSON"),
+    ("a JSON array", "[1, 2]", "a JSON array, not an owner record"),
+    ("a JSON string", '"10.1.0.3"', "a JSON string, not an owner record"),
+    ("JSON null", "null", "JSON null, not an owner record"),
+    ("a JSON number", "7", "a JSON number, not an owner record"),
+    ("owner fields of the wrong type", '{"containerID": ["c9"], "ifname": "eth0"}',
+     "an owner record without containerID and ifname (strings)"),
+    ("no ifname", '{"containerID": "c9"}', "an owner record without containerID and ifname (strings)"),
+    ("netns not a string", '{"containerID": "c9", "ifname": "eth0", "netns": 7}',
+     "an owner record whose netns is not a string"),
+    ("too large", '{"containerID": "%s", "ifname": "eth0"}' % ("c" * 5000), "larger than 4096 bytes"),
+    ("a directory", _directory, "a directory"),
+    ("a named pipe", _fifo, "a named pipe"),
+    ("a symbolic link", _link, "a symbolic link"),
+]
+
+
+@pytest.mark.parametrize("plant, problem", [s[1:] for s in SHAPES], ids=[s[0] for s in SHAPES])
+def test_an_entry_of_unexpected_shape_still_reserves_its_address(store, deadline, plant, problem):
+    pool = ipam.Pool("10.1.0.0/29")  # .2-.6
+    with store.locked():
+        store.reserve(pool, "keep", "eth0", NS1)
+    path = os.path.join(store.dir, "10.1.0.3")
+    if callable(plant):
+        plant(path)
+    else:
+        write(path, plant)
+    with deadline(5):
+        owners = store.reservations()
+        assert owners["10.1.0.3"] == {"containerID": None, "ifname": None, "netns": None, "problem": problem}
+        assert store.damaged() == {"10.1.0.3": problem}
+        assert store.free_count(pool) == 3
+        # GC keeps it: nothing proves it free.
+        assert sorted(store.stale(set())) == ["10.1.0.2"]
+        with store.locked():
+            assert str(store.reserve(pool, "new", "eth0", NS1).address) == "10.1.0.4"
+            assert store.release_ip("10.1.0.3", ("c9", "eth0")) is False
+            assert store.release("c9", "eth0") == []
+    assert os.path.lexists(path)
+
+
+@pytest.mark.parametrize("name", ["notes.txt", "10.1.0.3.bak", ".10.1.0.3", "fd00::3", "300.1.0.3",
+                                  "10.1.0.03", "010.1.0.3"])
+def test_names_that_are_no_ipv4_address_are_not_reservations(store, name):
+    pool = ipam.Pool("10.1.0.0/29")
+    os.makedirs(store.dir, 0o700)
+    write(os.path.join(store.dir, name), '{"containerID": "c9", "ifname": "eth0"}')
+    assert store.reservations() == {} and store.free_count(pool) == pool.size
+    assert store.stale(set()) == {}
+    with store.locked():
+        assert str(store.reserve(pool, "c1", "eth0", NS1).address) == "10.1.0.2"
+    assert os.path.exists(os.path.join(store.dir, name))
+
+
+def test_temporary_files_of_a_killed_process_are_removed_under_the_lock(store, tmp_path):
+    pool = ipam.Pool("10.1.0.0/29")
+    victim = tmp_path / "victim"
+    victim.write_text("precious")
+    os.makedirs(store.dir, 0o700)
+    write(os.path.join(store.dir, ".10.1.0.2.tmp"), '{"containerID": "c9", "ifname": "eth0"}')
+    write(os.path.join(store.dir, ".last_reserved.tmp"), "10.1.0.5")
+    os.symlink(str(victim), os.path.join(store.dir, ".10.1.0.4.tmp"))
+    assert store.reservations() == {}
+    assert len(os.listdir(store.dir)) == 3   # reads without the lock leave them
+    with store.locked():
+        assert store.release("c9", "eth0") == []
+    assert os.listdir(store.dir) == ["lock"] and victim.read_text() == "precious"
+
+
+def test_a_named_pipe_for_last_reserved_does_not_block(store, deadline):
+    os.makedirs(store.dir, 0o700)
+    os.mkfifo(os.path.join(store.dir, "last_reserved"))
+    with deadline(5):
+        with store.locked():
+            assert str(store.reserve(ipam.Pool("10.1.0.0/29"), "c1", "eth0", NS1).address) == "10.1.0.2"
+
+
+def test_exhausted_pool_names_the_entries_that_hold_addresses_without_an_owner(store):
+    pool = ipam.Pool("10.1.0.0/29")  # .2-.6
+    os.makedirs(store.dir, 0o700)
+    os.mkfifo(os.path.join(store.dir, "10.1.0.4"))
+    write(os.path.join(store.dir, "10.1.0.5"), "garbage")
+    with store.locked():
+        for cid in ("a", "b", "c"):
+            store.reserve(pool, cid, "eth0", NS1)
+        with pytest.raises(ipam.PoolExhausted) as err:
+            store.reserve(pool, "d", "eth0", NS1)
+    assert str(err.value) == (
+        "no free address in 10.1.0.0/29: all 5 addresses are reserved (2 of them by state entries that are no "
+        "reservation records: 10.1.0.4 (a named pipe), 10.1.0.5 (not JSON); remove those by hand once no "
+        "container uses their addresses)")
+
+
+@pytest.mark.parametrize("network", ["", ".", "..", "a/b"])
+def test_a_network_name_that_names_a_path_is_refused(tmp_path, network):
+    with pytest.raises(ValueError, match="a network name cannot name a path"):
+        ipam.Store(str(tmp_path), network)

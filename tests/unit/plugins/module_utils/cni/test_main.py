@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import pty
 import subprocess
 import sys
 import zipfile
@@ -38,13 +39,107 @@ def test_check_conflist_accepts_the_role_layout():
 @pytest.mark.parametrize("text, message", [
     (conflist(ipam={"subnet": "10.244.1.0/33"}), "ipam.subnet: '10.244.1.0/33' is not a valid network"),
     (json.dumps({"cniVersion": "1.0.0", "name": "x", "plugins": [{"type": "bridge"}]}), "has no plugin of type podnet"),
-    (json.dumps({"cniVersion": "1.0.0", "name": "x"}), "plugins: None must be a non-empty list"),
-    ("{", "cannot decode"),
+    (json.dumps({"cniVersion": "1.0.0", "name": "x"}), "configuration: plugins must be a non-empty list"),
+    ("{", "cannot decode the network configuration list"),
+    ("\ufeff" + conflist(), "byte order mark"),
+    (json.dumps({"cniVersion": "1.0.0", "cniVersions": "1.0.0", "name": "x", "plugins": []}),
+     "cniVersions: '1.0.0' must be a list of versions"),
+    (json.dumps({"cniVersion": "1.0.0", "cniVersions": [1.0], "name": "x", "plugins": []}),
+     "cniVersions[0]: 1.0 must be a version string"),
+    (json.dumps({"cniVersion": "1.0.0", "cniVersions": [["1.0.0"]], "name": "x", "plugins": []}),
+     "cniVersions[0]: [\"1.0.0\"] must be a version string"),
+    (json.dumps({"cniVersion": "1.0.0", "name": "x", "plugins": {"type": "podnet"}}),
+     "plugins: {\"type\": \"podnet\"} must be a non-empty list"),
+    (json.dumps({"cniVersion": "1.0.0", "name": "x", "plugins": [None]}), "plugins[0] must be an object"),
+    (json.dumps({"cniVersion": "1.0.0", "name": None, "plugins": [{"type": "podnet", "ipam": {}}]}),
+     "configuration: name must be a network name"),
 ])
 def test_check_conflist_refuses(text, message):
     with pytest.raises(protocol.CniError) as err:
         main.check_conflist(text, need_pyroute2=False)
     assert message in err.value.msg
+
+
+# ------------------------------------------------------ standard streams
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    path = str(tmp_path_factory.mktemp("bin") / "podnet")
+    subprocess.run([sys.executable, _build_script(), path], check=True)
+    return path
+
+
+def _spawn(built, environ, close=(), **kwargs):
+    """The plugin in a process whose descriptors in close are closed at its start."""
+    def closing():
+        for fd in close:
+            os.close(fd)
+    clean = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+    clean.update(environ)
+    return subprocess.run([sys.executable, built] + kwargs.pop("args", []), env=clean, preexec_fn=closing,
+                          capture_output=kwargs.pop("capture_output", True), timeout=20, check=False, **kwargs)
+
+
+def test_closed_stdout_keeps_the_exit_code_and_says_so_in_one_line(built):
+    for environ, code in (({"CNI_COMMAND": "VERSION"}, 0), ({"CNI_COMMAND": "ADD"}, 1)):
+        out = _spawn(built, environ, close=(1,), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                     input=b"{}", capture_output=False)
+        assert out.returncode == code
+        lines = out.stderr.decode().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("podnet: cannot write the "), lines
+
+
+def test_broken_stdout_keeps_the_exit_code_and_says_so_in_one_line(built):
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        out = _spawn(built, {"CNI_COMMAND": "VERSION"}, stdout=write_end, stderr=subprocess.PIPE,
+                     capture_output=False)
+    finally:
+        os.close(write_end)
+    assert out.returncode == 0
+    assert out.stderr.decode().splitlines() == ["podnet: cannot write the result to standard output: it is closed"]
+
+
+def test_closed_stdin_is_error_5(built):
+    out = _spawn(built, {"CNI_COMMAND": "DEL", "CNI_CONTAINERID": "c1", "CNI_IFNAME": "eth0",
+                         "CNI_PATH": "/opt/cni/bin"}, close=(0,), stdin=subprocess.DEVNULL)
+    assert out.returncode == 1 and out.stderr == b""
+    answer = json.loads(out.stdout)
+    assert answer["code"] == 5 and "standard input is closed" in answer["msg"]
+
+
+def test_a_terminal_on_stdin_is_refused_at_once(built):
+    primary, secondary = pty.openpty()
+    try:
+        out = _spawn(built, {"CNI_COMMAND": "DEL", "CNI_CONTAINERID": "c1", "CNI_IFNAME": "eth0",
+                             "CNI_PATH": "/opt/cni/bin"}, stdin=secondary)
+    finally:
+        os.close(primary)
+        os.close(secondary)
+    assert out.returncode == 1 and out.stderr == b""
+    assert json.loads(out.stdout)["code"] == 5 and "terminal" in json.loads(out.stdout)["msg"]
+
+
+@pytest.mark.parametrize("kind", ["fifo", "directory", "device"])
+def test_check_conflist_never_waits_on_what_is_no_file(built, tmp_path, kind):
+    path = str(tmp_path / kind)
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "directory":
+        os.mkdir(path)
+    else:
+        path = "/dev/zero"
+    out = _spawn(built, {}, args=["--check-conflist", path, "--skip-pyroute2"])
+    assert out.returncode == 1 and out.stdout == b""
+    assert out.stderr.decode().splitlines() == ["podnet: cannot read %s: not a regular file" % path]
+
+
+def test_check_conflist_on_a_closed_stdout_still_answers_with_its_code(built, tmp_path):
+    conf = tmp_path / "10-podnet.conflist"
+    conf.write_text(conflist())
+    out = _spawn(built, {}, args=["--check-conflist", str(conf), "--skip-pyroute2"], close=(1,),
+                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, capture_output=False)
+    assert out.returncode == 0 and len(out.stderr.decode().splitlines()) == 1
 
 
 # ------------------------------------------------------------------ build
@@ -79,6 +174,7 @@ def test_built_plugin_is_reproducible_and_speaks_cni(tmp_path):
     out = subprocess.run([sys.executable, first, "--check-conflist", str(conf), "--skip-pyroute2"],
                          capture_output=True, text=True, check=False)
     assert out.returncode == 1 and "ipam.subnet: 'nope'" in out.stderr
+    assert len(out.stderr.splitlines()) == 1
 
 
 def _builder():

@@ -9,6 +9,7 @@ and the JSON it prints.
 """
 from __future__ import annotations
 
+import copy
 import os
 
 import pytest
@@ -16,7 +17,9 @@ import pytest
 from ansible_collections.podnet.mesh.plugins.module_utils.cni import ipam, plugin, protocol
 from ansible_collections.podnet.mesh.plugins.module_utils.core.model import Action, Op
 from ansible_collections.podnet.mesh.tests.unit.plugins.module_utils.cni.fake_kernel import (
-    CID, NETNS, link, reservations, veth)
+    CID, NETNS, link, reservations, state_dir, state_files, veth, write_state)
+
+POD2 = "/run/netns/pod2"
 
 
 @pytest.mark.parametrize("container_id, ifname, name", [
@@ -47,7 +50,7 @@ def test_add_wires_the_attachment_and_answers_in_the_version(run, kernel, conf, 
     assert out["ips"] == [ip]
     assert out["routes"] == [{"dst": "0.0.0.0/0", "gw": "10.244.1.1"}]
     assert out["dns"] == {}
-    assert reservations(conf) == {"10.244.1.2": {"containerID": CID, "ifname": "eth0"}}
+    assert reservations(conf) == {"10.244.1.2": {"containerID": CID, "ifname": "eth0", "netns": NETNS}}
     pod = kernel.find(NETNS, "eth0")
     assert pod["addresses"] == ["10.244.1.2/24"] and pod["up"]
     assert kernel.find(None, veth())["master"] == "cni0"
@@ -288,7 +291,7 @@ def test_gc_releases_what_is_not_valid_and_removes_its_veth(run, kernel, conf):
     run("ADD", conf, CNI_CONTAINERID="keep", CNI_NETNS="/run/netns/pod2")
     conf["cni.dev/valid-attachments"] = [{"containerID": "keep", "ifname": "eth0"}]
     assert run("GC", conf) == (0, None)
-    assert list(reservations(conf).values()) == [{"containerID": "keep", "ifname": "eth0"}]
+    assert list(reservations(conf).values()) == [{"containerID": "keep", "ifname": "eth0", "netns": "/run/netns/pod2"}]
     assert veth() not in kernel.spaces[None]
     assert plugin.attachment_veth("keep", "eth0") in kernel.spaces[None]
     conf["cni.dev/valid-attachments"] = []
@@ -313,3 +316,211 @@ def test_status_without_pyroute2_is_error_50(run, conf, monkeypatch):
     code, out = run("STATUS", conf)
     assert (code, out["code"]) == (1, 50)
     assert "pyroute2 cannot be imported" in out["msg"]
+
+
+# ---------------------------------------------------- attachment ownership
+def test_repeat_add_in_another_namespace_is_refused_and_the_first_stays(run, kernel, conf):
+    kernel.add_ns(POD2)
+    assert run("ADD", conf)[0] == 0
+    spaces, routes, files = copy.deepcopy(kernel.spaces), copy.deepcopy(kernel.routes), state_files(conf)
+    run.sessions = []
+    code, out = run("ADD", conf, CNI_NETNS=POD2)
+    assert (code, out["code"]) == (1, protocol.ERR_CONFLICT)
+    assert out["msg"] == (
+        "container c0ffee already has interface eth0 with address 10.244.1.2 in the network namespace "
+        "/run/netns/pod1; an ADD of the same attachment in /run/netns/pod2 is refused (duplicate allocation): "
+        "DEL it first; nothing was changed")
+    assert run.applied == []
+    assert (kernel.spaces, kernel.routes, state_files(conf)) == (spaces, routes, files)
+
+
+def test_failed_repeat_add_in_another_namespace_does_not_free_the_first_address(run, kernel, conf):
+    conf["ipam"]["subnet"] = "10.244.1.0/30"  # one address: .2
+    kernel.add_ns(POD2)
+    kernel.add_ns("/run/netns/pod3")
+    assert run("ADD", conf)[0] == 0
+    code, out = run("ADD", conf, CNI_NETNS=POD2, fail_on="route_add")
+    assert (code, out["code"]) == (1, protocol.ERR_CONFLICT)
+    assert reservations(conf) == {"10.244.1.2": {"containerID": CID, "ifname": "eth0", "netns": NETNS}}
+    assert kernel.find(NETNS, "eth0")["addresses"] == ["10.244.1.2/30"]
+    # The next pod does not get the first one's address (nor its MAC).
+    code, out = run("ADD", conf, CNI_CONTAINERID="next", CNI_NETNS="/run/netns/pod3")
+    assert (code, out["code"]) == (1, protocol.ERR_NO_ADDRESS)
+
+
+def test_failed_repeat_add_in_the_same_namespace_keeps_the_earlier_reservation(run, kernel, conf):
+    assert run("ADD", conf)[0] == 0
+    kernel.apply(Action(Op.LINK_DEL, None, veth(), {}))  # the pair went away, the runtime ADDs again
+    kernel.routes[NETNS] = []  # with its device, its route
+    code, out = run("ADD", conf, fail_on="route_add")
+    assert (code, out["code"]) == (1, protocol.ERR_KERNEL)
+    assert veth() not in kernel.spaces[None]
+    assert reservations(conf) == {"10.244.1.2": {"containerID": CID, "ifname": "eth0", "netns": NETNS}}
+    assert run("DEL", conf) == (0, None)
+    assert reservations(conf) == {}
+
+
+def test_repeat_add_in_the_same_namespace_reuses_the_address(run, kernel, conf):
+    assert run("ADD", conf)[0] == 0
+    kernel.apply(Action(Op.LINK_DEL, None, veth(), {}))
+    kernel.routes[NETNS] = []
+    code, out = run("ADD", conf)
+    assert code == 0, out
+    assert out["ips"][0]["address"] == "10.244.1.2/24"
+    assert list(reservations(conf)) == ["10.244.1.2"]
+
+
+def test_del_naming_another_namespace_is_not_the_owners(run, kernel, conf):
+    """A runtime cleans up after the refused ADD with a DEL in its namespace: the first attachment stays."""
+    kernel.add_ns(POD2)
+    assert run("ADD", conf)[0] == 0
+    assert run("ADD", conf, CNI_NETNS=POD2)[0] == 1
+    run.sessions = []
+    assert run("DEL", conf, CNI_NETNS=POD2) == (0, None)
+    assert run.sessions == []
+    assert veth() in kernel.spaces[None] and "eth0" in kernel.spaces[NETNS]
+    assert list(reservations(conf)) == ["10.244.1.2"]
+    # The owner's DEL, with or without CNI_NETNS, releases.
+    assert run("DEL", conf, CNI_NETNS=None) == (0, None)
+    assert veth() not in kernel.spaces[None] and reservations(conf) == {}
+
+
+def test_state_written_without_namespaces_keeps_working(run, kernel, conf):
+    write_state(conf, "10.244.1.7", '{"containerID": "%s", "ifname": "eth0"}\n' % CID)
+    write_state(conf, "10.244.1.8", '{"containerID": "gone", "ifname": "eth0"}\n')
+    code, out = run("ADD", conf)
+    assert code == 0, out
+    assert out["ips"][0]["address"] == "10.244.1.7/24"
+    assert reservations(conf)["10.244.1.7"] == {"containerID": CID, "ifname": "eth0", "netns": NETNS}
+    assert run("CHECK", dict(conf, prevResult=out)) == (0, None)
+    assert run("DEL", conf) == (0, None)
+    conf["cni.dev/valid-attachments"] = []
+    assert run("GC", conf) == (0, None)
+    assert reservations(conf) == {}
+
+
+def test_state_without_namespaces_refuses_an_add_while_its_host_end_is_elsewhere(run, kernel, conf):
+    kernel.add_ns(POD2)
+    assert run("ADD", conf, CNI_NETNS=POD2)[0] == 0
+    write_state(conf, "10.244.1.2", '{"containerID": "%s", "ifname": "eth0"}\n' % CID)  # as before the upgrade
+    spaces, files = copy.deepcopy(kernel.spaces), state_files(conf)
+    code, out = run("ADD", conf)
+    assert (code, out["code"]) == (1, protocol.ERR_CONFLICT)
+    assert ("container c0ffee already has interface eth0 with address 10.244.1.2 (host end %s) outside the "
+            "network namespace /run/netns/pod1" % veth()) in out["msg"]
+    assert (kernel.spaces, state_files(conf)) == (spaces, files)
+
+
+# ------------------------------------------------------------------ bridge
+@pytest.mark.parametrize("held", ["10.244.1.1/16", "10.244.1.1/28"])
+def test_bridge_with_the_gateway_at_another_prefix_length_is_refused(run, kernel, conf, held):
+    kernel.spaces[None]["cni0"] = link("cni0", 5, "bridge", up=True, addresses=[held])
+    spaces = copy.deepcopy(kernel.spaces)
+    code, out = run("ADD", conf)
+    assert (code, out["code"]) == (1, protocol.ERR_CONFLICT)
+    assert out["msg"] == ("bridge cni0 holds the gateway 10.244.1.1 as %s, not with the prefix length /24 of "
+                          "ipam.subnet 10.244.1.0/24; nothing was changed" % held)
+    assert run.applied == [] and kernel.spaces == spaces and state_files(conf) == {}
+
+
+def _made_meanwhile(kind, addresses=()):
+    def create(kernel):
+        kernel.spaces[None]["cni0"] = link("cni0", kernel.next_index(), kind, up=True, addresses=list(addresses))
+    return create
+
+
+def test_add_goes_on_when_another_network_made_the_bridge_meanwhile(run, kernel, conf):
+    kernel.meanwhile[Op.BRIDGE_ADD] = [_made_meanwhile("bridge", ["10.244.2.1/24"])]
+    code, out = run("ADD", conf)
+    assert code == 0, out
+    bridge = kernel.find(None, "cni0")
+    assert bridge["addresses"] == ["10.244.2.1/24", "10.244.1.1/24"] and bridge["up"]
+    assert kernel.find(None, veth())["master"] == "cni0"
+    assert out["interfaces"][0]["name"] == "cni0"
+
+
+def test_add_goes_on_when_the_gateway_was_added_meanwhile(run, kernel, conf):
+    kernel.spaces[None]["cni0"] = link("cni0", 5, "bridge", up=True)
+
+    def gateway(k):
+        k.spaces[None]["cni0"]["addresses"].append("10.244.1.1/24")
+    kernel.meanwhile[Op.ADDR_ADD] = [gateway]
+    code, out = run("ADD", conf)
+    assert code == 0, out
+    assert kernel.find(None, "cni0")["addresses"] == ["10.244.1.1/24"]
+
+
+@pytest.mark.parametrize("meanwhile, message", [
+    (_made_meanwhile("dummy"), "bridge cni0: already exists in namespace host as a link of kind dummy"),
+    (_made_meanwhile("bridge", ["10.244.1.1/16"]), "bridge cni0 holds the gateway 10.244.1.1 as 10.244.1.1/16"),
+])
+def test_what_a_concurrent_creator_made_is_checked_again(run, kernel, conf, meanwhile, message):
+    kernel.meanwhile[Op.BRIDGE_ADD] = [meanwhile]
+    code, out = run("ADD", conf)
+    assert (code, out["code"]) == (1, protocol.ERR_CONFLICT)
+    assert message in out["msg"]
+    assert reservations(conf) == {} and veth() not in kernel.spaces[None]
+
+
+# ------------------------------------------------------ the state's safety
+@pytest.mark.parametrize("command, code", [("ADD", 5), ("DEL", 5), ("GC", 5), ("STATUS", 50)])
+def test_a_state_directory_writable_by_others_is_refused_naming_it(run, kernel, conf, command, code):
+    data = conf["ipam"]["dataDir"]
+    os.makedirs(data, 0o700)
+    os.chmod(data, 0o777)
+    conf["cni.dev/valid-attachments"] = []
+    rc, out = run(command, conf)
+    assert (rc, out["code"]) == (1, code), out
+    assert out["msg"].startswith("the IPAM state directory %s is writable by its group and others (mode 0777" % data)
+    assert run.applied == [] and os.listdir(data) == []
+
+
+def test_a_link_for_the_network_directory_is_refused(run, kernel, conf, tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir(mode=0o700)
+    os.makedirs(conf["ipam"]["dataDir"], 0o700)
+    os.symlink(str(elsewhere), state_dir(conf))
+    code, out = run("ADD", conf)
+    assert (code, out["code"]) == (1, protocol.ERR_IO)
+    assert "the IPAM state directory %s is a symbolic link" % state_dir(conf) in out["msg"]
+    assert os.listdir(str(elsewhere)) == [] and run.applied == []
+
+
+# -------------------------------------------- state of unexpected shape
+def _plant(conf, name, shape):
+    if not os.path.isdir(state_dir(conf)):
+        os.makedirs(state_dir(conf), 0o700)
+    if shape == "directory":
+        os.makedirs(os.path.join(state_dir(conf), name), 0o700)
+    elif shape == "named pipe":
+        os.mkfifo(os.path.join(state_dir(conf), name))
+    else:
+        write_state(conf, name, shape)
+
+
+@pytest.mark.parametrize("shape", ["garbage", "[1, 2]", '{"containerID": ["x"], "ifname": "eth0"}', "directory",
+                                   "named pipe"])
+def test_gc_keeps_entries_of_unexpected_shape_and_collects_the_rest(run, kernel, conf, deadline, shape):
+    kernel.add_ns(POD2)
+    assert run("ADD", conf)[0] == 0
+    assert run("ADD", conf, CNI_CONTAINERID="keep", CNI_NETNS=POD2)[0] == 0
+    _plant(conf, "10.244.1.9", shape)
+    conf["cni.dev/valid-attachments"] = [{"containerID": "keep", "ifname": "eth0"}]
+    with deadline(5):
+        assert run("GC", conf) == (0, None)
+        owners = reservations(conf)
+    assert sorted(owners) == ["10.244.1.3", "10.244.1.9"]
+    assert owners["10.244.1.9"]["problem"] and owners["10.244.1.3"]["containerID"] == "keep"
+    assert veth() not in kernel.spaces[None]
+
+
+def test_status_and_add_count_entries_of_unexpected_shape_as_reserved(run, kernel, conf, deadline):
+    conf["ipam"]["subnet"] = "10.244.1.0/30"  # one address: .2
+    _plant(conf, "10.244.1.2", "named pipe")
+    for command, code in (("STATUS", protocol.ERR_NOT_AVAILABLE), ("ADD", protocol.ERR_NO_ADDRESS)):
+        with deadline(5):
+            rc, out = run(command, conf)
+        assert (rc, out["code"]) == (1, code)
+        assert ("no free address in 10.244.1.0/30: all 1 addresses are reserved (1 of them by state entries that "
+                "are no reservation records: 10.244.1.2 (a named pipe)") in out["msg"]
+    assert "eth0" not in kernel.spaces[NETNS]

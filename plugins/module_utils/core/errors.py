@@ -13,6 +13,8 @@
     +-- IpamError           the CNI plugin's address store
         +-- PoolExhausted   no free address left
         +-- LockTimeout     the store's lock was not had in time
+        +-- StateError      the state directory or a file in it cannot be used safely
+        +-- DuplicateAttachment  an ADD of an attachment that holds an address in another namespace
 
 Every str() is a message ready for a user: it names the object, the value and why.
 """
@@ -20,10 +22,21 @@ Every str() is a message ready for a user: it names the object, the value and wh
 from __future__ import annotations
 
 import errno
+import json
 import os
 
 # How the namespace the code runs in is named in messages.
 HOST = "host"
+
+
+def shown(value):
+    """A value as messages show it: text quoted, everything else as JSON (null, true, [1]), never a Python literal."""
+    if isinstance(value, str):
+        return repr(value)
+    try:
+        return json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)
+    except (TypeError, ValueError):
+        return repr(value)
 
 
 class PodnetError(Exception):
@@ -37,7 +50,7 @@ class ValidationError(PodnetError, ValueError):
         self.path = path
         self.value = value
         self.reason = reason
-        super().__init__("%s: %r %s" % (path, value, reason))
+        super().__init__("%s: %s %s" % (path, shown(value), reason))
 
 
 class ConflictError(ValidationError):
@@ -87,3 +100,22 @@ class PoolExhausted(IpamError):
 
 class LockTimeout(IpamError):
     """The store's lock could not be taken in time."""
+
+
+class StateError(IpamError):
+    """The state directory or a file in it cannot be used safely; the message names the path and why."""
+
+
+class DuplicateAttachment(IpamError):
+    """An ADD for an attachment that holds an address already, made for another network namespace."""
+
+    def __init__(self, container_id, ifname, address, netns, wanted):
+        self.container_id = container_id
+        self.ifname = ifname
+        self.address = address
+        self.netns = netns
+        self.wanted = wanted
+        super().__init__(
+            "container %s already has interface %s with address %s in the network namespace %s; an ADD of "
+            "the same attachment in %s is refused (duplicate allocation): DEL it first"
+            % (container_id, ifname, address, netns, wanted))

@@ -15,7 +15,8 @@ Current state reaches the planners as plain dicts. A link dict has the keys:
 name, ifindex, kind, mac, mtu, up, master (name of the master link or None),
 link (ifindex of the peer), link_netnsid, stp, hairpin and addresses (list of
 CIDR strings, IPv6 link-local left out). A route dict has dst (CIDR or
-'default'), family (4 or 6), via, dev, metric and, when read, proto.
+'default'), family (4 or 6), via, dev, metric and, when read, proto and type
+('unicast', 'blackhole', 'unreachable', ...: only unicast routes of our protocol are ours).
 """
 
 from __future__ import annotations
@@ -82,16 +83,17 @@ def pod_mac(address):
 
 
 def host_veth_name(key):
-    """Host end of a pod's veth: 'veth-<key>' when that is a valid interface name,
-    else 'veth' + 11 hex digits of the key's SHA-256.
+    """Host end of a pod's veth: 'veth-<key>' when that is a valid interface name (at most
+    15 bytes of printable ASCII without '/', ':' or '%'), else 'veth' + 11 hex digits of
+    the key's SHA-256.
 
     The pods module keys by pod name (veth-red); the CNI plugin by
     '<container ID>/<ifname>', which always takes the hashed form.
     """
     name = "veth-%s" % key
-    if len(name.encode("utf-8")) <= IFNAME_MAX_BYTES and not any(c in name for c in "/: \t\n\0"):
+    if len(name) <= IFNAME_MAX_BYTES and all("!" <= c <= "~" and c not in "/:%" for c in name):
         return name
-    return "veth" + hashlib.sha256(key.encode("utf-8")).hexdigest()[:11]
+    return "veth" + hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:11]
 
 
 # ----------------------------------------------------------------- actions

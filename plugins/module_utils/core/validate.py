@@ -6,9 +6,10 @@
 
 Every function here is pure: it takes a value from the module parameters and
 either returns a normalised value or raises ValidationError naming the
-parameter (with its list index), the value and why it was refused. Nothing
-here touches the kernel, so the whole of a module's input is checked before
-its first change.
+parameter (with its list index), the value and why it was refused; no input
+makes one raise anything else. A normalised value is valid input again and
+comes back unchanged. Nothing here touches the kernel, so the whole of a
+module's input is checked before its first change.
 """
 
 from __future__ import annotations
@@ -22,6 +23,21 @@ from ansible_collections.podnet.mesh.plugins.module_utils.core.model import IFNA
 MTU_MIN = 68
 MTU_MAX = 65535
 NETNS_NAME_MAX_BYTES = 255
+# Characters of an interface name besides ASCII letters and digits: the printable
+# ASCII ones but '/' and ':' (the kernel refuses them) and '%' (the kernel reads
+# "eth%d" as a pattern and picks a free number, so the link gets another name).
+IFNAME_REFUSED = "/:%"
+# A node's pod network is at most this wide, and never touches these blocks:
+# none of them can carry traffic between pods.
+POD_CIDR_MIN_PREFIX = 8
+NOT_POD_NETWORKS = (
+    (ipaddress.ip_network("0.0.0.0/8"), "the unspecified 'this network' block 0.0.0.0/8"),
+    (ipaddress.ip_network("127.0.0.0/8"), "the loopback block 127.0.0.0/8"),
+    (ipaddress.ip_network("169.254.0.0/16"), "the link-local block 169.254.0.0/16"),
+    (ipaddress.ip_network("224.0.0.0/4"), "the multicast block 224.0.0.0/4"),
+    (ipaddress.ip_network("240.0.0.0/4"), "the reserved block 240.0.0.0/4 (with the broadcast address 255.255.255.255)"),
+)
+LIMITED_BROADCAST = ipaddress.ip_address("255.255.255.255")
 
 
 def _text(value, path):
@@ -30,31 +46,43 @@ def _text(value, path):
     return value
 
 
+def _size(value):
+    """Bytes of value in UTF-8 (a lone surrogate counts as the 3 bytes it would take)."""
+    return len(value.encode("utf-8", "surrogatepass"))
+
+
 def ifname(value, path="name"):
-    """A Linux interface name: 1-15 bytes, no '/', ':' or white space, not '.' or '..'."""
+    """A Linux interface name: 1-15 printable ASCII characters but '/', ':' and '%', not '.' or '..'."""
     value = _text(value, path)
-    if len(value.encode("utf-8")) > IFNAME_MAX_BYTES:
+    if _size(value) > IFNAME_MAX_BYTES:
         raise ValidationError(
             path, value,
-            "is %d bytes long; Linux interface names are at most %d bytes"
-            % (len(value.encode("utf-8")), IFNAME_MAX_BYTES))
+            "is %d bytes long; Linux interface names are at most %d bytes" % (_size(value), IFNAME_MAX_BYTES))
     if value in (".", ".."):
         raise ValidationError(path, value, "is not a valid interface name")
     for char in value:
-        if char in "/:" or char.isspace() or char == "\0":
+        if char in IFNAME_REFUSED or not "!" <= char <= "~":
             raise ValidationError(
                 path, value,
-                "is not a valid interface name: it must not contain '/', ':', NUL or white space")
+                "is not a valid interface name: it must not contain '/', ':', '%', white space, "
+                "control characters or characters other than ASCII")
     return value
 
 
 def netns_name(value, path="netns"):
-    """A named network namespace: a file name under /run/netns."""
+    """A named network namespace: a file name under /run/netns, of printable characters."""
     value = _text(value, path)
-    if value in (".", "..") or "/" in value or "\0" in value:
+    if value in (".", "..") or "/" in value:
         raise ValidationError(
             path, value, "is not a valid namespace name: it is a file name under /run/netns")
-    if len(value.encode("utf-8")) > NETNS_NAME_MAX_BYTES:
+    if not value.isprintable():
+        raise ValidationError(
+            path, value,
+            "is not a valid namespace name: it must not contain control characters (newline, tab, NUL ...) "
+            "or other characters that do not print")
+    if value != value.strip():
+        raise ValidationError(path, value, "is not a valid namespace name: it must not begin or end with a space")
+    if _size(value) > NETNS_NAME_MAX_BYTES:
         raise ValidationError(
             path, value, "is longer than %d bytes" % NETNS_NAME_MAX_BYTES)
     return value
@@ -84,6 +112,7 @@ def interface_address(value, path="addresses"):
         raise ValidationError(
             path, value,
             "is not an address with a prefix length (CIDR such as 10.244.1.1/24)")
+    _no_scope(value, path)
     try:
         iface = ipaddress.ip_interface(value.strip())
     except ValueError:
@@ -98,9 +127,16 @@ def interface_address(value, path="addresses"):
         if iface.ip == net.broadcast_address:
             raise ValidationError(
                 path, value, "is the broadcast address of %s, not a host address" % net)
-    if iface.ip.is_multicast or iface.ip.is_unspecified:
+    if iface.ip.is_multicast or iface.ip.is_unspecified or iface.ip == LIMITED_BROADCAST:
         raise ValidationError(path, value, "is not a unicast host address")
     return str(iface)
+
+
+def _no_scope(value, path):
+    """Refuse an IPv6 zone ('fe80::1%eth0'): the kernel takes the interface separately."""
+    if "%" in value:
+        raise ValidationError(
+            path, value, "has a zone ('%...'); give the address without it (the interface is named separately)")
 
 
 def address_list(values, path="addresses"):
@@ -129,6 +165,7 @@ def network(value, path):
     """A network in CIDR form (host bits must be zero), returned normalised."""
     if not isinstance(value, str) or "/" not in value:
         raise ValidationError(path, value, "is not a network in CIDR form such as 10.244.0.0/16")
+    _no_scope(value, path)
     try:
         return str(ipaddress.ip_network(value.strip(), strict=True))
     except ValueError as exc:
@@ -136,15 +173,30 @@ def network(value, path):
 
 
 def pod_cidr(value, path):
-    """A node's pod network: IPv4 in CIDR form with room for a gateway and pods (/30 or wider)."""
+    """A node's pod network: IPv4 in CIDR form, /8 to /30, of addresses pods can have.
+
+    Refused: networks wider than /8 and any that touches the unspecified,
+    loopback, link-local, multicast or reserved blocks (NOT_POD_NETWORKS).
+    """
     net = ipaddress.ip_network(network(value, path))
     if net.version != 4 or net.prefixlen > 30:
         raise ValidationError(path, value, "must be an IPv4 network of at least 4 addresses")
+    if net.prefixlen < POD_CIDR_MIN_PREFIX:
+        raise ValidationError(
+            path, value, "is wider than /%d: a node's pod network is at most a /%d"
+            % (POD_CIDR_MIN_PREFIX, POD_CIDR_MIN_PREFIX))
+    for block, what in NOT_POD_NETWORKS:
+        if net.overlaps(block):
+            raise ValidationError(path, value, "overlaps %s, which cannot hold pod addresses" % what)
     return net
 
 
 def choice(value, choices, path):
-    if value not in choices:
+    try:
+        known = value in choices
+    except TypeError:  # an unhashable value and a set of choices
+        known = False
+    if not known:
         raise ValidationError(path, value, "must be one of %s" % ", ".join(choices))
     return value
 
@@ -157,8 +209,12 @@ U32_MAX = 2 ** 32 - 1
 
 
 def ip_address(value, path):
+    """An IP address given as text (not a number, not bytes); returned as an ipaddress object."""
+    if not isinstance(value, str):
+        raise ValidationError(path, value, "is not an IP address")
+    _no_scope(value, path)
     try:
-        return ipaddress.ip_address(value.strip() if isinstance(value, str) else value)
+        return ipaddress.ip_address(value.strip())
     except ValueError:
         raise ValidationError(path, value, "is not an IP address")
 
@@ -172,7 +228,7 @@ def route(value, path, default_family=4, next_hop=True):
     """
     if not isinstance(value, dict):
         raise ValidationError(path, value, "must be a dict with dst and via and/or dev")
-    unknown = sorted(set(value) - set(ROUTE_KEYS))
+    unknown = sorted((str(key) for key in value if key not in ROUTE_KEYS))
     if unknown:
         raise ValidationError(
             path, value, "has unknown key(s) %s; allowed: %s" % (", ".join(unknown), ", ".join(ROUTE_KEYS)))

@@ -11,9 +11,12 @@ KernelError that names the operation, the object, the namespace and the
 kernel's errno text.
 
 Reads are dumps over a plain netlink socket (``kernel.wire``) decoded by
-pyroute2's message classes; changes go through pyroute2's IPRoute, one handler
-per operation (``HANDLERS``), except route changes in the namespace the code
-runs in, which are sent in batches of ROUTE_BATCH messages per round trip.
+pyroute2's message classes; ``Session.apply`` runs a plan's changes through the
+handlers of ``kernel.changes``.
+
+Where a veth's other end is (``Session.peer_of``) is proven by namespace ids:
+the kernel names the peer's namespace by an id (IFLA_LINK_NETNSID), and the id
+a namespace file has is looked up (RTM_GETNSID), never guessed from names.
 """
 
 from __future__ import annotations
@@ -21,17 +24,14 @@ from __future__ import annotations
 import errno
 import ipaddress
 import os
-import socket
 
-from ansible_collections.podnet.mesh.plugins.module_utils.core.describe import describe
 from ansible_collections.podnet.mesh.plugins.module_utils.core.errors import KernelError
 from ansible_collections.podnet.mesh.plugins.module_utils.core import model
-from ansible_collections.podnet.mesh.plugins.module_utils.core.model import Op
-from ansible_collections.podnet.mesh.plugins.module_utils.kernel import wire
-from ansible_collections.podnet.mesh.plugins.module_utils.kernel.netns import InNetns, netns_exists, netns_path
+from ansible_collections.podnet.mesh.plugins.module_utils.kernel import changes, wire
+from ansible_collections.podnet.mesh.plugins.module_utils.kernel.netns import (
+    MOUNTINFO, NETNS_RUN_DIR, InNetns, netns_exists, netns_path, open_netns, parse_mountinfo)
 from ansible_collections.podnet.mesh.plugins.module_utils.kernel.pyroute2_parts import (
-    HAS_PYROUTE2, PYROUTE2_IMPORT_ERROR, NetlinkDumpInterrupted, NetlinkError, ifaddrmsg, ifinfmsg, iproute,
-    pr_netns, rtmsg)
+    HAS_PYROUTE2, PYROUTE2_IMPORT_ERROR, NetlinkDumpInterrupted, NetlinkError, ifaddrmsg, ifinfmsg, iproute, rtmsg)
 
 __all__ = ["HAS_PYROUTE2", "PYROUTE2_IMPORT_ERROR", "Namespace", "Session", "link_state"]
 
@@ -39,25 +39,40 @@ __all__ = ["HAS_PYROUTE2", "PYROUTE2_IMPORT_ERROR", "Namespace", "Session", "lin
 # runtime next door); 0.9 reads again by itself.
 DUMP_ATTEMPTS = 20
 IFF_UP = 0x1
-# Address scope "link": IPv6 fe80::/10 addresses the kernel manages itself.
-RT_SCOPE_LINK = 253
-RT_SCOPE_UNIVERSE = 0
-RT_SCOPE_NOWHERE = 255
-RTN_UNICAST = 1
-AF_INET6 = 10
-FAMILIES = {4: socket.AF_INET, 6: socket.AF_INET6}
-ROUTE_FLAGS = {
-    Op.ROUTE_ADD: (wire.RTM_NEWROUTE, wire.NLM_F_REQUEST | wire.NLM_F_ACK | wire.NLM_F_CREATE | wire.NLM_F_EXCL),
-    Op.ROUTE_REPLACE: (wire.RTM_NEWROUTE,
-                       wire.NLM_F_REQUEST | wire.NLM_F_ACK | wire.NLM_F_CREATE | wire.NLM_F_REPLACE),
-    Op.ROUTE_DEL: (wire.RTM_DELROUTE, wire.NLM_F_REQUEST | wire.NLM_F_ACK),
-}
-# Route messages sent per round trip when many routes change at once.
-ROUTE_BATCH = 256
 
 
 def _error(operation, ns, exc, scoped=True):
     return KernelError.from_exception(operation, ns, exc, scoped)
+
+
+def visible_namespaces(mountinfo=MOUNTINFO):
+    """Every network namespace mounted in this mount namespace, once each, as labels.
+
+    A label is the name of a namespace under /run/netns, or the path of any other
+    mounted namespace file (a container runtime's, a lab node's). Read from the mount
+    table: bind mounts of nsfs whose root is net:[inode]. Named ones come first.
+    """
+    try:
+        with open(mountinfo) as handle:
+            mounts = parse_mountinfo(handle.read())
+    except OSError:
+        return []
+    prefix = NETNS_RUN_DIR + "/"
+    labels = {}
+    for mount in mounts:
+        root, point = mount["root"], mount["point"]
+        if mount["fstype"] != "nsfs" or not root.startswith("net:["):
+            continue
+        rest = point[len(prefix):] if point.startswith(prefix) else ""
+        label = rest if rest and "/" not in rest else point
+        if root not in labels or (labels[root].startswith("/") and not label.startswith("/")):
+            labels[root] = label
+    found = set(labels.values())
+    return sorted(n for n in found if not n.startswith("/")) + sorted(n for n in found if n.startswith("/"))
+
+
+def _code(exc):
+    return getattr(exc, "code", None) or getattr(exc, "errno", None)
 
 
 def link_state(msg, names):
@@ -95,9 +110,9 @@ def link_state(msg, names):
 
 def _address(msg):
     ip = msg.get_attr("IFA_ADDRESS")
-    if msg["family"] == AF_INET6 and msg["scope"] == RT_SCOPE_LINK:
+    if msg["family"] == wire.AF_INET6 and msg["scope"] == wire.RT_SCOPE_LINK:
         return None
-    if msg["family"] != AF_INET6:
+    if msg["family"] != wire.AF_INET6:
         ip = msg.get_attr("IFA_LOCAL") or ip
     return "%s/%d" % (ip, msg["prefixlen"])
 
@@ -119,6 +134,9 @@ class Namespace:
         self._ipr = None
         self._seq = 0
         if name is not None and not netns_exists(name):
+            if os.path.lexists(self.path):
+                raise KernelError("open namespace %s" % name, name, errno.EINVAL,
+                                  "%s is not a network namespace" % self.path)
             raise KernelError("open namespace %s" % name, name, errno.ENOENT, "no namespace at %s" % self.path)
         try:
             self.sock = self._inside(wire.open_socket)
@@ -209,8 +227,11 @@ class Namespace:
             raise _error("read link %s" % (name if index is None else index), self.name, exc)
 
     def routes(self, table, families=(4, 6), links=None):
-        """Unicast routes of one table as dicts (dst, family, via, dev, metric, proto).
+        """Every route of one table as dicts (dst, family, via, dev, metric, proto, type).
 
+        type names the route type: 'unicast' for a route through a gateway or a
+        device, 'blackhole', 'unreachable', 'prohibit', 'throw', ... for the others,
+        which hold a destination as much as a unicast route does.
         links: this namespace's links as links() returned them, when the caller has
         read them already (names the devices without another link dump).
         """
@@ -221,9 +242,9 @@ class Namespace:
         for version in families:
             # One plain dump decoded by pyroute2's rtmsg: several times faster than
             # IPRoute.get_routes for big tables.
-            for msg in self._dump("list routes", rtmsg, wire.RTM_GETROUTE, FAMILIES[version]):
+            for msg in self._dump("list routes", rtmsg, wire.RTM_GETROUTE, wire.FAMILIES[version]):
                 attrs = dict((nla[0], nla[1]) for nla in msg["attrs"])  # one pass; get_attr per name is slow
-                if (attrs.get("RTA_TABLE") or msg["table"]) != table or msg["type"] != RTN_UNICAST:
+                if (attrs.get("RTA_TABLE") or msg["table"]) != table:
                     continue
                 result.append({
                     "dst": "%s/%d" % (attrs.get("RTA_DST"), msg["dst_len"]) if msg["dst_len"] else "default",
@@ -232,6 +253,7 @@ class Namespace:
                     "dev": names.get(attrs.get("RTA_OIF")),
                     "metric": attrs.get("RTA_PRIORITY") or 0,
                     "proto": msg["proto"],
+                    "type": wire.ROUTE_TYPES.get(msg["type"], str(msg["type"])),
                 })
         return result
 
@@ -247,6 +269,33 @@ class Namespace:
     def networks(self):
         """The directly connected networks: those of every address in the namespace."""
         return [ipaddress.ip_interface(address).network for _index, address in self.addresses()]
+
+    def link_by_index(self, index):
+        """The link with that ifindex as a dict (master named), or None."""
+        msgs = self._link_by(index=index)
+        if not msgs:
+            return None
+        names = {index: msgs[0].get_attr("IFLA_IFNAME")}
+        master = msgs[0].get_attr("IFLA_MASTER")
+        if master:
+            for msg in self._link_by(index=master):
+                names[master] = msg.get_attr("IFLA_IFNAME")
+        return link_state(msgs[0], names)
+
+    def nsid(self, path):
+        """The id this namespace gives the namespace file at path, None when it has none.
+
+        A veth end whose peer is elsewhere carries the peer namespace's id
+        (link_netnsid); equal ids are the proof of where that peer is.
+        """
+        try:
+            fd = open_netns(path)
+        except OSError as exc:
+            raise _error("open namespace %s" % path, self.name, exc)
+        try:
+            return self.call("look up the id of namespace %s" % path, wire.nsid, self.sock, fd, self._next_seq())
+        finally:
+            os.close(fd)
 
     def index(self, name):
         found = self.call("look up link %s" % name, self.ipr.link_lookup, ifname=name)
@@ -297,193 +346,85 @@ class Session(model.Session):
         if handle is not None:
             handle.close()
 
+    # ---------------------------------------------------------------- reads
+    def peer_of(self, link, ns=None, hint=()):
+        """Where the other end of veth ``link`` (read in namespace ns) is, proven by namespace ids.
+
+        Returns {seen, netns, link}: seen True with netns the peer's namespace (ns
+        itself when both ends are in one namespace, None for the namespace this code
+        runs in, a name under /run/netns, or the path of another mounted namespace
+        file) and link the peer's link dict; or seen False (netns and link None) when
+        the peer is in no namespace this node has mounted, e.g. the namespace it was
+        made for was deleted while a process still holds it. hint: namespaces to try
+        first, the ones the caller expects the peer in.
+        """
+        unseen = {"seen": False, "netns": None, "link": None}
+        if link is None or link.get("kind") != "veth" or not link.get("link"):
+            return unseen
+        home = self.ns(ns)
+        if link.get("link_netnsid") is None:
+            peer = home.link_by_index(link["link"])
+            return {"seen": True, "netns": ns, "link": peer} if peer is not None else unseen
+        tried = set()
+        for label in list(hint) + visible_namespaces():
+            path = None if label is None else netns_path(label)
+            if label is None or label == ns or path in tried or not netns_exists(label):
+                continue
+            tried.add(path)
+            try:
+                if home.nsid(path) != link["link_netnsid"]:
+                    continue
+                peer = self.ns(label).link_by_index(link["link"])
+            except KernelError:
+                continue  # gone meanwhile, or not opened by this session
+            return {"seen": True, "netns": label, "link": peer}
+        return unseen
+
+    def addresses_held(self, network, skip=()):
+        """{address: namespace} of the addresses inside network held here or in any named namespace.
+
+        Covers the namespace this code runs in (None) and every namespace under
+        /run/netns but those in skip; each is opened for one address dump and
+        closed again (a node with a thousand pods keeps no thousand sockets open).
+        """
+        network = ipaddress.ip_network(network)
+        held = {}
+
+        def take(handle, label):
+            for _index, address in handle.addresses():
+                ip = ipaddress.ip_interface(address).ip
+                if ip in network:
+                    held.setdefault(ip, label)
+
+        take(self.ns(None), None)
+        try:
+            names = sorted(os.listdir(NETNS_RUN_DIR))
+        except OSError:
+            names = []
+        for name in names:
+            if name in skip or not netns_exists(name):
+                continue
+            try:
+                handle = self._handles.get(name) or Namespace(name)
+            except KernelError:
+                continue  # removed meanwhile
+            try:
+                take(handle, name)
+            finally:
+                if name not in self._handles:
+                    handle.close()
+        return held
+
     # --------------------------------------------------------------- writes
     def apply(self, actions):
-        """Run the actions in order; route changes here (ns None) go out in batches."""
+        """Run the actions in order, each through its handler (``kernel.changes``);
+        route changes here (ns None) go out in batches."""
         batch = []
         for action in actions:
-            if action.op in ROUTE_FLAGS and action.ns is None:
+            if action.op in changes.ROUTE_FLAGS and action.ns is None:
                 batch.append(action)
                 continue
-            self._flush_routes(batch)
-            HANDLERS[action.op](self, action)
+            changes.flush_routes(self, batch)
+            changes.HANDLERS[action.op](self, action)
             self.applied.append(action)
-        self._flush_routes(batch)
-
-    def _flush_routes(self, batch):
-        """Send route changes of this namespace in a few large writes.
-
-        Messages are built by pyroute2 (rtmsg) and written to one plain netlink
-        socket, ROUTE_BATCH at a time, each acknowledged: 1,000 routes take a
-        handful of round trips instead of 1,000.
-        """
-        if not batch:
-            return
-        ns = self.ns(None)
-        try:
-            sock = wire.open_socket()
-        except OSError as exc:
-            raise _error("send route changes", None, exc)
-        try:
-            for start in range(0, len(batch), ROUTE_BATCH):
-                chunk = batch[start:start + ROUTE_BATCH]
-                errors = wire.send_all(sock, [_route_message(_route_kwargs(ns, a), a.op, seq)
-                                              for seq, a in enumerate(chunk, 1)])
-                for seq, action in enumerate(chunk, 1):
-                    if seq in errors:
-                        raise KernelError(describe(action), None, errors[seq], os.strerror(errors[seq]))
-                    self.applied.append(action)
-        except OSError as exc:
-            raise _error("send route changes", None, exc)
-        finally:
-            sock.close()
-            del batch[:]
-
-
-# ------------------------------------------------------------------ handlers
-def _route_kwargs(ns, action):
-    route = action.args["route"]
-    dst, dummy, prefix = route["dst"].partition("/")
-    kwargs = {"family": FAMILIES[route["family"]], "table": action.args["table"],
-              "proto": action.args["proto"], "priority": route["metric"],
-              "dst_len": int(prefix or 0), "type": RTN_UNICAST}
-    if prefix:
-        kwargs["dst"] = dst
-    if route.get("via"):
-        kwargs["gateway"] = route["via"]
-    if route.get("dev"):
-        kwargs["oif"] = ns.index(route["dev"])
-    if action.op == Op.ROUTE_DEL:
-        kwargs["scope"] = RT_SCOPE_NOWHERE
-    else:
-        kwargs["scope"] = RT_SCOPE_UNIVERSE if route.get("via") else RT_SCOPE_LINK
-    return kwargs
-
-
-def _route_message(kwargs, op, seq):
-    """One RTM_NEWROUTE/RTM_DELROUTE message, encoded by pyroute2."""
-    msg_type, flags = ROUTE_FLAGS[op]
-    table = kwargs["table"]
-    attrs = [("RTA_TABLE", table), ("RTA_PRIORITY", kwargs["priority"])]
-    for key, attr in (("dst", "RTA_DST"), ("gateway", "RTA_GATEWAY"), ("oif", "RTA_OIF")):
-        if key in kwargs:
-            attrs.append((attr, kwargs[key]))
-    fields = dict((f, kwargs[f]) for f in ("family", "dst_len", "proto", "scope", "type"))
-    return wire.request(rtmsg, msg_type, flags, seq, table=table if table < 256 else 0, attrs=attrs, **fields)
-
-
-def _route(session, action):
-    ns = session.ns(action.ns)
-    command = {Op.ROUTE_ADD: "add", Op.ROUTE_REPLACE: "replace", Op.ROUTE_DEL: "del"}[action.op]
-    ns.call(describe(action), ns.ipr.route, command, **_route_kwargs(ns, action))
-
-
-def _netns_add(session, action):
-    try:
-        pr_netns().create(action.name)
-    except (OSError, NetlinkError) as exc:
-        raise _error(describe(action), None, exc, scoped=False)
-
-
-def _netns_del(session, action):
-    session.forget(action.name)
-    try:
-        pr_netns().remove(action.name)
-    except (OSError, NetlinkError) as exc:
-        raise _error(describe(action), None, exc, scoped=False)
-
-
-def _netns_clear(session, action):
-    try:
-        os.unlink(netns_path(action.name))
-    except OSError as exc:
-        raise _error(describe(action), None, exc, scoped=False)
-
-
-def _bridge_add(session, action):
-    ns = session.ns(action.ns)
-    ns.call(describe(action), ns.ipr.link, "add", ifname=action.name, kind="bridge")
-
-
-def _veth_add(session, action):
-    ns = session.ns(action.ns)
-    peer = {"ifname": action.args["peer"]}
-    if action.args.get("peer_mac"):
-        peer["address"] = action.args["peer_mac"]
-    target = action.args.get("peer_ns")
-    if target is None:
-        ns.call(describe(action), ns.ipr.link, "add", ifname=action.name, kind="veth", peer=peer)
-        return
-    if not netns_exists(target):
-        raise KernelError(describe(action), action.ns, errno.ENOENT, "namespace %s does not exist" % target)
-    fd = os.open(netns_path(target), os.O_RDONLY)
-    try:
-        peer["net_ns_fd"] = fd
-        ns.call(describe(action), ns.ipr.link, "add", ifname=action.name, kind="veth", peer=peer)
-    finally:
-        os.close(fd)
-
-
-def _link_del(session, action):
-    ns = session.ns(action.ns)
-    ns.call(describe(action), ns.ipr.link, "del", index=ns.index(action.name))
-
-
-def _link_move(session, action):
-    ns = session.ns(action.ns)
-    fd = os.open(netns_path(action.args["to_ns"]), os.O_RDONLY)
-    try:
-        ns.call(describe(action), ns.ipr.link, "set", index=ns.index(action.name), net_ns_fd=fd)
-    finally:
-        os.close(fd)
-
-
-def _link_set(session, action):
-    """Admin state (up), master, mtu, stp (bridges) and MAC address (mac) of a link."""
-    ns = session.ns(action.ns)
-    args = action.args
-    kwargs = {"index": ns.index(action.name)}
-    if "up" in args:
-        kwargs["state"] = "up" if args["up"] else "down"
-    if "master" in args:
-        kwargs["master"] = ns.index(args["master"]) if args["master"] else 0
-    if "mtu" in args:
-        kwargs["mtu"] = args["mtu"]
-    if "mac" in args:
-        kwargs["address"] = args["mac"]
-    if "stp" in args:
-        kwargs["kind"] = "bridge"
-        kwargs["br_stp_state"] = 1 if args["stp"] else 0
-    ns.call(describe(action), ns.ipr.link, "set", **kwargs)
-
-
-def _brport_set(session, action):
-    ns = session.ns(action.ns)
-    ns.call(describe(action), ns.ipr.brport, "set", index=ns.index(action.name),
-            mode=1 if action.args["hairpin"] else 0)
-
-
-def _addr(session, action):
-    ns = session.ns(action.ns)
-    ip, prefix = action.args["address"].split("/")
-    command = "add" if action.op == Op.ADDR_ADD else "del"
-    ns.call(describe(action), ns.ipr.addr, command, index=ns.index(action.name), address=ip, prefixlen=int(prefix))
-
-
-# op -> handler(session, action): every netlink operation a plan can hold.
-HANDLERS = {
-    Op.NETNS_ADD: _netns_add,
-    Op.NETNS_DEL: _netns_del,
-    Op.NETNS_CLEAR: _netns_clear,
-    Op.BRIDGE_ADD: _bridge_add,
-    Op.VETH_ADD: _veth_add,
-    Op.LINK_DEL: _link_del,
-    Op.LINK_MOVE: _link_move,
-    Op.LINK_SET: _link_set,
-    Op.BRPORT_SET: _brport_set,
-    Op.ADDR_ADD: _addr,
-    Op.ADDR_DEL: _addr,
-    Op.ROUTE_ADD: _route,
-    Op.ROUTE_REPLACE: _route,
-    Op.ROUTE_DEL: _route,
-}
+        changes.flush_routes(self, batch)

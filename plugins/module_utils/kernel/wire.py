@@ -32,8 +32,28 @@ RTM_GETADDR = 22
 RTM_NEWROUTE = 24
 RTM_DELROUTE = 25
 RTM_GETROUTE = 26
+RTM_NEWNSID = 88
+RTM_GETNSID = 90
+# Attributes of RTM_*NSID (linux/net_namespace.h).
+NETNSA_NSID = 1
+NETNSA_FD = 3
+# Address scope "link": IPv6 fe80::/10 addresses the kernel manages itself.
+RT_SCOPE_LINK = 253
+RT_SCOPE_UNIVERSE = 0
+RT_SCOPE_NOWHERE = 255
+RTN_UNICAST = 1
+# Route types (rtm_type) by number, as route dicts name them.
+ROUTE_TYPES = {0: "unspec", 1: "unicast", 2: "local", 3: "broadcast", 4: "anycast", 5: "multicast",
+               6: "blackhole", 7: "unreachable", 8: "prohibit", 9: "throw", 10: "nat", 11: "xresolve"}
+AF_INET6 = 10
+FAMILIES = {4: socket.AF_INET, 6: socket.AF_INET6}
 _HEADER = struct.Struct("=IHHI")
 _ERRNO = struct.Struct("=i")
+_NLA = struct.Struct("=HH")
+# struct nlmsghdr in full: length, type, flags, sequence number, port id.
+_NLMSGHDR = struct.Struct("=IHHII")
+# struct rtgenmsg (one byte of family), padded to 4 bytes.
+_RTGEN_SIZE = 4
 
 
 class Interrupted(Exception):
@@ -119,6 +139,34 @@ def get(sock, msg_class, msg_type, seq, **fields):
         if code:
             raise OSError(code, os.strerror(code))
         return _decode(msg_class, data)
+    return None
+
+
+def nsid(sock, fd, seq):
+    """The id the socket's namespace gives the namespace of file descriptor fd; None: it has none.
+
+    RTM_GETNSID with NETNSA_FD only looks the id up, it never assigns one. The
+    kernel reports a veth peer in another namespace by such an id
+    (IFLA_LINK_NETNSID), so equal ids prove the peer is in that namespace.
+    """
+    attr = _NLA.pack(8, NETNSA_FD) + struct.pack("=I", fd)
+    body = b"\0" * _RTGEN_SIZE + attr
+    sock.sendall(_NLMSGHDR.pack(_NLMSGHDR.size + len(body), RTM_GETNSID, NLM_F_REQUEST, seq, 0) + body)
+    for kind, _flags, _seq, code, data in receive(sock, {seq}):
+        if code:
+            raise OSError(code, os.strerror(code))
+        if kind != RTM_NEWNSID:
+            return None
+        offset = _NLMSGHDR.size + _RTGEN_SIZE
+        while offset + _NLA.size <= len(data):
+            length, attr_type = _NLA.unpack_from(data, offset)
+            if length < _NLA.size:
+                break
+            if attr_type & 0x3fff == NETNSA_NSID:
+                value = struct.unpack_from("=i", data, offset + _NLA.size)[0]
+                return None if value < 0 else value
+            offset += (length + 3) & ~3
+        return None
     return None
 
 

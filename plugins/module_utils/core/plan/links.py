@@ -117,7 +117,11 @@ def _veth_view(want, host, peer):
 
 
 def is_pair(host, peer, peer_ns):
-    """Whether peer (in namespace peer_ns, None = host) is the other end of host."""
+    """Whether peer (in namespace peer_ns, None = host) is the other end of host.
+
+    Judged from the two link dicts alone: a caller that knows where the host end's
+    peer is (``peer_at``, see plan_veth) has the proof, this is the presumption.
+    """
     if host is None or peer is None or peer.get("kind") != "veth":
         return False
     if peer.get("link") != host["ifindex"]:
@@ -128,19 +132,87 @@ def is_pair(host, peer, peer_ns):
     return peer.get("link_netnsid") is not None
 
 
+# How the host end of a veth stands to the pair that is asked for (veth_standing).
+PAIRED = "paired"      # its peer is the named peer in the named namespace
+UNMOVED = "unmoved"    # its peer is the named peer, still in the host namespace (made, never moved)
+RENAMED = "renamed"    # its peer is in the named namespace under another name
+LOST = "lost"          # its peer is in no namespace this node has mounted
+FOREIGN = "foreign"    # its peer is somewhere else: another namespace, or the host's under another name
+
+
+def where(ns):
+    """A namespace as a message names it: 'namespace red', 'the host namespace', 'namespace file /x'."""
+    if ns is None:
+        return "the host namespace"
+    return "namespace file %s" % ns if ns.startswith("/") else "namespace %s" % ns
+
+
+def veth_standing(want, host, peer, peer_at):
+    """How the host end (a veth, or None) stands to the pair want asks for; None when there is no host end.
+
+    peer_at: where the host end's peer is, as the kernel layer proved it
+    ({seen, netns, link}, see ``kernel.netlink.Session.peer_of``), or None when
+    the caller did not look: the pairing is then presumed from the link dicts
+    (``is_pair``) and anything else counts as lost, as callers that own the host
+    end's name outright (the CNI plugin's hashed names) need.
+
+    "Lost" is a peer in no namespace this node has mounted: the namespace the pair
+    was made for was deleted (or made again) while a process still held the old
+    one. With the pair's namespace (want['netns']) named, a peer there under
+    another name counts as the pair's too (RENAMED); the host namespace is
+    nobody's own, so there a renamed peer is FOREIGN.
+    """
+    if host is None:
+        return None
+    name, ns = want["peer"], want["netns"]
+    if peer_at is None:
+        return PAIRED if is_pair(host, peer, ns) else LOST
+    if not peer_at["seen"]:
+        return LOST
+    peer_name = (peer_at["link"] or {}).get("name")
+    if peer_at["netns"] == ns:
+        return PAIRED if peer_name == name else (RENAMED if ns is not None else FOREIGN)
+    if peer_at["netns"] is None and peer_name == name:
+        return UNMOVED
+    return FOREIGN
+
+
+def foreign_pair(path, want, host, peer_at):
+    """The ConflictError of a host end whose peer is not the pair's: names link, peer and where it is."""
+    peer = peer_at["link"] or {}
+    return ConflictError(
+        path, want["name"],
+        "is a veth whose peer %s is in %s, not %s in %s: a pair podnet.mesh was not asked for; "
+        "nothing was changed" % (peer.get("name") or "(ifindex %s)" % host.get("link"), where(peer_at["netns"]),
+                                 want["peer"], where(want["netns"])))
+
+
 def plan_veth(want, cur, assume_missing=False):
     """Plan a veth pair whose peer end lives in want['netns'] (None: the host).
 
     want: {name, peer, netns, master, mtu, hairpin, up, state}
     cur: {host: link|None, peer: link named want['peer'] in the target namespace|None,
-          stray_peer: the host end's actual peer if it is still in the host namespace|None,
+          peer_at: where the host end's peer is ({seen, netns, link}, see veth_standing)
+                   or None when not looked for,
+          stray_peer: the host end's actual peer if it is still in the host namespace|None
+                      (only read when peer_at is None),
           netns_exists: bool, master: link named want['master']|None}
+
+    A host end is deleted (state=absent, or to make the pair again) only when the
+    pair is provably the one asked for or its peer is lost (veth_standing): a pair
+    whose peer is anywhere else is refused by name, and nothing changes.
     """
     name, peer_name, ns = want["name"], want["peer"], want["netns"]
     host, peer = cur["host"], cur["peer"]
     if host is not None and host["kind"] != "veth":
         raise _wrong_kind("name", name, host, "veth", None)
-    paired = is_pair(host, peer, ns)
+    peer_at = cur.get("peer_at")
+    standing = veth_standing(want, host, peer, peer_at)
+    if standing == FOREIGN:
+        raise foreign_pair("name", want, host, peer_at)
+    paired = standing == PAIRED
+    if paired and peer is None and peer_at is not None:
+        peer = peer_at["link"]
     plan = Plan(_veth_view(want, host, peer if paired else None))
 
     if want["state"] == "absent":
@@ -176,14 +248,14 @@ def plan_veth(want, cur, assume_missing=False):
                 "peer", peer_name,
                 "already exists in namespace %s and is not the peer of %s; nothing was changed"
                 % (ns_label(ns), name))
-        stray = cur.get("stray_peer")
+        stray = cur.get("stray_peer") if peer_at is None else (peer_at["link"] if standing == UNMOVED else None)
         if host is not None and stray is not None and stray["name"] == peer_name and ns is not None:
             # Created but never moved: move the peer end into its namespace.
             plan.add(Op.LINK_MOVE, None, peer_name, to_ns=ns)
             host_state, peer_state = host, dict(stray, up=False)
         else:
             if host is not None:
-                # The other end is lost (elsewhere or renamed): recreate the pair.
+                # The other end is lost, or renamed in the pair's namespace: make the pair again.
                 plan.add(Op.LINK_DEL, None, name)
             if want.get("peer_mac"):
                 plan.add(Op.VETH_ADD, None, name, peer=peer_name, peer_ns=ns, peer_mac=want["peer_mac"])

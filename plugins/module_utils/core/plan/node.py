@@ -24,7 +24,8 @@ def node_view(links, addresses, routes):
         if net not in networks:
             networks.append(net)
     default = None
-    defaults = sorted((r for r in routes if r["dst"] == "default" and r["family"] == 4 and r["dev"]),
+    defaults = sorted((r for r in routes if r["dst"] == "default" and r["family"] == 4 and r["dev"]
+                       and r.get("type", "unicast") == "unicast"),
                       key=lambda r: r["metric"])
     for route in defaults:
         mine = [e["address"] for e in listed

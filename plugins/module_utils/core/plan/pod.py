@@ -13,7 +13,14 @@ needs: namespace (when the pod owns it), veth, address, route. Objects the same
 plan creates are planned from their predicted state, so one pass suffices.
 
 ``plan_pods`` is the ``pods`` module: many pods on one bridge, addresses given
-or the lowest free ones, in one plan.
+or the lowest free ones, in one plan. A free address is one that no pod of the
+call and no namespace of the node (``held``, read by the module) holds.
+
+A pod's veth is deleted (removal, or making a pair whose peer got lost again)
+only when it is provably the pod's: its peer is the pod's interface in the pod's
+namespace, in that namespace under another name, or in no namespace the node has
+mounted (``core.plan.links.veth_standing``). A veth of that name whose peer is
+anywhere else is refused by name before anything changes.
 """
 
 from __future__ import annotations
@@ -25,8 +32,9 @@ from ansible_collections.podnet.mesh.plugins.module_utils.core import validate a
 from ansible_collections.podnet.mesh.plugins.module_utils.core.errors import ConflictError, ValidationError
 from ansible_collections.podnet.mesh.plugins.module_utils.core.model import (
     MAIN_TABLE, POD_INTERFACE, ROUTE_PROTO, Op, Plan, host_veth_name, pod_gateway, pod_mac)
-from ansible_collections.podnet.mesh.plugins.module_utils.core.plan.links import is_pair, plan_interface_addresses, plan_netns, plan_veth
-from ansible_collections.podnet.mesh.plugins.module_utils.core.plan.routes import plan_routes
+from ansible_collections.podnet.mesh.plugins.module_utils.core.plan.links import (
+    PAIRED, plan_interface_addresses, plan_netns, plan_veth, veth_standing)
+from ansible_collections.podnet.mesh.plugins.module_utils.core.plan.routes import plan_routes, split_routes
 
 # The part of a pod's address plan that only exists once the pod does.
 _NEW_IFACE = {"up": False, "addresses": [], "kind": "veth"}
@@ -55,8 +63,8 @@ def validate(params):
         gateway = pod_gateway(cidr)
     else:
         gateway = v.ip_address(gateway, "gateway")
-        if gateway not in cidr:
-            raise ValidationError("gateway", params["gateway"], "is not inside pod_cidr %s" % cidr)
+        if gateway not in cidr or gateway in (cidr.network_address, cidr.broadcast_address):
+            raise ValidationError("gateway", params["gateway"], "is not a host address of pod_cidr %s" % cidr)
     pods, names, veths, addresses = [], {}, {}, {}
     for index, item in enumerate(params["pods"]):
         path = "pods[%d]" % index
@@ -74,7 +82,7 @@ def validate(params):
         if address is not None:
             text = str(address)
             ip = v.ip_address(text.split("/", 1)[0], path + ".address")
-            if "/" in text and ipaddress.ip_interface(text).network != cidr:
+            if "/" in text and _network_of(text, path + ".address") != cidr:
                 raise ValidationError(path + ".address", address, "must have the prefix of pod_cidr %s" % cidr)
             if ip not in cidr or ip in (cidr.network_address, cidr.broadcast_address):
                 raise ValidationError(path + ".address", address, "is not a host address of pod_cidr %s" % cidr)
@@ -94,6 +102,14 @@ def validate(params):
     }
 
 
+def _network_of(text, path):
+    """The network of an address with a prefix length; a ValidationError naming path if it is none."""
+    try:
+        return ipaddress.ip_interface(text).network
+    except ValueError:
+        raise ValidationError(path, text, "is not an address with a valid prefix length")
+
+
 def _current_address(pod_cur, iface, cidr):
     link = (pod_cur.get("links") or {}).get(iface)
     for address in (link or {}).get("addresses", []):
@@ -103,8 +119,23 @@ def _current_address(pod_cur, iface, cidr):
     return None
 
 
+def needs_free_address(want, cur):
+    """Whether some pod gets the next free address: none given and none of the CIDR held already."""
+    cidr = want["pod_cidr"]
+    for pod in want["pods"]:
+        if pod["address"] is None and _current_address(cur["pods"].get(pod["name"], {}), pod["interface"],
+                                                       cidr) is None:
+            return True
+    return False
+
+
 def assign_addresses(want, cur):
-    """Given addresses stay; a pod that has one of the CIDR keeps it; the rest get the lowest free."""
+    """Given addresses stay; a pod that has one of the CIDR keeps it; the rest get the lowest free.
+
+    Free: not the gateway, not given to or kept by a pod of this call, and not held
+    by any other namespace of the node (cur['held']: {ip: namespace}, the pods of
+    earlier calls on the same bridge among them).
+    """
     cidr, taken, result = want["pod_cidr"], {want["gateway"]}, {}
     for pod in want["pods"]:
         if pod["address"] is not None:
@@ -115,7 +146,8 @@ def assign_addresses(want, cur):
             if have is not None and have not in taken:
                 result[pod["name"]] = have
                 taken.add(have)
-    free = (ip for ip in cidr.hosts() if ip not in taken)
+    held = set(ipaddress.ip_address(ip) for ip in cur.get("held") or ())
+    free = (ip for ip in cidr.hosts() if ip not in taken and ip not in held)
     for pod in want["pods"]:
         if pod["address"] is not None:
             result[pod["name"]] = pod["address"]
@@ -131,6 +163,7 @@ def plan_pod(pod, cur):
     """The actions that make one pod's wiring what ``pod`` says.
 
     cur: {netns_exists: bool, host: the host end (link named pod.veth) or None,
+          peer_at: where the host end's peer is (see links.veth_standing; optional),
           links: {name: link} in the pod's namespace, routes: its main-table routes,
           networks: its connected networks (optional), bridge: the bridge link}
     """
@@ -142,7 +175,8 @@ def plan_pod(pod, cur):
     veth = plan_veth(
         {"name": pod.veth, "peer": pod.interface, "netns": pod.netns, "master": pod.bridge, "mtu": pod.mtu,
          "hairpin": pod.hairpin, "up": True, "state": "present", "peer_mac": pod_mac(pod.address)},
-        {"host": host, "peer": peer, "stray_peer": None, "netns_exists": True, "master": cur["bridge"]})
+        {"host": host, "peer": peer, "peer_at": cur.get("peer_at"), "stray_peer": None, "netns_exists": True,
+         "master": cur["bridge"]})
     plan.extend(veth)
     fresh = any(a.op == Op.VETH_ADD for a in veth.actions)
     iface = dict(_NEW_IFACE, name=pod.interface, up=True) if fresh or peer is None else dict(peer, up=True)
@@ -151,9 +185,7 @@ def plan_pod(pod, cur):
          "state": "present"},
         {"netns_exists": True, "link": iface,
          "lo": links.get("lo", {"up": False}) if pod.owns_netns else None}))
-    ours, foreign = {}, {}
-    for route in cur.get("routes") or []:
-        (ours if route["proto"] == pod.proto else foreign)[v.route_key(route)] = route
+    ours, foreign = split_routes(cur.get("routes") or [], pod.proto)
     # In a namespace shared with other attachments the default route names its device.
     default = v.route({"dst": "default", "via": pod.gateway, "dev": None if pod.owns_netns else pod.interface},
                       "gateway")
@@ -169,8 +201,10 @@ def plan_pod(pod, cur):
 def plan_pod_removal(pod, cur):
     """The actions that remove a pod: its veth (the peer goes with it), and its namespace if it owns one.
 
-    cur: {netns_exists, host: link named pod.veth or None, links: {name: link} in the pod's namespace}
-    Only a veth is deleted; a link of another kind under that name is left alone.
+    cur: {netns_exists, host: link named pod.veth or None, links: {name: link} in the pod's namespace,
+          peer_at: where the host end's peer is (see links.veth_standing; optional)}
+    Only a veth is deleted, and only the pod's (plan_veth refuses one whose peer is
+    elsewhere); a link of another kind under that name is left alone.
     """
     plan = Plan({})
     host = cur["host"]
@@ -178,7 +212,7 @@ def plan_pod_removal(pod, cur):
         plan.extend(plan_veth(
             {"name": pod.veth, "peer": pod.interface, "netns": pod.netns, "master": None, "mtu": None,
              "hairpin": None, "up": True, "state": "absent"},
-            {"host": host, "peer": (cur.get("links") or {}).get(pod.interface),
+            {"host": host, "peer": (cur.get("links") or {}).get(pod.interface), "peer_at": cur.get("peer_at"),
              "netns_exists": cur["netns_exists"]}))
     if pod.owns_netns:
         plan.extend(plan_netns({"name": pod.netns, "state": "absent"}, cur["netns_exists"]))
@@ -186,10 +220,14 @@ def plan_pod_removal(pod, cur):
 
 
 def plan_pods(want, cur, assume_missing=False):
-    """want: from validate(); cur: {host_links: {name: link}, pods: {pod: {exists, links, routes}}}.
+    """want: from validate(); cur: {host_links: {name: link}, pods: {pod: {exists, links, routes, peer_at}},
+    held: {ip: namespace}}.
 
     pods[pod] has exists (bool), links (name -> link with addresses) and
-    routes (list of route dicts with proto) for namespaces that exist.
+    routes (list of route dicts with proto and type) for namespaces that exist,
+    and peer_at (where the pod's host end's peer is) when the host end exists;
+    held: addresses of pod_cidr other namespaces of the node hold (read only
+    when some pod needs a free address).
     plan.details["pods"]: the pods as they are after the plan.
     """
     bridge = cur["host_links"].get(want["bridge"])
@@ -211,7 +249,9 @@ def plan_pods(want, cur, assume_missing=False):
         name, pcur = item["name"], cur["pods"].get(item["name"], {"exists": False})
         links = pcur.get("links") or {}
         host = cur["host_links"].get(item["veth"])
-        paired = is_pair(host, links.get(item["interface"]), name)
+        peer_at = pcur.get("peer_at")
+        paired = host is not None and host.get("kind") == "veth" and veth_standing(
+            {"peer": item["interface"], "netns": name}, host, links.get(item["interface"]), peer_at) == PAIRED
         address = links.get(item["interface"], {}).get("addresses", []) if paired else []
         plan.before["pods"][name] = {
             "state": "present" if pcur["exists"] else "absent",
@@ -223,7 +263,7 @@ def plan_pods(want, cur, assume_missing=False):
                   gateway=str(want["gateway"]), bridge=want["bridge"], mtu=want["mtu"], hairpin=want["hairpin"],
                   proto=want["proto"])
         pod_cur = {"netns_exists": pcur["exists"], "host": host, "links": links, "routes": pcur.get("routes"),
-                   "bridge": bridge}
+                   "bridge": bridge, "peer_at": peer_at}
         if want["state"] == "absent":
             plan.extend(plan_pod_removal(pod, pod_cur))
             plan.after["pods"][name] = {"state": "absent", "veth": None, "addresses": []}

@@ -2,7 +2,14 @@
 # Copyright: podnet.mesh contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Pure planner of the routes we own in one table of one namespace."""
+"""Pure planner of the routes we own in one table of one namespace.
+
+Ours are the unicast routes carrying our protocol number. Every other route of
+the table is foreign: another protocol's, and any route of another type
+(blackhole, unreachable, prohibit, throw, ...), whatever its protocol. A
+foreign route to a listed destination (with its metric) is a conflict: the
+task fails naming it before anything changes; purge never touches one.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +19,25 @@ from ansible_collections.podnet.mesh.plugins.module_utils.core.describe import r
 from ansible_collections.podnet.mesh.plugins.module_utils.core.errors import ConflictError, ValidationError
 from ansible_collections.podnet.mesh.plugins.module_utils.core.model import Op, Plan, ns_label
 from ansible_collections.podnet.mesh.plugins.module_utils.core.validate import route_key
+
+
+# The route type of every route we make (route dicts read from the kernel carry 'type').
+UNICAST = "unicast"
+
+
+def split_routes(routes, proto):
+    """Routes as read -> (ours, foreign), each {route_key: route}: ours are unicast with protocol proto."""
+    ours, foreign = {}, {}
+    for route in routes:
+        mine = route["proto"] == proto and route.get("type", UNICAST) == UNICAST
+        (ours if mine else foreign)[route_key(route)] = route
+    return ours, foreign
+
+
+def _foreign_text(route):
+    """A foreign route as a conflict message names it: its type when not unicast, then its parts."""
+    kind = route.get("type", UNICAST)
+    return route_text(route) if kind == UNICAST else "%s %s" % (kind, route_text(route))
 
 
 def _public_route(route):
@@ -33,7 +59,7 @@ def plan_routes(want, cur, assume_missing=False):
     """Routes of ours (tagged with want['proto']) in one table of one namespace.
 
     want: {netns, routes (validated list), purge, state, proto, table}
-    cur: {netns_exists, ours: {key: route}, foreign: {key: route},
+    cur: {netns_exists, ours: {key: route}, foreign: {key: route} (as split_routes makes them),
           connected: [ipaddress networks on the namespace's links], links: set of names}
     where key is _validate.route_key(route) and routes carry dst/family/via/dev/metric
     (foreign ones also proto); want may set upsert: routes that are not known to be
@@ -77,7 +103,7 @@ def plan_routes(want, cur, assume_missing=False):
                 path + ".dst", route["dst"],
                 "already has a route with metric %d in namespace %s that podnet.mesh did not create "
                 "(%s, protocol %s); it is left alone and nothing was changed"
-                % (route["metric"], ns_label(ns), route_text(foreign), foreign.get("proto")))
+                % (route["metric"], ns_label(ns), _foreign_text(foreign), foreign.get("proto")))
         if route["dev"] is not None and cur["links"] is not None and route["dev"] not in cur["links"]:
             raise ValidationError(
                 path + ".dev", route["dev"], "does not exist in namespace %s" % ns_label(ns))

@@ -106,6 +106,9 @@ class FakeSocket:
     def recv(self, size):
         return self.answers.pop(0)
 
+    def close(self):
+        pass
+
 
 def answer(kind, seq, flags=0, family=2):
     msg = _netlink.rtmsg()
@@ -135,3 +138,85 @@ def test_an_interrupted_plain_dump_is_read_to_its_end_and_read_again():
     msgs = handle.call("list routes", handle.dump, _netlink.rtmsg, wire.RTM_GETROUTE, 2)
     assert [m.get_attr("RTA_DST") for m in msgs] == ["10.244.2.0"]
     assert len(handle.sock.sent) == 2 and handle.sock.answers == []
+
+
+# ------------------------------------------------------- which namespaces we see
+MOUNTS = """\
+27 1 254:0 / / rw,relatime - ext4 /dev/vda rw
+42 27 0:25 /netns /run/netns rw shared:5 - tmpfs tmpfs rw
+50 42 0:4 net:[4026532281] /run/netns/red rw shared:5 - nsfs nsfs rw
+51 27 0:4 net:[4026532281] /run/netns/red rw shared:5 - nsfs nsfs rw
+52 42 0:4 net:[4026532290] /run/docker/netns/4f2a rw - nsfs nsfs rw
+53 42 0:4 net:[4026532290] /run/netns/cni-1 rw - nsfs nsfs rw
+54 42 0:4 mnt:[4026532300] /run/podnet-lab/t/node1/mnt rw - nsfs nsfs rw
+55 42 0:4 net:[4026532301] /run/podnet-lab/t/node\\0401/net rw - nsfs nsfs rw
+"""
+
+
+def test_visible_namespaces_are_read_from_the_mount_table(tmp_path):
+    path = tmp_path / "mountinfo"
+    path.write_text(MOUNTS)
+    # One label per namespace, the /run/netns name preferred; mount namespaces left out.
+    assert _netlink.visible_namespaces(str(path)) == ["cni-1", "red", "/run/podnet-lab/t/node 1/net"]
+    assert _netlink.visible_namespaces(str(tmp_path / "none")) == []
+
+
+# ------------------------------------------------- a batch reports what it applied
+class RouteNamespace:
+    name = None
+
+    def __init__(self, routes=()):
+        self._routes = list(routes)
+
+    def routes(self, table, families=(4, 6), links=None):
+        return list(self._routes)
+
+    def links(self, **kw):
+        return {}
+
+
+def batch_session(monkeypatch, refused, there=()):
+    from ansible_collections.podnet.mesh.plugins.module_utils.core import validate as v
+    from ansible_collections.podnet.mesh.plugins.module_utils.core.model import Action
+
+    session = _netlink.Session()
+    monkeypatch.setattr(session, "ns", lambda name=None: RouteNamespace(there))
+    monkeypatch.setattr(wire, "open_socket", lambda: FakeSocket([]))
+    from ansible_collections.podnet.mesh.plugins.module_utils.kernel import changes
+
+    monkeypatch.setattr(changes, "_route_message", lambda kwargs, op, seq: b"")
+    monkeypatch.setattr(wire, "send_all", lambda sock, messages: dict(refused))
+    routes = v.route_list([{"dst": "10.%d.0.0/16" % i, "via": "192.168.1.12"} for i in range(5)])
+    return session, [Action("route_add", None, r["dst"], {"route": r, "table": 254, "proto": 149}) for r in routes]
+
+
+def test_a_refused_batch_reports_every_change_it_applied(monkeypatch):
+    session, actions = batch_session(monkeypatch, {2: errno.EEXIST, 4: errno.ENETUNREACH})
+    with pytest.raises(errors.KernelError) as err:
+        session.apply(actions)
+    # Changes sent after the refused one were applied too: they are reported.
+    assert session.applied == [actions[0], actions[2], actions[4]]
+    assert err.value.code == errno.EEXIST
+    assert str(err.value) == ("cannot add route 10.1.0.0/16 via 192.168.1.12 metric 0 (namespace host): File exists; "
+                              "1 other route change of the same batch was refused too, the rest applied [EEXIST]")
+
+
+def test_a_batch_route_added_meanwhile_by_a_concurrent_run_counts_as_done(monkeypatch):
+    there = [{"dst": "10.1.0.0/16", "family": 4, "via": "192.168.1.12", "dev": "eth0", "metric": 0, "proto": 149,
+              "type": "unicast"}]
+    session, actions = batch_session(monkeypatch, {2: errno.EEXIST}, there)
+    session.apply(actions)
+    assert session.applied == actions
+
+
+@pytest.mark.parametrize("route", [
+    {"via": "192.168.1.99", "proto": 149, "type": "unicast"},
+    {"via": "192.168.1.12", "proto": 4, "type": "unicast"},
+    {"via": None, "proto": 149, "type": "blackhole"},
+])
+def test_a_batch_route_that_exists_unlike_ours_is_still_refused(monkeypatch, route):
+    there = [dict({"dst": "10.1.0.0/16", "family": 4, "dev": None, "metric": 0}, **route)]
+    session, actions = batch_session(monkeypatch, {2: errno.EEXIST}, there)
+    with pytest.raises(errors.KernelError) as err:
+        session.apply(actions)
+    assert err.value.code == errno.EEXIST and len(session.applied) == 4

@@ -191,7 +191,7 @@ VETH_REFUSALS = [
     ("peer name taken", veth_want(), veth_cur(host=None, peer=link("eth0", "macvlan")),
      "peer: 'eth0' already exists in namespace red"),
     ("hairpin without bridge", veth_want(master=None, hairpin=True), veth_cur(host=dict(HOST, master=None)),
-     "hairpin: True needs a bridge port"),
+     "hairpin: true needs a bridge port"),
     ("same names in one namespace", veth_want(netns=None, peer="veth-red", master=None),
      veth_cur(host=None, peer=None), "peer: 'veth-red' must differ"),
 ]
@@ -324,3 +324,84 @@ def test_node_view_without_a_usable_default_route():
     view = node_plan.node_view(links, [(2, "192.0.2.5/24"), (3, "fd00::7/64")], routes)
     assert view["default_ipv4"] is None
     assert node_plan.node_view(links, [(2, "192.0.2.5/24")], [])["default_ipv4"] is None
+
+
+# ------------------------------------------------ veth: whose pair it is
+def at(netns, peer, seen=True):
+    """Where the host end's peer is, as the kernel layer proves it."""
+    return {"seen": seen, "netns": netns if seen else None, "link": peer if seen else None}
+
+
+def owned_cur(peer_at, host=_DEFAULT, peer=_DEFAULT, **kw):
+    cur = veth_cur(host=host, peer=peer, **kw)
+    cur["peer_at"] = peer_at
+    return cur
+
+
+ELSEWHERE = link("eth0", "veth", ifindex=2, link=7, link_netnsid=0)
+RECREATE = [
+    ("link_del", None, "veth-red", {}),
+    ("veth_add", None, "veth-red", {"peer": "eth0", "peer_ns": "red"}),
+    ("link_set", None, "veth-red", {"master": "cni0"}),
+    ("link_set", None, "veth-red", {"up": True}),
+    ("link_set", "red", "eth0", {"up": True})]
+
+OWNED_CASES = [
+    ("paired", veth_want(), owned_cur(at("red", PEER)), []),
+    ("paired, absent", veth_want(state="absent"), owned_cur(at("red", PEER)), [("link_del", None, "veth-red", {})]),
+    ("peer lost (in no namespace we see): made again", veth_want(), owned_cur(at(None, None, seen=False), peer=None),
+     RECREATE),
+    ("peer lost, absent", veth_want(state="absent"), owned_cur(at(None, None, seen=False), peer=None),
+     [("link_del", None, "veth-red", {})]),
+    ("peer renamed in the pair's namespace: made again", veth_want(),
+     owned_cur(at("red", dict(PEER, name="eth9")), peer=None), RECREATE),
+    ("peer renamed in the pair's namespace, absent", veth_want(state="absent"),
+     owned_cur(at("red", dict(PEER, name="eth9")), peer=None), [("link_del", None, "veth-red", {})]),
+    ("peer never moved: moved", veth_want(),
+     owned_cur(at(None, link("eth0", "veth", ifindex=8, link=7)), host=dict(HOST, link=8, link_netnsid=None),
+               peer=None), [("link_move", None, "eth0", {"to_ns": "red"}), ("link_set", "red", "eth0", {"up": True})]),
+    ("both ends in host, paired", veth_want(netns=None, peer="veth-red-p", master=None),
+     owned_cur(at(None, link("veth-red-p", "veth", ifindex=8, link=7)), host=dict(HOST, link=8, link_netnsid=None),
+               peer=link("veth-red-p", "veth", ifindex=8, link=7)), []),
+    ("both ends in host, peer lost: made again", veth_want(netns=None, peer="veth-red-p", master=None),
+     owned_cur(at(None, None, seen=False), peer=None), [
+         ("link_del", None, "veth-red", {}),
+         ("veth_add", None, "veth-red", {"peer": "veth-red-p", "peer_ns": None}),
+         ("link_set", None, "veth-red", {"up": True}),
+         ("link_set", None, "veth-red-p", {"up": True})]),
+]
+
+
+@pytest.mark.parametrize("title, want, cur, expected", OWNED_CASES, ids=[c[0] for c in OWNED_CASES])
+def test_plan_veth_deletes_only_a_pair_that_is_provably_the_one_asked_for(title, want, cur, expected):
+    assert ops(links.plan_veth(want, cur)) == expected
+
+
+FOREIGN_CASES = [
+    ("peer in another namespace", veth_want(), at("blue", ELSEWHERE), "eth0 is in namespace blue, not eth0 in namespace red"),
+    ("peer in another namespace file", veth_want(), at("/run/docker/netns/4f2a", ELSEWHERE),
+     "eth0 is in namespace file /run/docker/netns/4f2a"),
+    ("peer in the host namespace under another name", veth_want(), at(None, dict(ELSEWHERE, name="vx")),
+     "vx is in the host namespace, not eth0 in namespace red"),
+    ("host pair: peer renamed", veth_want(netns=None, peer="veth-red-p", master=None),
+     at(None, dict(ELSEWHERE, name="other")), "other is in the host namespace, not veth-red-p in the host namespace"),
+    ("host pair: peer in a namespace", veth_want(netns=None, peer="veth-red-p", master=None),
+     at("red", dict(ELSEWHERE, name="veth-red-p")), "veth-red-p is in namespace red"),
+]
+
+
+@pytest.mark.parametrize("state", ["present", "absent"])
+@pytest.mark.parametrize("title, want, peer_at, message", FOREIGN_CASES, ids=[c[0] for c in FOREIGN_CASES])
+def test_plan_veth_refuses_a_pair_of_the_same_name_whose_peer_is_elsewhere(title, want, peer_at, message, state):
+    want = dict(want, state=state)
+    with pytest.raises(ValidationError) as err:
+        links.plan_veth(want, owned_cur(peer_at, peer=None))
+    text = str(err.value)
+    assert text.startswith("name: 'veth-red' is a veth whose peer "), text
+    assert message in text and text.endswith("nothing was changed")
+
+
+def test_plan_veth_without_peer_location_presumes_from_the_links():
+    """Callers that own the name outright (CNI's hashed names) keep the name-based pairing."""
+    assert ops(links.plan_veth(veth_want(), veth_cur())) == []
+    assert ops(links.plan_veth(veth_want(), veth_cur(peer=None)))[0] == ("link_del", None, "veth-red", {})

@@ -109,3 +109,71 @@ def test_plan_needs_the_bridge():
     with pytest.raises(ValidationError) as err:
         _pods.plan_pods(want, {"host_links": {}, "pods": {}})
     assert str(err.value).startswith("bridge: 'cni0' does not exist")
+
+
+# ------------------------------------------------ next free address, node-wide
+def test_next_free_address_skips_what_other_namespaces_hold():
+    """Pods of an earlier call (and any other namespace) keep their addresses."""
+    want = _pods.validate(params([{"name": "blue"}, {"name": "green"}]))
+    cur = {"pods": {}, "held": {ipaddress.ip_address("10.244.1.2"): "red", ipaddress.ip_address("10.244.1.4"): "x"}}
+    assert _pods.assign_addresses(want, cur) == {"blue": ipaddress.ip_address("10.244.1.3"),
+                                                 "green": ipaddress.ip_address("10.244.1.5")}
+
+
+def test_free_addresses_are_needed_only_for_pods_without_one():
+    given = _pods.validate(params([{"name": "red", "address": "10.244.1.2"}]))
+    assert not _pods.needs_free_address(given, {"pods": {}})
+    kept = _pods.validate(params([{"name": "red"}]))
+    assert not _pods.needs_free_address(kept, converged_cur())
+    assert _pods.needs_free_address(kept, {"pods": {"red": {"exists": False}}})
+
+
+def test_plan_pods_hands_out_no_address_another_namespace_holds():
+    want = _pods.validate(params([{"name": "blue"}]))
+    plan = _pods.plan_pods(want, {"host_links": {"cni0": BRIDGE}, "pods": {"blue": {"exists": False}},
+                                  "held": {"10.244.1.2": "red"}})
+    assert plan.details["pods"][0]["address"] == "10.244.1.3/24"
+
+
+# -------------------------------------------------- whose veth it is
+def located(cur, netns, peer_name="eth0", seen=True):
+    cur["pods"]["red"]["peer_at"] = {"seen": seen, "netns": netns if seen else None,
+                                     "link": dict(cur["pods"]["red"]["links"]["eth0"], name=peer_name) if seen else None}
+    return cur
+
+
+@pytest.mark.parametrize("state", ["present", "absent"])
+def test_a_veth_of_the_pods_name_whose_peer_is_elsewhere_is_refused(state):
+    want = _pods.validate(params([{"name": "red"}], state=state))
+    cur = located(converged_cur(), "cni-4f2a")
+    with pytest.raises(ValidationError) as err:
+        _pods.plan_pods(want, cur)
+    assert str(err.value).startswith("name: 'veth-red' is a veth whose peer eth0 is in namespace cni-4f2a, "
+                                     "not eth0 in namespace red")
+
+
+def test_the_pods_own_veth_is_converged_and_removed():
+    want = _pods.validate(params([{"name": "red"}]))
+    assert _pods.plan_pods(want, located(converged_cur(), "red")).actions == []
+    want = _pods.validate(params([{"name": "red"}], state="absent"))
+    plan = _pods.plan_pods(want, located(converged_cur(), "red"))
+    assert [(a.op, a.name) for a in plan.actions] == [("link_del", "veth-red"), ("netns_del", "red")]
+
+
+def test_a_veth_whose_peer_is_lost_is_made_again():
+    """The pod's namespace was made again while a process held the old one: the peer is out of sight."""
+    want = _pods.validate(params([{"name": "red"}]))
+    cur = located(converged_cur(), None, seen=False)
+    cur["pods"]["red"] = {"exists": False, "peer_at": cur["pods"]["red"]["peer_at"]}
+    plan = _pods.plan_pods(want, cur)
+    assert [a.op for a in plan.actions][:3] == ["netns_add", "link_del", "veth_add"]
+
+
+def test_a_foreign_blackhole_route_in_the_pod_is_a_conflict():
+    want = _pods.validate(params([{"name": "red"}]))
+    cur = converged_cur()
+    cur["pods"]["red"]["routes"] = [{"dst": "default", "family": 4, "via": None, "dev": None, "metric": 0,
+                                     "proto": 149, "type": "blackhole"}]
+    with pytest.raises(ValidationError) as err:
+        _pods.plan_pods(want, cur)
+    assert "blackhole default metric 0" in str(err.value)

@@ -35,7 +35,7 @@ def test_route_normalises(route, expected):
     ({"dst": "10.244.2.0/24", "via": "fd00::1"}, "routes[0].via: 'fd00::1' is an IPv6 address but dst"),
     ({"dst": "10.244.2.1/24", "via": "192.168.1.12"}, "routes[0].dst: '10.244.2.1/24'"),
     ({"dst": "10.244.2.0/24"}, "routes[0]: "),
-    ({"via": "192.168.1.12"}, "routes[0].dst: None is required"),
+    ({"via": "192.168.1.12"}, "routes[0].dst: null is required"),
     ({"dst": "10.244.2.0/24", "via": "192.168.1.300"}, "routes[0].via: '192.168.1.300' is not an IP"),
     ({"dst": "10.244.2.0/24", "dev": "x" * 16}, "routes[0].dev: "),
     ({"dst": "10.244.2.0/24", "via": "192.168.1.12", "metric": -1}, "routes[0].metric: -1"),
@@ -144,3 +144,39 @@ def test_thousand_routes_plan_in_one_pass():
     assert len(plan.actions) == 1000 and len(plan.details["added"]) == 1000
     converged = cur([dict(r, dev="eth0", proto=PROTO) for r in v.route_list(routes)])
     assert route_plan.plan_routes(want(routes), converged).actions == []
+
+
+# ------------------------------------------------ every route type holds its destination
+def read_route(dst, proto=PROTO, kind="unicast", via=None, dev=None, metric=0, family=4):
+    return {"dst": dst, "family": family, "via": via, "dev": dev, "metric": metric, "proto": proto, "type": kind}
+
+
+def test_split_routes_ours_are_unicast_with_our_protocol():
+    routes = [read_route("10.244.2.0/24", via="192.168.1.12"),
+              read_route("10.244.3.0/24", kind="blackhole"),
+              read_route("10.244.4.0/24", proto=4, via="192.168.1.14"),
+              {"dst": "10.244.5.0/24", "family": 4, "via": "192.168.1.15", "dev": None, "metric": 0, "proto": PROTO}]
+    ours, foreign = route_plan.split_routes(routes, PROTO)
+    assert sorted(k[1] for k in ours) == ["10.244.2.0/24", "10.244.5.0/24"]
+    assert sorted(k[1] for k in foreign) == ["10.244.3.0/24", "10.244.4.0/24"]
+
+
+@pytest.mark.parametrize("kind, proto", [("blackhole", 4), ("unreachable", 3), ("prohibit", 4), ("throw", 4),
+                                         ("blackhole", PROTO), ("local", 2)])
+def test_a_route_of_another_type_to_a_listed_destination_is_a_conflict(kind, proto):
+    ours, foreign = route_plan.split_routes([read_route("10.244.3.0/24", proto=proto, kind=kind)], PROTO)
+    want = {"netns": None, "routes": v.route_list([{"dst": "10.244.3.0/24", "via": "192.168.1.13"}]),
+            "purge": True, "state": "present", "proto": PROTO, "table": 254}
+    with pytest.raises(ValidationError) as err:
+        route_plan.plan_routes(want, {"netns_exists": True, "ours": ours, "foreign": foreign,
+                                      "connected": [ipaddress.ip_network("192.168.1.0/24")], "links": None})
+    assert str(err.value).startswith("routes[0].dst: '10.244.3.0/24' already has a route with metric 0")
+    assert "(%s 10.244.3.0/24 metric 0, protocol %d)" % (kind, proto) in str(err.value)
+
+
+def test_purge_leaves_a_blackhole_route_of_our_protocol_alone():
+    ours, foreign = route_plan.split_routes([read_route("10.244.3.0/24", kind="blackhole")], PROTO)
+    want = {"netns": None, "routes": [], "purge": True, "state": "present", "proto": PROTO, "table": 254}
+    plan = route_plan.plan_routes(want, {"netns_exists": True, "ours": ours, "foreign": foreign,
+                                         "connected": [], "links": None})
+    assert plan.actions == []

@@ -25,6 +25,13 @@ description:
   - "The lab lives below O(root)/O(name): a private bind mount of itself, holding one
     directory per node (files C(net), C(mnt), C(uts)) and C(switch/net), C(router/net),
     C(external/net). Nothing is added to the network namespace the module runs in."
+  - The module writes a marker file, C(.podnet-lab), into the lab directory when it makes it,
+    and only ever builds on or removes a directory holding it. An existing directory without
+    the marker fails the task, naming its path, and is left as it is. There are two exceptions.
+    An empty directory becomes the lab. A lab made by a release that wrote no marker is
+    recognised (and marked) when it is provably one, a private mount of itself whose
+    C(switch), C(router) and C(external) namespace files are mounted and that holds nothing
+    but member directories of namespace files.
   - The node list is complete, so nodes of the lab that are not listed are removed. A node
     that is half there (for example after an interrupted run) is made again.
 author:
@@ -90,7 +97,8 @@ options:
   state:
     description:
       - V(absent) removes the whole lab, also a half-built one; processes still running in
-        its namespaces are stopped (SIGTERM, then SIGKILL after a second).
+        its namespaces are stopped (SIGTERM, then SIGKILL after a second). A directory that is
+        no lab (see the marker above) is refused, and nothing is unmounted or removed.
     type: str
     choices: [present, absent]
     default: present

@@ -16,9 +16,14 @@ description:
     CIDR via that node's IP), or a pod's default route via the bridge IP.
   - Every route it creates carries the collection's own routing protocol number
     (O(proto), default 149; C(ip route) shows it as C(proto 149), or by name once
-    C(/etc/iproute2/rt_protos.d/) maps it). Only routes carrying that number are ever
-    replaced or removed; a route another tool or the kernel made for a listed
-    destination makes the task fail, naming it, and nothing is changed.
+    C(/etc/iproute2/rt_protos.d/) maps it). Only unicast routes carrying that number are
+    ever replaced or removed; any other route for a listed destination and metric (another
+    tool's or the kernel's, or a C(blackhole), C(unreachable), C(prohibit) or C(throw)
+    route of any protocol) makes the task fail, naming it, before anything is changed.
+  - Should the kernel refuse a change all the same (the host changed in between), the
+    failure names the first refused change and how many others of its batch were
+    refused, and C(actions) lists every change that was applied, also those sent after
+    the refused one in the same batch.
   - A listed route that exists with another gateway or device is replaced in place,
     never duplicated. Host-namespace changes are sent in large netlink batches, so
     a thousand routes are one quick call.
@@ -164,10 +169,8 @@ def read(session, want):
         return {"netns_exists": False}
     handle = session.ns(ns)
     links = handle.links()
-    ours, foreign = {}, {}
-    for route in handle.routes(want["table"], links=links):
-        key = v.route_key(route)
-        (ours if route["proto"] == want["proto"] else foreign)[key] = route
+    # Every route type counts: a blackhole or unreachable route holds a destination too.
+    ours, foreign = route_plan.split_routes(handle.routes(want["table"], links=links), want["proto"])
     return {"netns_exists": True, "ours": ours, "foreign": foreign,
             "connected": handle.networks(), "links": set(links)}
 

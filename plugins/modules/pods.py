@@ -18,7 +18,17 @@ description:
   - The same wiring as M(podnet.mesh.netns), M(podnet.mesh.veth), M(podnet.mesh.netns_addr)
     and M(podnet.mesh.pod_route) (it uses their planners), for many pods in one module run.
   - A pod without an address keeps the one it has, or gets the lowest free address of
-    O(pod_cidr) (the gateway and listed addresses excluded), so addresses are stable across runs.
+    O(pod_cidr), so addresses are stable across runs. A free address is not the gateway, not
+    listed for or kept by a pod of the same call, and not held by any other network namespace
+    of the node (every namespace under C(/run/netns) and the node's own), so pods of earlier
+    calls on the same bridge keep theirs. Those namespaces are only read when some pod
+    needs a free address.
+  - A pod's veth pair is deleted (O(state=absent), or to make a pair whose peer got lost
+    again) only when the kernel's namespace ids prove it is the pod's, that is when its peer
+    is the pod's interface in the pod's namespace, is there under another name, or is in no
+    namespace the node has mounted. A veth of that name whose peer is anywhere else
+    belongs to someone else; the task fails naming it, its peer and where the peer is, and
+    nothing changes.
   - In check mode a missing O(bridge) is taken as created by an earlier task of the same play,
     so a whole play can be checked on a fresh node; outside check mode it is an error.
 author:
@@ -111,16 +121,26 @@ def read(session, want):
     host = session.ns(None).links()
     pods = {}
     for pod in want["pods"]:
-        if not _netns.netns_exists(pod["name"]):
+        exists = _netns.netns_exists(pod["name"])
+        if not exists:
             pods[pod["name"]] = {"exists": False}
-            continue
-        handle = session.ns(pod["name"])
-        pods[pod["name"]] = {
-            "exists": True,
-            "links": handle.links(with_addresses=[pod["interface"]]),
-            "routes": handle.routes(MAIN_TABLE, families=(4,)) if want["state"] == "present" else [],
-        }
-    return {"host_links": host, "pods": pods}
+        else:
+            handle = session.ns(pod["name"])
+            pods[pod["name"]] = {
+                "exists": True,
+                "links": handle.links(with_addresses=[pod["interface"]]),
+                "routes": handle.routes(MAIN_TABLE, families=(4,)) if want["state"] == "present" else [],
+            }
+        link = host.get(pod["veth"])
+        if link is not None and link["kind"] == "veth":
+            # Where the host end's peer is, by namespace ids: the pod's own namespace is tried first.
+            pods[pod["name"]]["peer_at"] = session.peer_of(link, None, hint=(pod["name"],) if exists else ())
+    cur = {"host_links": host, "pods": pods}
+    if want["state"] == "present" and pod_plan.needs_free_address(want, cur):
+        # Addresses held by other namespaces of the node (pods of earlier calls on the bridge
+        # among them) are not free; read only when some pod needs a free address.
+        cur["held"] = session.addresses_held(want["pod_cidr"], skip=set(p["name"] for p in want["pods"]))
+    return cur
 
 
 def render(want, cur, plan, predicted):

@@ -15,10 +15,17 @@ description:
     namespace the module runs in, optionally as a port of bridge O(master); the
     peer end (O(peer)) lives in namespace O(netns).
   - Copes with the states hosts are found in. A peer end created but not yet moved
-    is moved into O(netns). A host end whose peer is lost (the namespace was
-    recreated, the peer renamed) is recreated. A host end attached to another bridge
-    is re-attached to O(master). When the namespace is gone the kernel has removed
-    the pair already; O(state=present) then fails asking for the namespace.
+    is moved into O(netns). A host end whose peer is lost is made again; lost means the
+    peer is in no namespace the node has mounted (the namespace was deleted or made again
+    while a process still held the old one), or it was renamed inside O(netns). A host
+    end attached to another bridge is re-attached to O(master). When the namespace is
+    gone the kernel has removed the pair already; O(state=present) then fails asking
+    for the namespace.
+  - Where the peer is, is proven by the kernel's namespace ids, not guessed from names.
+    A veth named O(name) whose peer is in another namespace (or, without O(netns),
+    is another link of the host namespace) belongs to someone else; it is never
+    deleted or changed, with either O(state), and the task fails naming the link,
+    its peer and where the peer is.
   - A link named O(name) that is not a veth, or a link named O(peer) in O(netns)
     that is not this pair's peer, is never touched; the task fails instead.
 author:
@@ -56,7 +63,10 @@ options:
     type: bool
     default: true
   state:
-    description: V(absent) deletes the pair (deleting the host end removes the peer too).
+    description:
+      - V(absent) deletes the pair (deleting the host end removes the peer too), when it is
+        the pair asked for (or its peer is lost, see above); a pair of the same name whose
+        peer is elsewhere makes the task fail.
     type: str
     choices: [present, absent]
     default: present
@@ -159,25 +169,25 @@ def read(session, want):
         peer = session.ns(ns).links().get(want["peer"])
     else:
         peer = None
-    stray = None
-    if host is not None and host["link_netnsid"] is None and host["link"]:
-        for link in links.values():
-            if link["ifindex"] == host["link"] and link["link"] == host["ifindex"]:
-                stray = link
-    return {"host": host, "peer": peer, "stray_peer": stray, "netns_exists": exists,
+    peer_at = None
+    if host is not None and host["kind"] == "veth":
+        # Where the host end's peer really is, proven by namespace ids, not by names.
+        peer_at = session.peer_of(host, None, hint=(ns,) if exists and ns is not None else ())
+    return {"host": host, "peer": peer, "peer_at": peer_at, "netns_exists": exists,
             "master": None if want["master"] is None else links.get(want["master"])}
 
 
 def render(want, cur, plan, predicted):
     if plan.after["state"] == "absent":
         return None
+    paired = links.veth_standing(want, cur["host"], cur["peer"], cur.get("peer_at")) == links.PAIRED
     if predicted:
         host = dict(cur["host"] or {"ifindex": None, "mac": None}, **plan.after)
-        peer = cur["peer"] if links.is_pair(cur["host"], cur["peer"], want["netns"]) else None
+        peer = cur["peer"] if paired else None
         peer = dict(peer or {"name": want["peer"], "ifindex": None, "mac": None},
                     mtu=plan.after["mtu"], up=want["up"])
     else:
-        host, peer = cur["host"], cur["peer"]
+        host, peer = cur["host"], cur["peer"] if paired else None
     obj = _module.public_link(host, HOST_FIELDS)
     obj["peer"] = _module.public_link(peer, PEER_FIELDS)
     if obj["peer"] is not None:

@@ -220,3 +220,53 @@ def test_fifty_nodes(tmp_path):
         _first, down = teardown(root, name)
     print("\n50-node lab: build %.2fs (%d actions), teardown %.2fs"
           % (took, len(first.actions), down))
+
+
+# ------------------------------------------------------------------ ownership
+def test_the_lab_directory_carries_the_marker(lab3):
+    with open(os.path.join(lab3["path"], topology.MARKER)) as handle:
+        assert handle.read() == topology.MARKER_TEXT
+
+
+def test_teardown_refuses_a_directory_that_is_no_lab(tmp_path):
+    """Files and a mount below <root>/<name>: neither unmounted nor removed."""
+    from ansible_collections.podnet.mesh.plugins.module_utils.core.errors import ConflictError
+
+    root, name = str(tmp_path), "pntk" + secrets.token_hex(3)
+    path = os.path.join(root, name)
+    os.makedirs(os.path.join(path, "data"))
+    with open(os.path.join(path, "data", "notes.txt"), "w") as handle:
+        handle.write("mine\n")
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "pntk", os.path.join(path, "data")], check=True)
+    try:
+        with open(os.path.join(path, "data", "kept"), "w") as handle:
+            handle.write("on the mount\n")
+        for state in ("absent", "present"):
+            w = lab_want(root, name, 1, state=state)
+            session = LabSession()
+            try:
+                with pytest.raises(ConflictError) as err:
+                    plan(w, read(session, w))
+            finally:
+                session.close()
+            assert str(err.value).startswith("name: '%s' is a directory that no podnet.mesh lab made" % path)
+        assert os.path.exists(os.path.join(path, "data", "kept"))
+    finally:
+        subprocess.run(["umount", os.path.join(path, "data")], check=True)
+    assert os.path.exists(os.path.join(path, "data", "notes.txt"))
+
+
+def test_a_lab_of_an_earlier_release_is_recognised(tmp_path):
+    """No marker, but provably a lab: converged (and marked), then torn down."""
+    root, name = str(tmp_path), "pntk" + secrets.token_hex(3)
+    want = lab_want(root, name, 1)
+    try:
+        converge(want)
+        os.unlink(os.path.join(want["path"], topology.MARKER))
+        first, second, _took = converge(want)
+        assert describe_all(first.actions) == ["mark %s as a lab (%s)" % (want["path"], topology.MARKER)]
+        assert second.actions == []
+        os.unlink(os.path.join(want["path"], topology.MARKER))
+    finally:
+        first, _took = teardown(root, name)
+    assert first.actions[-1].op == "lab_remove"

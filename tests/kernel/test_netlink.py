@@ -115,10 +115,10 @@ def test_bridge_converges_and_reads_back(session, prefix, host_links):
 def test_kernel_error_names_operation_and_errno(session, prefix, host_links):
     name = prefix + "d"
     host_links.append(name)
+    session.apply([model.Action("veth_add", None, name, {"peer": prefix + "e", "peer_ns": None})])
     action = model.Action("bridge_add", None, name, {})
-    session.apply([action])
     with pytest.raises(errors.KernelError) as err:
-        session.apply([action])
+        session.apply([action])  # a veth has the name: not the bridge that was wanted
     assert err.value.code == errno.EEXIST
     assert str(err.value).startswith("cannot create bridge %s (namespace host): " % name)
     assert str(err.value).endswith("[EEXIST]")
@@ -249,3 +249,20 @@ def test_reads_agree_with_pyroute2s_own(session, prefix, host_links):
     ours = sorted((r["dst"].split("/")[0], int(r["dst"].split("/")[1])) for r in handle.routes(254, (4,))
                   if r["dst"] != "default")
     assert ours == theirs and ("10.253.8.0", 24) in ours
+
+
+def test_creating_what_a_concurrent_run_made_meanwhile_goes_on(session, prefix, named_ns, host_links):
+    """A plan made before another run created the same objects: EEXIST, read again, what is there is wanted."""
+    pod = named_ns("p")
+    br, host = prefix + "b", prefix + "v"
+    host_links.extend([br, host])
+    actions = [model.Action("bridge_add", None, br, {}),
+               model.Action("addr_add", None, br, {"address": "10.77.9.1/24"}),
+               model.Action("veth_add", None, host, {"peer": "eth0", "peer_ns": pod}),
+               model.Action("netns_add", None, pod, {})]
+    session.apply(actions[:3])
+    with _netlink.Session() as other:
+        other.apply(actions)
+    assert other.applied == actions
+    link = session.ns(None).links(with_addresses=[br])[br]
+    assert link["kind"] == "bridge" and link["addresses"] == ["10.77.9.1/24"]

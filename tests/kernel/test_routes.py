@@ -23,9 +23,7 @@ def want(routes, purge=False, netns=None, state="present"):
 def read(session, w):
     ns = w["netns"]
     handle = session.ns(ns)
-    ours, foreign = {}, {}
-    for route in handle.routes(w["table"]):
-        (ours if route["proto"] == PROTO else foreign)[v.route_key(route)] = route
+    ours, foreign = route_plan.split_routes(handle.routes(w["table"]), PROTO)
     return {"netns_exists": True, "ours": ours, "foreign": foreign,
             "connected": handle.networks(), "links": set(handle.links())}
 
@@ -130,4 +128,4 @@ def test_pod_default_route_in_a_named_namespace(session, named_ns):
     assert second.actions == []
     default = [r for r in session.ns(pod).routes(254, families=(4,)) if r["dst"] == "default"]
     assert default == [{"dst": "default", "family": 4, "via": "10.244.1.1", "dev": "lo",
-                        "metric": 0, "proto": PROTO}]
+                        "metric": 0, "proto": PROTO, "type": "unicast"}]

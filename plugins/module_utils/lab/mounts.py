@@ -11,6 +11,7 @@
   script a node runs inside its new namespaces;
 * mount(2) and umount2(2) through the C library (``kernel.netns.libc``),
   unmounting stacked mounts, removing trees;
+* the lab's marker file, and what else a lab directory holds;
 * the processes still running inside namespaces about to go away, and
   stopping them.
 """
@@ -19,16 +20,15 @@ from __future__ import annotations
 
 import errno
 import os
-import re
 import shutil
 import signal
+import stat
 import time
 
 from ansible_collections.podnet.mesh.plugins.module_utils.core.errors import ToolError
-from ansible_collections.podnet.mesh.plugins.module_utils.kernel.netns import check, libc
-from ansible_collections.podnet.mesh.plugins.module_utils.lab.topology import NODE_FILES
+from ansible_collections.podnet.mesh.plugins.module_utils.kernel.netns import MOUNTINFO, check, libc, parse_mountinfo  # noqa: F401 (parse_mountinfo: part of this module's API)
+from ansible_collections.podnet.mesh.plugins.module_utils.lab.topology import MARKER, MARKER_TEXT, NODE_FILES
 
-MOUNTINFO = "/proc/self/mountinfo"
 MS_BIND = 0x1000
 MS_REC = 0x4000
 MS_PRIVATE = 1 << 18
@@ -48,30 +48,6 @@ mkdir -p /run/netns
 mount -t tmpfs -o mode=0755,size=4m podnet-lab-netns /run/netns
 mount -t sysfs sysfs /sys
 """
-
-
-# ---------------------------------------------------------------- mountinfo
-def _unescape(field):
-    """Undo mountinfo's octal escapes (\\040 for a space, ...)."""
-    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
-
-
-def parse_mountinfo(text):
-    """Mounts as dicts {point, root, fstype, shared} in mount order."""
-    mounts = []
-    for line in text.splitlines():
-        fields = line.split()
-        if " - " not in line or len(fields) < 7:
-            continue
-        sep = fields.index("-")
-        optional = fields[6:sep]
-        mounts.append({
-            "point": _unescape(fields[4]),
-            "root": _unescape(fields[3]),
-            "fstype": fields[sep + 1],
-            "shared": any(o.startswith("shared:") for o in optional),
-        })
-    return mounts
 
 
 def lab_mounts(mounts, lab):
@@ -117,6 +93,67 @@ def members_from_files(lab, files, dirs=()):
     for label in dirs:
         result.setdefault(label, [])
     return dict((label, sorted(kinds)) for label, kinds in result.items())
+
+
+# ------------------------------------------------------------------- marker
+def is_marked(lab):
+    """Whether the directory lab holds the lab's marker file (a regular file with the lab's text)."""
+    path = os.path.join(lab, MARKER)
+    try:
+        if not stat.S_ISREG(os.lstat(path).st_mode):
+            return False
+        with open(path) as handle:
+            return handle.read(len(MARKER_TEXT) + 1) == MARKER_TEXT
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
+def write_marker(lab):
+    """Make directory lab (if it is not there) and write the lab's marker file into it."""
+    try:
+        os.makedirs(lab, mode=0o755, exist_ok=True)
+        with open(os.path.join(lab, MARKER), "w") as handle:
+            handle.write(MARKER_TEXT)
+    except OSError as exc:
+        raise ToolError("cannot write the lab's marker file into %s: %s" % (lab, exc.strerror or exc), exc.errno)
+
+
+def unknown_entries(lab):
+    """What the directory lab holds that no lab holds, as paths relative to it (sorted).
+
+    A lab holds its marker and member directories; a member directory holds only
+    namespace files (net, mnt, uts: regular files, bind-mounted or not). Nothing
+    is followed: a symbolic link is unknown.
+    """
+    unknown = []
+    try:
+        entries = sorted(os.listdir(lab))
+    except OSError:
+        return unknown
+    for entry in entries:
+        path = os.path.join(lab, entry)
+        try:
+            mode = os.lstat(path).st_mode
+        except OSError:
+            continue
+        if entry == MARKER and stat.S_ISREG(mode):
+            continue
+        if not stat.S_ISDIR(mode):
+            unknown.append(entry)
+            continue
+        try:
+            inner = sorted(os.listdir(path))
+        except OSError:
+            unknown.append(entry + "/")
+            continue
+        for name in inner:
+            try:
+                regular = stat.S_ISREG(os.lstat(os.path.join(path, name)).st_mode)
+            except OSError:
+                continue
+            if name not in NODE_FILES or not regular:
+                unknown.append("%s/%s" % (entry, name))
+    return unknown
 
 
 # ------------------------------------------------------------------ unshare

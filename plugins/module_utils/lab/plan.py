@@ -8,18 +8,28 @@ Links, addresses and routes are planned with the collection's own planners
 (``core.plan.links``, ``core.plan.routes``); the lab adds its own operations:
 the lab directory's mount, member namespaces made and removed, stray mounts,
 and IPv4 forwarding in the router.
+
+Ownership of the lab directory: the lab writes its marker file (``.podnet-lab``)
+into the directory when it makes it, and only a marked directory is built on
+or torn down. A directory without the marker is taken as a lab of an earlier
+release (which wrote none) only when that is provable (``proven_lab``): it is
+a mount of itself, the switch, router and external namespace files are mounted
+in it, and it holds nothing but member directories of namespace files. Any
+other directory is refused by path, before anything changes, except that an
+empty one becomes a lab (there is nothing in it to lose).
 """
 
 from __future__ import annotations
 
 import os
 
+from ansible_collections.podnet.mesh.plugins.module_utils.core.errors import ConflictError
 from ansible_collections.podnet.mesh.plugins.module_utils.core.model import MAIN_TABLE, Op, Plan
 from ansible_collections.podnet.mesh.plugins.module_utils.core.plan.links import is_pair, plan_interface_addresses
 from ansible_collections.podnet.mesh.plugins.module_utils.core.plan.routes import plan_routes
 from ansible_collections.podnet.mesh.plugins.module_utils.core.validate import route_key
 from ansible_collections.podnet.mesh.plugins.module_utils.lab.topology import (
-    BRIDGE, LAB_PROTO, NODE_FILES, SWITCH, current_view, members, natural, ns_file, topology,
+    BRIDGE, INFRA, LAB_PROTO, MARKER, NODE_FILES, SWITCH, current_view, members, natural, ns_file, topology,
     wanted_view)
 
 
@@ -28,6 +38,8 @@ def plan(want, cur, assume_missing=False):  # pylint: disable=unused-argument
 
     cur: {exists: lab directory exists, mounted: lab directory is a mount,
           shared: that mount propagates (must be made private),
+          marked: the lab directory holds the lab's marker file,
+          unknown: [what the lab directory holds that no lab holds (relative paths)],
           dirs: [member directories below the lab directory],
           members: {label: [namespace files that are mounted]},
           strays: [paths of other mounts below the lab directory],
@@ -37,15 +49,19 @@ def plan(want, cur, assume_missing=False):  # pylint: disable=unused-argument
     assume_missing changes nothing: one plan makes every member of the lab it wires.
     """
     lab = want["path"]
+    _check_ownership(want, cur)
     result = Plan(current_view(want, cur), wanted_view(want))
     if want["state"] == "absent":
         _plan_teardown(result, want, cur)
         return result
 
+    mark = "" if not cur["exists"] or cur.get("marked") else " and mark it as a lab (%s)" % MARKER
     if not cur["mounted"]:
-        result.add(Op.LAB_MOUNT, None, lab, text="mount %s privately on itself" % lab)
+        result.add(Op.LAB_MOUNT, None, lab, text="mount %s privately on itself%s" % (lab, mark))
     elif cur["shared"]:
-        result.add(Op.LAB_MOUNT, None, lab, text="make the mount %s private" % lab)
+        result.add(Op.LAB_MOUNT, None, lab, text="make the mount %s private%s" % (lab, mark))
+    elif mark:
+        result.add(Op.LAB_MOUNT, None, lab, text="mark %s as a lab (%s)" % (lab, MARKER))
 
     wanted = dict(members(want))
     fresh = set()
@@ -91,6 +107,34 @@ def plan(want, cur, assume_missing=False):  # pylint: disable=unused-argument
                        key="net/ipv4/ip_forward", value="1",
                        text="enable IPv4 forwarding in %s" % ns_file(lab, label))
     return result
+
+
+def proven_lab(cur):
+    """Whether an unmarked lab directory is provably a lab of an earlier release.
+
+    Such a lab is a private mount of itself whose switch, router and external
+    namespace files are mounted, and holds nothing but member directories of
+    namespace files: tearing it down removes nothing but namespace files.
+    """
+    members_ = cur["members"]
+    return (cur["mounted"] and not cur.get("unknown") and not cur.get("strays")
+            and all("net" in members_.get(label, ()) for label in INFRA))
+
+
+def _check_ownership(want, cur):
+    """Refuse (ConflictError naming the path) a lab directory that is no lab of ours."""
+    if not cur["exists"] or cur.get("marked") or proven_lab(cur):
+        return
+    empty = not cur.get("unknown") and not cur.get("dirs") and not cur["mounted"] and not cur.get("strays")
+    if empty and want["state"] == "present":
+        return  # an empty directory becomes the lab (and is marked): nothing in it to lose
+    found = cur.get("unknown") or cur.get("strays") or cur.get("dirs") or []
+    raise ConflictError(
+        "name", want["path"],
+        "is a directory that no podnet.mesh lab made: it has no marker file %s and is not a lab of an "
+        "earlier release (a private mount of itself holding only the namespace files of switch, router, "
+        "external and nodes%s); it is left alone and nothing was changed"
+        % (MARKER, "; it holds %s" % ", ".join(found[:5]) + (", ..." if len(found) > 5 else "") if found else ""))
 
 
 def _plan_bridge(result, lab, bridge):

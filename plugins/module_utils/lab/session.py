@@ -23,8 +23,8 @@ from ansible_collections.podnet.mesh.plugins.module_utils.core import model
 from ansible_collections.podnet.mesh.plugins.module_utils.core.model import MAIN_TABLE, Op
 from ansible_collections.podnet.mesh.plugins.module_utils.kernel.netns import read_sysctl, write_sysctl
 from ansible_collections.podnet.mesh.plugins.module_utils.lab.mounts import (
-    members_from_files, mount_private, namespace_inodes, processes_in, read_lab_mounts, remove_tree,
-    stop_processes, unmount_all, unshare_command)
+    is_marked, members_from_files, mount_private, namespace_inodes, processes_in, read_lab_mounts, remove_tree,
+    stop_processes, unknown_entries, unmount_all, unshare_command, write_marker)
 from ansible_collections.podnet.mesh.plugins.module_utils.lab.topology import (
     EXTERNAL, INFRA, ROUTER, members, ns_file)
 
@@ -49,6 +49,8 @@ def read(session, want):
         "strays": list(mounts["strays"]),
         "dirs": dirs,
         "members": members_from_files(lab, mounts["files"], dirs),
+        "marked": exists and is_marked(lab),
+        "unknown": unknown_entries(lab) if exists else [],
         "links": {},
         "routes": {},
         "forwarding": {},
@@ -184,6 +186,8 @@ def _netlink_op(session, action):
 
 
 def _lab_mount(session, action):  # pylint: disable=unused-argument
+    # The marker first: a directory this run made is a lab from its first moment on.
+    write_marker(action.name)
     mount_private(action.name)
 
 

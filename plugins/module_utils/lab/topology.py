@@ -7,6 +7,7 @@
 Layout of a lab called NAME under ROOT (default /run/podnet-lab)::
 
     ROOT/NAME/                 a private bind mount of itself
+    ROOT/NAME/.podnet-lab      the marker: this directory is a lab, made by podnet.mesh
     ROOT/NAME/<node>/net       the node's network namespace   (nsfs bind mounts,
     ROOT/NAME/<node>/mnt       its mount namespace              made by
     ROOT/NAME/<node>/uts       its UTS namespace (hostname)     unshare(1))
@@ -49,6 +50,11 @@ SWITCH, ROUTER, EXTERNAL = "switch", "router", "external"
 INFRA = (SWITCH, ROUTER, EXTERNAL)
 # The bridge in the switch namespace is called like the namespace.
 BRIDGE = SWITCH
+# The marker file the lab writes into its directory when it makes it: only a
+# directory holding it (or one provably made by an earlier release, see
+# lab.plan) is ever torn down.
+MARKER = ".podnet-lab"
+MARKER_TEXT = "podnet.mesh lab: this directory and everything below it belong to the lab\n"
 # Namespace files: a node has all three, switch/router/external only net.
 NODE_FILES = ("net", "mnt", "uts")
 NET_FILES = ("net",)

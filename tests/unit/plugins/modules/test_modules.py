@@ -149,3 +149,24 @@ def test_missing_pyroute2_says_how_to_install(run, monkeypatch):
     assert kind == "fail"
     assert "pyroute2" in result["msg"]
     assert "apt-get install python3-pyroute2" in result["msg"]
+
+
+def test_veth_absent_refuses_a_pair_of_the_same_name_whose_peer_is_elsewhere(run, monkeypatch):
+    host = {"name": "veth-red", "kind": "veth", "ifindex": 7, "link": 2, "link_netnsid": 3, "master": None,
+            "mtu": 1500, "up": True, "hairpin": None, "mac": "02:00:00:00:00:07", "addresses": []}
+    elsewhere = {"seen": True, "netns": "cni-4f2a", "link": dict(host, name="eth0", ifindex=2, link=7)}
+    asked = []
+
+    def peer_of(self, link, ns=None, hint=()):
+        asked.append((link["name"], ns, tuple(hint)))
+        return elsewhere
+
+    monkeypatch.setattr(FakeSession, "peer_of", peer_of, raising=False)
+    state = {None: {"veth-red": host}, "red": {}}
+    kind, result, session = run(veth, {"name": "veth-red", "netns": "red", "state": "absent"}, state=state,
+                                exists=("red",))
+    assert kind == "fail" and result["changed"] is False
+    assert result["msg"] == ("name: 'veth-red' is a veth whose peer eth0 is in namespace cni-4f2a, not eth0 in "
+                             "namespace red: a pair podnet.mesh was not asked for; nothing was changed")
+    assert session.applied == []
+    assert asked == [("veth-red", None, ("red",))]

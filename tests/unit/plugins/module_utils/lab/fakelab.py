@@ -29,7 +29,8 @@ class FakeLab:
     """Just enough of the kernel to interpret lab plans (and be read back)."""
 
     def __init__(self):
-        self.exists = self.mounted = False
+        self.exists = self.mounted = self.marked = False
+        self.unknown = []   # what the lab directory holds besides members and marker
         self.members = {}   # label -> set of files
         self.links = {}     # label -> {name: link}
         self.routes = {}    # label -> {dst: route}
@@ -43,7 +44,8 @@ class FakeLab:
 
     def cur(self):
         return {
-            "exists": self.exists, "mounted": self.mounted, "shared": False,
+            "exists": self.exists, "mounted": self.mounted, "shared": False, "marked": self.marked,
+            "unknown": list(self.unknown),
             "strays": list(self.strays), "dirs": sorted(self.members),
             "members": dict((k, sorted(v)) for k, v in self.members.items()),
             "links": dict((k, dict((n, dict(l, addresses=list(l["addresses"]))) for n, l in v.items()))
@@ -76,7 +78,7 @@ class FakeLab:
             getattr(self, "_" + a.op)(a)
 
     def _lab_mount(self, a):
-        self.exists = self.mounted = True
+        self.exists = self.mounted = self.marked = True
 
     def _umount(self, a):
         self.strays.remove(a.name)
@@ -93,7 +95,8 @@ class FakeLab:
 
     def _lab_remove(self, a):
         assert not self.members
-        self.exists = self.mounted = False
+        self.exists = self.mounted = self.marked = False
+        self.unknown = []
 
     def _bridge_add(self, a):
         self._link(self.label(a.ns), a.name, "bridge")

@@ -58,3 +58,29 @@ def test_processes_are_found_by_namespace_inode(tmp_path):
     inodes = mounts.namespace_inodes([files[("10", "uts")], str(tmp_path / "missing")])
     assert mounts.processes_in(inodes, str(proc)) == [10]
     assert mounts.processes_in(set(), str(proc)) == []
+
+
+# ------------------------------------------------------------------- marker
+def test_marker_is_written_and_recognised(tmp_path):
+    lab = str(tmp_path / "lab")
+    assert not mounts.is_marked(lab)
+    mounts.write_marker(lab)
+    assert mounts.is_marked(lab)
+    (tmp_path / "lab" / ".podnet-lab").write_text("something else\n")
+    assert not mounts.is_marked(lab)
+
+
+def test_what_no_lab_holds_is_listed(tmp_path):
+    lab = tmp_path / "lab"
+    (lab / "node1").mkdir(parents=True)
+    for kind in ("net", "mnt", "uts"):
+        (lab / "node1" / kind).write_text("")
+    (lab / "switch").mkdir()
+    (lab / "switch" / "net").write_text("")
+    mounts.write_marker(str(lab))
+    assert mounts.unknown_entries(str(lab)) == []
+    (lab / "notes.txt").write_text("mine")
+    (lab / "node1" / "home").mkdir()
+    (lab / "switch" / "link").symlink_to("/etc")
+    (lab / "net").symlink_to(lab / "switch")
+    assert mounts.unknown_entries(str(lab)) == ["net", "node1/home", "notes.txt", "switch/link"]

@@ -8,7 +8,10 @@ convergence: a second plan is empty, a half-built or changed lab is repaired.
 """
 from __future__ import annotations
 
+import pytest
+
 from ansible_collections.podnet.mesh.plugins.module_utils.core.describe import describe_all
+from ansible_collections.podnet.mesh.plugins.module_utils.core.errors import ConflictError
 from ansible_collections.podnet.mesh.plugins.module_utils.lab import plan as lab_plan
 from ansible_collections.podnet.mesh.tests.unit.plugins.module_utils.lab.fakelab import (
     LAB, FakeLab, converge, ops, want)
@@ -105,7 +108,7 @@ def test_leftover_directory_without_namespaces_is_replaced():
     fake = FakeLab()
     w = want(1)
     cur = fake.cur()
-    cur.update(exists=True, dirs=["node1"], members={"node1": []})
+    cur.update(exists=True, marked=True, dirs=["node1"], members={"node1": []})
     first = lab_plan.plan(w, cur)
     assert [(a.op, a.name) for a in first.actions[:3]] == [
         ("lab_mount", LAB), ("ns_remove", "node1"), ("ns_create", "switch")]
@@ -179,7 +182,7 @@ def test_teardown_removes_every_member_then_the_directory():
 
 def test_teardown_of_a_half_built_lab():
     cur = FakeLab().cur()
-    cur.update(exists=True, mounted=True, strays=[LAB + "/node1/x"], dirs=["node1", "switch"],
+    cur.update(exists=True, mounted=True, marked=True, strays=[LAB + "/node1/x"], dirs=["node1", "switch"],
                members={"node1": ["net"], "switch": []})
     first = lab_plan.plan(want(state="absent"), cur)
     assert [(a.op, a.name) for a in first.actions] == [
@@ -201,3 +204,65 @@ def test_shared_lab_mount_is_made_private_again():
     cur["shared"] = True
     first = lab_plan.plan(want(1), cur)
     assert describe_all(first.actions) == ["make the mount %s private" % LAB]
+
+
+# ---------------------------------------------------------- ownership
+def _unmarked_lab(unknown=(), strays=(), infra=True):
+    """A built lab as the current state, without the marker (as an earlier release left it)."""
+    fake = FakeLab()
+    converge(fake, want(2))
+    cur = fake.cur()
+    cur.update(marked=False, unknown=list(unknown), strays=list(strays))
+    if not infra:
+        cur["members"].pop("router")
+    return cur
+
+
+def test_teardown_refuses_a_directory_that_is_no_lab():
+    cur = FakeLab().cur()
+    cur.update(exists=True, mounted=False, dirs=["data"], members={"data": []}, unknown=["data/notes.txt", "x"])
+    with pytest.raises(ConflictError) as err:
+        lab_plan.plan(want(state="absent"), cur)
+    assert str(err.value).startswith("name: '%s' is a directory that no podnet.mesh lab made" % LAB)
+    assert "no marker file .podnet-lab" in str(err.value) and "data/notes.txt" in str(err.value)
+
+
+def test_teardown_refuses_an_unmarked_empty_directory():
+    cur = FakeLab().cur()
+    cur.update(exists=True)
+    with pytest.raises(ConflictError):
+        lab_plan.plan(want(state="absent"), cur)
+
+
+@pytest.mark.parametrize("kw", [{"unknown": ["node1/home"]}, {"strays": [LAB + "/node1/x"]}, {"infra": False}],
+                         ids=["other files", "other mounts", "no router"])
+def test_an_unmarked_directory_that_is_not_provably_a_lab_is_refused(kw):
+    cur = _unmarked_lab(**kw)
+    for state in ("absent", "present"):
+        with pytest.raises(ConflictError):
+            lab_plan.plan(want(2, state=state), cur)
+
+
+def test_a_lab_of_an_earlier_release_is_torn_down():
+    cur = _unmarked_lab()
+    first = lab_plan.plan(want(state="absent"), cur)
+    assert [a.op for a in first.actions][-1] == "lab_remove"
+
+
+def test_a_lab_of_an_earlier_release_is_marked_when_converged():
+    fake = FakeLab()
+    converge(fake, want(2))
+    fake.marked = False
+    first, second = converge(fake, want(2))
+    assert describe_all(first.actions) == ["mark %s as a lab (.podnet-lab)" % LAB]
+    assert second.actions == [] and fake.marked
+
+
+def test_present_refuses_a_directory_with_other_content_and_takes_an_empty_one():
+    cur = FakeLab().cur()
+    cur.update(exists=True, unknown=["notes.txt"])
+    with pytest.raises(ConflictError):
+        lab_plan.plan(want(1), cur)
+    cur.update(unknown=[])
+    first = lab_plan.plan(want(1), cur)
+    assert describe_all(first.actions)[0] == "mount %s privately on itself and mark it as a lab (.podnet-lab)" % LAB

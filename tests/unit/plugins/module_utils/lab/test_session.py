@@ -143,3 +143,13 @@ def test_module_refuses_bad_input_before_reading(run_module, monkeypatch):
     kind, result, fake = run_module({"nodes": [{"name": "switch", "address": "192.168.1.5/24"}]})
     assert kind == "fail" and result["changed"] is False
     assert result["msg"].startswith("nodes[0].name: 'switch' is reserved")
+
+
+def test_module_teardown_refuses_a_directory_that_is_no_lab(run_module):
+    kind, result, fake = run_module({"nodes": nodes(1)})
+    fake.marked = False
+    fake.unknown = ["notes.txt"]
+    kind, result, fake = run_module({"state": "absent"})
+    assert kind == "fail" and result["changed"] is False
+    assert result["msg"].startswith("name: '%s' is a directory that no podnet.mesh lab made" % LAB)
+    assert fake.exists and fake.members

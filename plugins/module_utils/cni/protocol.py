@@ -496,17 +496,8 @@ def _parse_result_item(key, item, where, count):
     elif key == "ips":
         if item.get("address") is None:
             raise invalid(where + ".address", None, "is required: an address in CIDR form")
-        if "/" not in item["address"] or "%" in item["address"]:
-            raise invalid(where + ".address", item["address"], "is not an address in CIDR form")
-        try:
-            ipaddress.ip_interface(item["address"])
-        except ValueError:
-            raise invalid(where + ".address", item["address"], "is not an address in CIDR form")
-        if item.get("gateway") is not None:
-            try:
-                v.ip_address(item["gateway"], where + ".gateway")
-            except ValidationError as exc:
-                raise _refused(exc)
+        _cidr_field(item, "address", where, ipaddress.ip_interface, "an address")
+        _address_field(item, "gateway", where)
         if item.get("version") not in (None, "4", "6"):
             raise invalid(where + ".version", item["version"], "must be \"4\" or \"6\"")
         item.pop("version", None)
@@ -515,18 +506,29 @@ def _parse_result_item(key, item, where, count):
     else:
         if item.get("dst") is None:
             raise invalid(where + ".dst", None, "is required: a network in CIDR form")
-        if "/" not in item["dst"] or "%" in item["dst"]:
-            raise invalid(where + ".dst", item["dst"], "is not a network in CIDR form")
-        try:
-            ipaddress.ip_network(item["dst"], strict=False)
-        except ValueError:
-            raise invalid(where + ".dst", item["dst"], "is not a network in CIDR form")
-        if item.get("gw") is not None:
-            try:
-                v.ip_address(item["gw"], where + ".gw")
-            except ValidationError as exc:
-                raise _refused(exc)
+        _cidr_field(item, "dst", where, lambda text: ipaddress.ip_network(text, strict=False), "a network")
+        _address_field(item, "gw", where)
     return item
+
+
+def _cidr_field(item, key, where, parse, what):
+    """item[key] must be text that parse() takes as CIDR (no zone); the error names where.key."""
+    text = item[key]
+    try:
+        if "/" not in text or "%" in text:
+            raise ValueError(text)
+        parse(text)
+    except ValueError:
+        raise invalid("%s.%s" % (where, key), text, "is not %s in CIDR form" % what)
+
+
+def _address_field(item, key, where):
+    """item[key], when set, must be an IP address; the error names where.key."""
+    if item.get(key) is not None:
+        try:
+            v.ip_address(item[key], "%s.%s" % (where, key))
+        except ValidationError as exc:
+            raise _refused(exc)
 
 
 def parse_result(value, path):

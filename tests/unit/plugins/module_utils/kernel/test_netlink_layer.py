@@ -13,6 +13,7 @@ import pytest
 from ansible_collections.podnet.mesh.plugins.module_utils.core import errors
 from ansible_collections.podnet.mesh.plugins.module_utils.kernel import netlink as _netlink
 from ansible_collections.podnet.mesh.plugins.module_utils.kernel import wire
+from ansible_collections.podnet.mesh.tests.helpers.netlink_fakes import FakeSocket
 
 
 def namespace(name=None):
@@ -91,23 +92,6 @@ def test_pyroute2_is_imported_normally_when_the_bare_entry_fails():
         "import pyroute2\n"
         "print('pyroute2.ndb' in sys.modules, _netlink.HAS_PYROUTE2 and _netlink.iproute() is pyroute2.IPRoute)\n")
     assert (loaded, same) == ("True", "True")
-
-
-class FakeSocket:
-    """Hands out canned netlink answers (the kernel interrupts dumps only under load)."""
-
-    def __init__(self, answers):
-        self.answers = list(answers)
-        self.sent = []
-
-    def sendall(self, data):
-        self.sent.append(data)
-
-    def recv(self, size):
-        return self.answers.pop(0)
-
-    def close(self):
-        pass
 
 
 def answer(kind, seq, flags=0, family=2):

@@ -9,18 +9,7 @@ import struct
 import pytest
 
 from ansible_collections.podnet.mesh.plugins.module_utils.kernel import wire
-
-
-class FakeSocket:
-    def __init__(self, answers):
-        self.answers = list(answers)
-        self.sent = []
-
-    def sendall(self, data):
-        self.sent.append(data)
-
-    def recv(self, size):
-        return self.answers.pop(0)
+from ansible_collections.podnet.mesh.tests.helpers.netlink_fakes import FakeSocket
 
 
 def newnsid(seq, nsid):

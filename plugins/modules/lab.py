@@ -41,15 +41,14 @@ requirements:
   - util-linux C(unshare) (to make the namespace files) and C(umount).
   - pyroute2 >= 0.7 for O(state=present) (the module re-runs itself under the system Python
     if that one has it). Removing a lab needs no pyroute2.
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
   platform:
-    description: Target OS/families that can be operated against.
     support: full
     platforms: linux
 options:

@@ -104,20 +104,19 @@ requirements:
   - On the managed node, C(nft) (nftables, with JSON output) or C(iptables-save) and
     C(iptables-restore) (iptables, nft or legacy variant).
   - Root privileges on the managed node.
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details:
       - Check mode only runs C(nft -j list), C(iptables-save) and reads files; it never writes.
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
     details:
       - The diff shows the backend holding the rules, the rules as lists of command lines and,
         when managed, C(ip_forward).
   platform:
-    description: Target OS/families that can be operated against.
     support: full
     platforms: linux
 notes:

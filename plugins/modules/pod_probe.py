@@ -22,17 +22,16 @@ author:
   - podnet.mesh maintainers (@podnet-mesh)
 requirements:
   - C(nsenter) (util-linux) and C(ping) on the node.
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details:
       - It changes nothing in either mode; listeners are started in check mode too.
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
   platform:
-    description: Target OS/families that can be operated against.
     support: full
     platforms: linux
 options:

@@ -126,10 +126,12 @@ def read(session, want):
             pods[pod["name"]] = {"exists": False}
         else:
             handle = session.ns(pod["name"])
+            links = handle.links(with_addresses=[pod["interface"]])
             pods[pod["name"]] = {
                 "exists": True,
-                "links": handle.links(with_addresses=[pod["interface"]]),
-                "routes": handle.routes(MAIN_TABLE, families=(4,)) if want["state"] == "present" else [],
+                "links": links,
+                # The links just read name the routes' devices: no second link dump.
+                "routes": handle.routes(MAIN_TABLE, families=(4,), links=links) if want["state"] == "present" else [],
             }
         link = host.get(pod["veth"])
         if link is not None and link["kind"] == "veth":

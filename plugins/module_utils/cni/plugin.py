@@ -346,7 +346,8 @@ class Plugin:
         if index is None:
             fail("prevResult lists no interface %s with sandbox %s" % (req.ifname, req.netns))
         listed = prev["interfaces"][index]
-        link = container.links(with_addresses=[req.ifname]).get(req.ifname)
+        inside = container.links(with_addresses=[req.ifname])
+        link = inside.get(req.ifname)
         if link is None:
             fail("interface %s does not exist %s" % (req.ifname, where))
         if link["kind"] != "veth":
@@ -375,7 +376,7 @@ class Plugin:
             if address.ip in self.pool and str(address.ip) not in reserved:
                 fail("address %s is not reserved for this attachment in the IPAM state %s"
                      % (address.ip, self.store.dir))
-        routes = container.routes(MAIN_TABLE)
+        routes = container.routes(MAIN_TABLE, links=inside)
         for route in prev["routes"]:
             dst = ipaddress.ip_network(route["dst"], strict=False)
             key = "default" if dst.prefixlen == 0 else str(dst)

@@ -22,7 +22,6 @@ CIDR strings, IPv6 link-local left out). A route dict has dst (CIDR or
 from __future__ import annotations
 
 import collections
-import hashlib
 import ipaddress
 
 from ansible_collections.podnet.mesh.plugins.module_utils.core.errors import HOST
@@ -93,6 +92,7 @@ def host_veth_name(key):
     name = "veth-%s" % key
     if len(name) <= IFNAME_MAX_BYTES and all("!" <= c <= "~" and c not in "/:%" for c in name):
         return name
+    import hashlib  # pylint: disable=import-outside-toplevel  (3 ms of OpenSSL, only for hashed names)
     return "veth" + hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:11]
 
 

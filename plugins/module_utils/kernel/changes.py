@@ -8,10 +8,10 @@ Every handler takes the netlink ``Session`` and an ``Action``; changes go throug
 pyroute2's IPRoute, except route changes in the namespace the code runs in, which
 ``flush_routes`` sends in batches of ROUTE_BATCH messages per round trip.
 
-Creating what is missing tolerates a concurrent creator: when a bridge, a
-namespace, a veth pair, an address or a route is refused with EEXIST, it is read
-again, and if what is there is what the action wanted the run goes on; anything
-else is still the refusal it was.
+Creating what is missing tolerates a concurrent creator, in one place (``run``):
+when a bridge, a namespace, a veth pair, an address or a route is refused with
+EEXIST, it is read again (``ALREADY_THERE``), and if what is there is what the
+action wanted the run goes on; anything else is still the refusal it was.
 """
 
 from __future__ import annotations
@@ -42,10 +42,6 @@ NETNS_SETTLE = 2.0
 
 def _error(operation, ns, exc, scoped=True):
     return KernelError.from_exception(operation, ns, exc, scoped)
-
-
-def _code(exc):
-    return getattr(exc, "code", None) or getattr(exc, "errno", None)
 
 
 def flush_routes(session, batch):
@@ -145,21 +141,24 @@ def _route_message(kwargs, op, seq):
 def _route(session, action):
     ns = session.ns(action.ns)
     command = {Op.ROUTE_ADD: "add", Op.ROUTE_REPLACE: "replace", Op.ROUTE_DEL: "del"}[action.op]
-    try:
-        ns.call(describe(action), ns.ipr.route, command, **_route_kwargs(ns, action))
-    except KernelError as exc:
-        if exc.code != errno.EEXIST or not _route_there(
-                action, ns.routes(action.args["table"], families=(action.args["route"]["family"],))):
-            raise
+    ns.call(describe(action), ns.ipr.route, command, **_route_kwargs(ns, action))
+
+
+def _route_is_there(session, action):
+    ns = session.ns(action.ns)
+    return _route_there(action, ns.routes(action.args["table"], families=(action.args["route"]["family"],)))
 
 
 def _netns_add(session, action):
     try:
         pr_netns().create(action.name)
     except (OSError, NetlinkError) as exc:
-        # Another process made it first (its file is there, mounted a moment later): fine.
-        if _code(exc) != errno.EEXIST or not _settled(action.name):
-            raise _error(describe(action), None, exc, scoped=False)
+        raise _error(describe(action), None, exc, scoped=False)
+
+
+def _netns_is_there(session, action):
+    """The file of another process's namespace is there at once, mounted a moment later."""
+    return _settled(action.name)
 
 
 def _settled(name):
@@ -190,12 +189,12 @@ def _netns_clear(session, action):
 
 def _bridge_add(session, action):
     ns = session.ns(action.ns)
-    try:
-        ns.call(describe(action), ns.ipr.link, "add", ifname=action.name, kind="bridge")
-    except KernelError as exc:
-        # Made meanwhile by a concurrent run: a bridge of that name is what was wanted.
-        if exc.code != errno.EEXIST or (ns.links(only=[action.name]).get(action.name) or {}).get("kind") != "bridge":
-            raise
+    ns.call(describe(action), ns.ipr.link, "add", ifname=action.name, kind="bridge")
+
+
+def _bridge_is_there(session, action):
+    link = session.ns(action.ns).links(only=[action.name]).get(action.name)
+    return (link or {}).get("kind") == "bridge"
 
 
 def _veth_add(session, action):
@@ -204,22 +203,17 @@ def _veth_add(session, action):
     if action.args.get("peer_mac"):
         peer["address"] = action.args["peer_mac"]
     target = action.args.get("peer_ns")
+    if target is None:
+        ns.call(describe(action), ns.ipr.link, "add", ifname=action.name, kind="veth", peer=peer)
+        return
+    if not netns_exists(target):
+        raise KernelError(describe(action), action.ns, errno.ENOENT, "namespace %s does not exist" % target)
+    fd = _open_target(action, target)
     try:
-        if target is None:
-            ns.call(describe(action), ns.ipr.link, "add", ifname=action.name, kind="veth", peer=peer)
-            return
-        if not netns_exists(target):
-            raise KernelError(describe(action), action.ns, errno.ENOENT, "namespace %s does not exist" % target)
-        fd = _open_target(action, target)
-        try:
-            peer["net_ns_fd"] = fd
-            ns.call(describe(action), ns.ipr.link, "add", ifname=action.name, kind="veth", peer=peer)
-        finally:
-            os.close(fd)
-    except KernelError as exc:
-        # Made meanwhile by a concurrent run: go on only if it is this very pair.
-        if exc.code != errno.EEXIST or not _same_pair(session, action):
-            raise
+        peer["net_ns_fd"] = fd
+        ns.call(describe(action), ns.ipr.link, "add", ifname=action.name, kind="veth", peer=peer)
+    finally:
+        os.close(fd)
 
 
 def _same_pair(session, action):
@@ -282,16 +276,34 @@ def _addr(session, action):
     ns = session.ns(action.ns)
     ip, prefix = action.args["address"].split("/")
     command = "add" if action.op == Op.ADDR_ADD else "del"
+    ns.call(describe(action), ns.ipr.addr, command, index=ns.index(action.name), address=ip, prefixlen=int(prefix))
+
+
+def _address_is_there(session, action):
+    link = session.ns(action.ns).links(with_addresses=[action.name], only=[action.name]).get(action.name)
+    wanted = ipaddress.ip_interface(action.args["address"])
+    return link is not None and wanted in [ipaddress.ip_interface(a) for a in link["addresses"]]
+
+
+# op -> check(session, action) after EEXIST: whether what a concurrent run made is what the
+# action wanted (a bridge of that name, a mounted namespace, this very pair, the same
+# address on the link, the same route of ours); then the action counts as done.
+ALREADY_THERE = {
+    Op.NETNS_ADD: _netns_is_there,
+    Op.BRIDGE_ADD: _bridge_is_there,
+    Op.VETH_ADD: _same_pair,
+    Op.ADDR_ADD: _address_is_there,
+    Op.ROUTE_ADD: _route_is_there,
+}
+
+
+def run(session, action):
+    """Apply one action through its handler; an EEXIST is tolerated when ALREADY_THERE says so."""
     try:
-        ns.call(describe(action), ns.ipr.addr, command, index=ns.index(action.name), address=ip,
-                prefixlen=int(prefix))
+        HANDLERS[action.op](session, action)
     except KernelError as exc:
-        # Added meanwhile by a concurrent run: the same address on the same link is what was wanted.
-        if exc.code != errno.EEXIST or action.op != Op.ADDR_ADD:
-            raise
-        link = ns.links(with_addresses=[action.name], only=[action.name]).get(action.name)
-        wanted = ipaddress.ip_interface(action.args["address"])
-        if link is None or wanted not in [ipaddress.ip_interface(a) for a in link["addresses"]]:
+        check = ALREADY_THERE.get(action.op)
+        if exc.code != errno.EEXIST or check is None or not check(session, action):
             raise
 
 

@@ -29,7 +29,7 @@ from ansible_collections.podnet.mesh.plugins.module_utils.core.errors import Ker
 from ansible_collections.podnet.mesh.plugins.module_utils.core import model
 from ansible_collections.podnet.mesh.plugins.module_utils.kernel import changes, wire
 from ansible_collections.podnet.mesh.plugins.module_utils.kernel.netns import (
-    MOUNTINFO, NETNS_RUN_DIR, InNetns, netns_exists, netns_path, open_netns, parse_mountinfo)
+    NETNS_RUN_DIR, InNetns, netns_exists, netns_path, open_netns, visible_namespaces)
 from ansible_collections.podnet.mesh.plugins.module_utils.kernel.pyroute2_parts import (
     HAS_PYROUTE2, PYROUTE2_IMPORT_ERROR, NetlinkDumpInterrupted, NetlinkError, ifaddrmsg, ifinfmsg, iproute, rtmsg)
 
@@ -43,36 +43,6 @@ IFF_UP = 0x1
 
 def _error(operation, ns, exc, scoped=True):
     return KernelError.from_exception(operation, ns, exc, scoped)
-
-
-def visible_namespaces(mountinfo=MOUNTINFO):
-    """Every network namespace mounted in this mount namespace, once each, as labels.
-
-    A label is the name of a namespace under /run/netns, or the path of any other
-    mounted namespace file (a container runtime's, a lab node's). Read from the mount
-    table: bind mounts of nsfs whose root is net:[inode]. Named ones come first.
-    """
-    try:
-        with open(mountinfo) as handle:
-            mounts = parse_mountinfo(handle.read())
-    except OSError:
-        return []
-    prefix = NETNS_RUN_DIR + "/"
-    labels = {}
-    for mount in mounts:
-        root, point = mount["root"], mount["point"]
-        if mount["fstype"] != "nsfs" or not root.startswith("net:["):
-            continue
-        rest = point[len(prefix):] if point.startswith(prefix) else ""
-        label = rest if rest and "/" not in rest else point
-        if root not in labels or (labels[root].startswith("/") and not label.startswith("/")):
-            labels[root] = label
-    found = set(labels.values())
-    return sorted(n for n in found if not n.startswith("/")) + sorted(n for n in found if n.startswith("/"))
-
-
-def _code(exc):
-    return getattr(exc, "code", None) or getattr(exc, "errno", None)
 
 
 def link_state(msg, names):
@@ -198,14 +168,7 @@ class Namespace:
             msgs = self._dump("list links", ifinfmsg, wire.RTM_GETLINK)
         else:
             msgs = [m for name in only for m in self._link_by(name=name)]
-        names = dict((m["index"], m.get_attr("IFLA_IFNAME")) for m in msgs)
-        for master in set(m.get_attr("IFLA_MASTER") for m in msgs) - set(names) - {None, 0}:
-            for msg in self._link_by(index=master):
-                names[master] = msg.get_attr("IFLA_IFNAME")
-        links = {}
-        for msg in msgs:
-            state = link_state(msg, names)
-            links[state["name"]] = state
+        links = self._states(msgs)
         if with_addresses:
             wanted = dict((links[n]["ifindex"], links[n]) for n in with_addresses if n in links)
             if wanted:
@@ -215,6 +178,14 @@ class Namespace:
                     if link is not None and address is not None:
                         link["addresses"].append(address)
         return links
+
+    def _states(self, msgs):
+        """Link messages as link dicts by name; masters outside msgs are looked up to name them."""
+        names = dict((m["index"], m.get_attr("IFLA_IFNAME")) for m in msgs)
+        for master in set(m.get_attr("IFLA_MASTER") for m in msgs) - set(names) - {None, 0}:
+            for msg in self._link_by(index=master):
+                names[master] = msg.get_attr("IFLA_IFNAME")
+        return dict((state["name"], state) for state in (link_state(msg, names) for msg in msgs))
 
     def _link_by(self, name=None, index=None):
         """[the link message] for one link by name or index, [] if there is no such link."""
@@ -272,15 +243,8 @@ class Namespace:
 
     def link_by_index(self, index):
         """The link with that ifindex as a dict (master named), or None."""
-        msgs = self._link_by(index=index)
-        if not msgs:
-            return None
-        names = {index: msgs[0].get_attr("IFLA_IFNAME")}
-        master = msgs[0].get_attr("IFLA_MASTER")
-        if master:
-            for msg in self._link_by(index=master):
-                names[master] = msg.get_attr("IFLA_IFNAME")
-        return link_state(msgs[0], names)
+        found = self._states(self._link_by(index=index))
+        return next(iter(found.values()), None)
 
     def nsid(self, path):
         """The id this namespace gives the namespace file at path, None when it has none.
@@ -425,6 +389,6 @@ class Session(model.Session):
                 batch.append(action)
                 continue
             changes.flush_routes(self, batch)
-            changes.HANDLERS[action.op](self, action)
+            changes.run(self, action)
             self.applied.append(action)
         changes.flush_routes(self, batch)

@@ -246,3 +246,29 @@ def parse_mountinfo(text):
             "shared": any(o.startswith("shared:") for o in optional),
         })
     return mounts
+
+
+def visible_namespaces(mountinfo=MOUNTINFO):
+    """Every network namespace mounted in this mount namespace, once each, as labels.
+
+    A label is the name of a namespace under /run/netns, or the path of any other
+    mounted namespace file (a container runtime's, a lab node's). Read from the mount
+    table: bind mounts of nsfs whose root is net:[inode]. Named ones come first.
+    """
+    try:
+        with open(mountinfo) as handle:
+            mounts = parse_mountinfo(handle.read())
+    except OSError:
+        return []
+    prefix = NETNS_RUN_DIR + "/"
+    labels = {}
+    for mount in mounts:
+        root, point = mount["root"], mount["point"]
+        if mount["fstype"] != "nsfs" or not root.startswith("net:["):
+            continue
+        rest = point[len(prefix):] if point.startswith(prefix) else ""
+        label = rest if rest and "/" not in rest else point
+        if root not in labels or (labels[root].startswith("/") and not label.startswith("/")):
+            labels[root] = label
+    found = set(labels.values())
+    return sorted(n for n in found if not n.startswith("/")) + sorted(n for n in found if n.startswith("/"))

@@ -221,14 +221,13 @@ def plan_veth(want, cur, assume_missing=False):
             plan.add(Op.LINK_DEL, None, name)
         return plan
 
-    assume = assume_missing
-    if ns is not None and not cur["netns_exists"] and not assume:
+    if ns is not None and not cur["netns_exists"] and not assume_missing:
         raise ValidationError(
             "netns", ns, "does not exist; create the namespace first (podnet.mesh.netns)")
     master = want["master"]
     if master is not None:
         mlink = cur["master"]
-        if mlink is None and assume:
+        if mlink is None and assume_missing:
             # Check mode of a whole play: an earlier task would create the bridge.
             mlink = {"name": master, "kind": "bridge"}
         if mlink is None:

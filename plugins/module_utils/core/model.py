@@ -92,7 +92,8 @@ def host_veth_name(key):
     name = "veth-%s" % key
     if len(name) <= IFNAME_MAX_BYTES and all("!" <= c <= "~" and c not in "/:%" for c in name):
         return name
-    import hashlib  # pylint: disable=import-outside-toplevel  (3 ms of OpenSSL, only for hashed names)
+    # hashlib loads OpenSSL (3 ms): only for hashed names, not on every CNI call.
+    import hashlib  # pylint: disable=import-outside-toplevel
     return "veth" + hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:11]
 
 

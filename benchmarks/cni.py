@@ -12,8 +12,11 @@ wall-clock from the plugin's start to its exit; the result is the median and
 spread per call, the total per batch, and the ratio of the medians.
 
 podnet is built from this collection with roles/cni/files/build_podnet.py and
-runs under the node's Python (default /usr/bin/python3, which needs pyroute2);
-the reference plugins come from Debian's containernetworking-plugins.
+runs under the node's Python (default /usr/bin/python3); it talks netlink on the
+standard library alone (kernel.lite, kernel.rtnl), so pyroute2 plays no part.
+The reference plugins come from Debian's containernetworking-plugins. The
+interpreter's own start (``python3 -c pass``, same Python) is timed beside
+them: the floor under every podnet call.
 
 usage: python3 benchmarks/cni.py [--rounds 3] [--pods 50] [--python /usr/bin/python3]
                                  [--reference-dir /usr/lib/cni] [--json FILE]
@@ -65,11 +68,18 @@ def summary(values):
 
 
 def versions(python):
-    proc = subprocess.run([python, "-c", "import sys, importlib.metadata as m; "
-                           "print(sys.version.split()[0], m.version('pyroute2'))"],
+    proc = subprocess.run([python, "-c", "import sys; print(sys.version.split()[0])"],
                           capture_output=True, text=True, check=False)
     parts = proc.stdout.split()
-    return {"python_version": parts[0], "pyroute2": parts[1]} if len(parts) == 2 else {}
+    # The plugin imports no pyroute2, whatever the node has.
+    return {"python_version": parts[0], "pyroute2": "not used"} if len(parts) == 1 else {}
+
+
+def interpreter_start(python):
+    """Seconds of one ``python -c pass``: the interpreter's start and exit, the floor of a podnet call."""
+    start = time.perf_counter()
+    subprocess.run([python, "-c", "pass"], check=True)
+    return time.perf_counter() - start
 
 
 def bench(rounds=3, pods=50, python="/usr/bin/python3", reference_dir="/usr/lib/cni", collection=ROOT):
@@ -86,6 +96,7 @@ def bench(rounds=3, pods=50, python="/usr/bin/python3", reference_dir="/usr/lib/
     # pnt*: tests/utils/netns-run.sh removes whatever a killed run leaves behind.
     tag = "pntbc" + secrets.token_hex(2)
     times = dict((name, {"ADD": [], "DEL": [], "ADD_total": [], "DEL_total": []}) for name in (PODNET, REFERENCE))
+    floor = []
     made = []
     try:
         for round_no in range(rounds):
@@ -123,6 +134,7 @@ def bench(rounds=3, pods=50, python="/usr/bin/python3", reference_dir="/usr/lib/
                 times[name]["DEL"].extend(dels)
                 times[name]["ADD_total"].append(sum(adds))
                 times[name]["DEL_total"].append(sum(dels))
+            floor.extend(interpreter_start(python) for _ in range(pods))
     finally:
         for ns_name in made:
             if os.path.exists("/run/netns/" + ns_name):
@@ -132,7 +144,7 @@ def bench(rounds=3, pods=50, python="/usr/bin/python3", reference_dir="/usr/lib/
     ratios = dict(("%s median" % verb, stats[PODNET][verb]["median"] / stats[REFERENCE][verb]["median"])
                   for verb in ("ADD", "DEL"))
     report = {"pods": pods, "rounds": rounds, "python": python, "reference": ref_bridge,
-              "seconds": stats, "ratios": ratios}
+              "seconds": stats, "ratios": ratios, "interpreter_start": summary(floor)}
     report.update(versions(python))
     return report
 
@@ -156,6 +168,9 @@ def main():
         print("%-18s ADD %6.1f [%6.1f-%6.1f]  DEL %6.1f [%6.1f-%6.1f]" % (
             name, per["ADD"]["median"] * 1e3, per["ADD"]["min"] * 1e3, per["ADD"]["max"] * 1e3,
             per["DEL"]["median"] * 1e3, per["DEL"]["min"] * 1e3, per["DEL"]["max"] * 1e3))
+    floor = report["interpreter_start"]
+    print("%-18s     %6.1f [%6.1f-%6.1f]" % (
+        "%s -c pass" % os.path.basename(opts.python), floor["median"] * 1e3, floor["min"] * 1e3, floor["max"] * 1e3))
     for key, value in report["ratios"].items():
         print("podnet / reference, %s: %.1fx" % (key, value))
 

@@ -32,6 +32,19 @@ options:
         When omitted, addresses are not managed.
     type: list
     elements: str
+  mac:
+    description:
+      - The MAC address the bridge is pinned to. A bridge whose MAC nobody set takes the lowest
+        MAC of its ports and changes it when that port goes; every pod then holds a wrong
+        neighbour entry for its gateway until it expires (tens of seconds of lost packets).
+        A MAC set explicitly never follows the ports.
+      - When omitted, derived from the first IPv4 address of O(addresses) (V(0a:58) followed by
+        its four bytes, as pod interfaces get theirs and as the CNI plugin pins the bridges it
+        creates); with no IPv4 address listed, the MAC is left as it is.
+      - Changing the MAC of a bridge that already has pods makes them look the gateway up again
+        (a few seconds); pin it before pods exist where that matters.
+    type: str
+    version_added: 0.2.0
   mtu:
     description: MTU of the bridge. When omitted, left as it is (a new bridge gets 1500).
     type: int
@@ -104,30 +117,40 @@ actions:
   returned: always
   type: list
   elements: str
-  sample: ["create bridge cni0", "add address 10.244.1.1/24 to cni0", "set up=True on link cni0"]
+  sample: ["create bridge cni0 with MAC 0a:58:0a:f4:01:01", "add address 10.244.1.1/24 to cni0", "set up=True on link cni0"]
 """
 
 from ansible_collections.podnet.mesh.plugins.module_utils.core import validate as v
+from ansible_collections.podnet.mesh.plugins.module_utils.core.model import bridge_mac
 from ansible_collections.podnet.mesh.plugins.module_utils.core.plan import links
+from ansible_collections.podnet.mesh.plugins.module_utils.kernel import reads
 from ansible_collections.podnet.mesh.plugins.module_utils.module import run as _module
 
 FIELDS = ("name", "ifindex", "mac", "mtu", "up", "stp", "addresses")
 
 
+def pinned_mac(mac, addresses):
+    """The MAC to pin: the one given, else derived from the first IPv4 address; None: leave it."""
+    if mac is not None:
+        return v.mac(mac, "mac")
+    for address in addresses or ():
+        derived = bridge_mac(address)
+        if derived is not None:
+            return derived
+    return None
+
+
 def validate(params):
+    addresses = v.address_list(params["addresses"], "addresses")
     return {
         "name": v.ifname(params["name"], "name"),
-        "addresses": v.address_list(params["addresses"], "addresses"),
+        "addresses": addresses,
+        "mac": pinned_mac(params["mac"], addresses),
         "mtu": v.mtu(params["mtu"], "mtu"),
         "stp": params["stp"],
         "up": params["up"],
         "state": params["state"],
     }
-
-
-def read(session, want):
-    links = session.ns(None).links(with_addresses=[want["name"]])
-    return links.get(want["name"])
 
 
 def render(want, link, plan, predicted):
@@ -143,12 +166,13 @@ def main():
         {
             "name": {"type": "str", "required": True},
             "addresses": {"type": "list", "elements": "str"},
+            "mac": {"type": "str"},
             "mtu": {"type": "int"},
             "stp": {"type": "bool", "default": False},
             "up": {"type": "bool", "default": True},
             "state": _module.STATE_OPTION,
         },
-        validate, read, links.plan_bridge, render, "bridge")
+        validate, reads.bridge, links.plan_bridge, render, "bridge")
 
 
 if __name__ == "__main__":

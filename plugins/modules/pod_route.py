@@ -147,7 +147,7 @@ actions:
 from ansible_collections.podnet.mesh.plugins.module_utils.core import validate as v
 from ansible_collections.podnet.mesh.plugins.module_utils.core.model import MAIN_TABLE, ROUTE_PROTO
 from ansible_collections.podnet.mesh.plugins.module_utils.core.plan import routes as route_plan
-from ansible_collections.podnet.mesh.plugins.module_utils.kernel import netns as _netns
+from ansible_collections.podnet.mesh.plugins.module_utils.kernel import reads
 from ansible_collections.podnet.mesh.plugins.module_utils.module import run as _module
 
 
@@ -161,18 +161,6 @@ def validate(params):
         "table": v.integer(params["table"], "table", 1, 2 ** 32 - 1),
         "state": params["state"],
     }
-
-
-def read(session, want):
-    ns = want["netns"]
-    if ns is not None and not _netns.netns_exists(ns):
-        return {"netns_exists": False}
-    handle = session.ns(ns)
-    links = handle.links()
-    # Every route type counts: a blackhole or unreachable route holds a destination too.
-    ours, foreign = route_plan.split_routes(handle.routes(want["table"], links=links), want["proto"])
-    return {"netns_exists": True, "ours": ours, "foreign": foreign,
-            "connected": handle.networks(), "links": set(links)}
 
 
 def render(want, cur, plan, predicted):
@@ -201,7 +189,7 @@ def main():
             "table": {"type": "int", "default": MAIN_TABLE},
             "state": _module.STATE_OPTION,
         },
-        validate, read, route_plan.plan_routes, render, None)
+        validate, reads.routes, route_plan.plan_routes, render, None)
 
 
 if __name__ == "__main__":

@@ -111,38 +111,10 @@ actions:
   sample: ["create namespace red", "create veth veth-red with peer eth0 in namespace red"]
 """
 
-from ansible_collections.podnet.mesh.plugins.module_utils.core.model import DEFAULT_BRIDGE, MAIN_TABLE, POD_INTERFACE, ROUTE_PROTO
+from ansible_collections.podnet.mesh.plugins.module_utils.core.model import DEFAULT_BRIDGE, POD_INTERFACE, ROUTE_PROTO
 from ansible_collections.podnet.mesh.plugins.module_utils.core.plan import pod as pod_plan
-from ansible_collections.podnet.mesh.plugins.module_utils.kernel import netns as _netns
+from ansible_collections.podnet.mesh.plugins.module_utils.kernel import reads
 from ansible_collections.podnet.mesh.plugins.module_utils.module import run as _module
-
-
-def read(session, want):
-    host = session.ns(None).links()
-    pods = {}
-    for pod in want["pods"]:
-        exists = _netns.netns_exists(pod["name"])
-        if not exists:
-            pods[pod["name"]] = {"exists": False}
-        else:
-            handle = session.ns(pod["name"])
-            links = handle.links(with_addresses=[pod["interface"]])
-            pods[pod["name"]] = {
-                "exists": True,
-                "links": links,
-                # The links just read name the routes' devices: no second link dump.
-                "routes": handle.routes(MAIN_TABLE, families=(4,), links=links) if want["state"] == "present" else [],
-            }
-        link = host.get(pod["veth"])
-        if link is not None and link["kind"] == "veth":
-            # Where the host end's peer is, by namespace ids: the pod's own namespace is tried first.
-            pods[pod["name"]]["peer_at"] = session.peer_of(link, None, hint=(pod["name"],) if exists else ())
-    cur = {"host_links": host, "pods": pods}
-    if want["state"] == "present" and pod_plan.needs_free_address(want, cur):
-        # Addresses held by other namespaces of the node (pods of earlier calls on the bridge
-        # among them) are not free; read only when some pod needs a free address.
-        cur["held"] = session.addresses_held(want["pod_cidr"], skip=set(p["name"] for p in want["pods"]))
-    return cur
 
 
 def render(want, cur, plan, predicted):
@@ -169,7 +141,7 @@ def main():
             "proto": {"type": "int", "default": ROUTE_PROTO},
             "state": _module.STATE_OPTION,
         },
-        pod_plan.validate, read, pod_plan.plan_pods, render, None)
+        pod_plan.validate, reads.pods, pod_plan.plan_pods, render, None)
 
 
 if __name__ == "__main__":

@@ -27,8 +27,8 @@ from ansible_collections.podnet.mesh.plugins.module_utils.cni import ipam, main,
 from ansible_collections.podnet.mesh.plugins.module_utils.cni.plugin import attachment_veth
 from ansible_collections.podnet.mesh.plugins.module_utils.core.describe import describe
 from ansible_collections.podnet.mesh.plugins.module_utils.core.errors import KernelError
-from ansible_collections.podnet.mesh.plugins.module_utils.core.model import Op
-from ansible_collections.podnet.mesh.plugins.module_utils.kernel import netlink
+from ansible_collections.podnet.mesh.plugins.module_utils.core.model import Op, bridge_mac
+from ansible_collections.podnet.mesh.plugins.module_utils.kernel import lite, netlink
 
 SUBNET = "10.251.0.0/24"
 GATEWAY = "10.251.0.1"
@@ -182,10 +182,10 @@ def test_second_add_of_one_attachment_fails_and_keeps_the_first(cni, named_ns):
 
 
 def test_failed_add_leaves_no_veth_and_no_reservation(cni, named_ns):
-    """A kernel failure at the last step (the route), injected into the real netlink layer."""
+    """A kernel failure at the last step (the route), injected into the plugin's own netlink session."""
     pod = named_ns("p")
 
-    class FailingSession(netlink.Session):
+    class FailingSession(lite.Session):
         def apply(self, actions):
             for action in actions:
                 if action.op == Op.ROUTE_ADD:
@@ -203,16 +203,65 @@ def test_failed_add_leaves_no_veth_and_no_reservation(cni, named_ns):
     assert cni.reserved() == {}
 
 
-def test_failed_add_on_a_foreign_default_route_leaves_nothing(cni, named_ns):
+def default_routes(pod):
+    """The namespace's IPv4 default routes as (device, metric, gateway), sorted."""
+    with netlink.Session() as session:
+        ns = session.ns(ns_path(pod))
+        routes = ns.routes(254, families=(4,), links=ns.links())
+    return sorted((r["dev"], r["metric"], r["via"]) for r in routes if r["dst"] == "default")
+
+
+def test_a_foreign_default_route_stays_and_ours_comes_after_it(cni, named_ns):
     pod = named_ns("p")
     subprocess.run(["ip", "-n", pod, "link", "set", "lo", "up"], check=True)
     subprocess.run(["ip", "-n", pod, "route", "add", "default", "dev", "lo"], check=True)
     code, out = cni.call("ADD", ns_path(pod))
-    assert (code, out["code"]) == (1, protocol.ERR_CONFLICT)
-    assert "already has a route" in out["msg"]
-    assert "eth0" not in ns_links(pod)
-    assert host_link(attachment_veth("c1", "eth0")) is None
-    assert cni.reserved() == {}
+    assert code == 0, out
+    assert out["routes"] == [{"dst": "0.0.0.0/0", "gw": GATEWAY, "priority": 1}]
+    assert default_routes(pod) == [("eth0", 1, GATEWAY), ("lo", 0, None)]
+    assert cni.call("CHECK", ns_path(pod), conf=dict(cni.conf, prevResult=out)) == (0, None)
+
+
+def test_attachments_sharing_a_namespace_keep_each_others_default_route(cni, named_ns):
+    """A second attachment adds a fallback default route; each DEL leaves the other's; CHECK knows whose is whose."""
+    pod = named_ns("p")
+    first = cni.call("ADD", ns_path(pod), ifname="eth0")[1]
+    second = cni.call("ADD", ns_path(pod), ifname="net1")[1]
+    assert default_routes(pod) == [("eth0", 0, GATEWAY), ("net1", 1, GATEWAY)]
+    for ifname, result in (("eth0", first), ("net1", second)):
+        assert cni.call("CHECK", ns_path(pod), ifname=ifname, conf=dict(cni.conf, prevResult=result)) == (0, None)
+    assert cni.call("DEL", ns_path(pod), ifname="net1") == (0, None)
+    assert default_routes(pod) == [("eth0", 0, GATEWAY)]
+    second = cni.call("ADD", ns_path(pod), ifname="net1")[1]
+    assert cni.call("DEL", ns_path(pod), ifname="eth0") == (0, None)
+    assert default_routes(pod) == [("net1", 1, GATEWAY)]
+    assert pings(pod, GATEWAY)
+    # The route via this network's gateway must be on the checked interface, not just somewhere.
+    code, out = cni.call("CHECK", ns_path(pod), ifname="net1", conf=dict(cni.conf, prevResult=second))
+    assert code == 0, out
+    first = cni.call("ADD", ns_path(pod), ifname="eth0")[1]
+    subprocess.run(["ip", "-n", pod, "route", "del", "default", "dev", "eth0"], check=True)
+    code, out = cni.call("CHECK", ns_path(pod), ifname="eth0", conf=dict(cni.conf, prevResult=first))
+    assert (code, out["code"]) == (1, protocol.ERR_CHECK)
+    assert "route 0.0.0.0/0 via %s of prevResult is on net1, not on eth0" % GATEWAY in out["msg"]
+
+
+def test_deleting_the_pod_with_the_lowest_mac_keeps_the_gateways_mac(cni, named_ns):
+    """The bridge is pinned: the port with the lowest MAC going away changes nothing the other pods hold."""
+    pods = [named_ns("m%d" % i) for i in range(4)]
+    for pod in pods:
+        assert cni.call("ADD", ns_path(pod), cid=pod)[0] == 0
+        assert pings(pod, GATEWAY)  # every pod now holds the gateway's MAC in its neighbour table
+    bridge = host_link(cni.bridge)["mac"]
+    assert bridge == bridge_mac(GATEWAY)
+    lowest = min(pods, key=lambda pod: host_link(attachment_veth(pod, "eth0"))["mac"])
+    assert cni.call("DEL", ns_path(lowest), cid=lowest) == (0, None)
+    assert host_link(cni.bridge)["mac"] == bridge
+    for pod in pods:
+        if pod != lowest:
+            # No time for a neighbour entry to expire: three pings 50 ms apart, each answered within 1 s.
+            out = in_ns(pod, "ping", "-c3", "-i0.05", "-W1", GATEWAY)
+            assert out.returncode == 0 and " 0% packet loss" in out.stdout, out.stdout
 
 
 def test_gc_and_status(cni, named_ns):
@@ -284,8 +333,8 @@ ready, count = sys.argv[1], int(sys.argv[2])
 sys.argv = sys.argv[3:]
 sys.path.insert(0, sys.argv[0])
 from ansible_collections.podnet.mesh.plugins.module_utils.cni import main, plugin
-from ansible_collections.podnet.mesh.plugins.module_utils.kernel import netlink
-netlink.Session().ns(None).links(only=["lo"])
+from ansible_collections.podnet.mesh.plugins.module_utils.kernel import lite
+lite.Session().ns(None).links(only=["lo"])
 open(os.path.join(ready, str(os.getpid())), "w").close()
 deadline = time.monotonic() + 60
 while len(os.listdir(ready)) < count and time.monotonic() < deadline:

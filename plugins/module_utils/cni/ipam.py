@@ -368,6 +368,34 @@ class Store:
         """Refuse (StateError) existing state directories that are not safe to use; creates nothing."""
         self.exists()
 
+    def check_writable(self):
+        """Refuse (StateError) a state directory that ADD could not write or make, as ADD would find it.
+
+        An existing directory must take new files; a missing one, its nearest
+        existing ancestor must take a new directory: one is made there and
+        removed again (a file system such as /proc or /sys takes none, whatever
+        its permission bits say).
+        """
+        with self._directory() as fd:
+            if fd is not None:
+                if not os.access(self.dir, os.W_OK | os.X_OK):
+                    raise _refusal(self.dir, "is not writable")
+                self._check_lock(fd)
+                return
+        parent = self.dir
+        while not os.path.isdir(parent) and os.path.dirname(parent) != parent:
+            parent = os.path.dirname(parent)
+        probe = os.path.join(parent, ".podnet-status-%d" % os.getpid())
+        try:
+            os.mkdir(probe, DIR_MODE)
+        except OSError as exc:
+            raise StateError("cannot create the IPAM state directory %s: %s cannot hold a new directory (%s)"
+                             % (self.dir, parent, exc.strerror))
+        try:
+            os.rmdir(probe)
+        except OSError:
+            pass
+
     # ------------------------------------------------------------------ lock
     @contextlib.contextmanager
     def locked(self, timeout=None):
@@ -402,6 +430,18 @@ class Store:
                 os.close(lock)  # closing the descriptor drops the lock
         finally:
             os.close(fd)
+
+    def _check_lock(self, fd):
+        """Refuse (StateError) a lock file that _open_lock would refuse; a missing one is fine."""
+        path = os.path.join(self.dir, LOCK_FILE)
+        try:
+            mode = os.stat(LOCK_FILE, dir_fd=fd, follow_symlinks=False).st_mode
+        except FileNotFoundError:
+            return
+        if stat.S_ISLNK(mode):
+            raise StateError("the IPAM lock %s is a symbolic link; refusing to follow it" % path)
+        if not stat.S_ISREG(mode):
+            raise StateError("the IPAM lock %s is %s, not a regular file" % (path, _shape(mode)))
 
     def _open_lock(self, fd):
         path = os.path.join(self.dir, LOCK_FILE)

@@ -23,7 +23,6 @@ but never the exit code, and descriptors 0-2 that were closed are held open on
 from __future__ import annotations
 
 import errno
-import importlib.util
 import json
 import os
 import select
@@ -33,7 +32,7 @@ import sys
 from ansible_collections.podnet.mesh.plugins.module_utils.cni.protocol import (
     CURRENT_VERSION, ERR_CONFLICT, ERR_DECODE, ERR_INTERNAL, ERR_IO, ERR_KERNEL, ERR_NO_ADDRESS, ERR_TRY_AGAIN,
     MAX_INPUT, PLUGIN_TYPE, SUPPORTED_VERSIONS, CniError, decode, invalid, message, parse_command, parse_config,
-    parse_env, pyroute2_missing, version_info, version_key)
+    parse_env, version_info, version_key)
 from ansible_collections.podnet.mesh.plugins.module_utils.core.errors import (
     KernelError, LockTimeout, PoolExhausted, ValidationError)
 
@@ -72,18 +71,25 @@ def run(environ, read_stdin, session_factory=None):
     session plans run against (default: kernel.netlink's Session).
     """
     version = CURRENT_VERSION
+    raw = None
     try:
         command = parse_command(environ)
         if command == "VERSION":
             return 0, json.dumps(version_info())
-        req = parse_env(environ, command)
         try:
             raw = read_stdin()
         except OSError as exc:
             raise CniError(ERR_IO, "cannot read the network configuration from stdin: %s" % (exc.strerror or exc))
-        data = decode(raw)
-        if data.get("cniVersion") in SUPPORTED_VERSIONS:
+        try:
+            data, undecodable = decode(raw), None
+        except CniError as exc:
+            data, undecodable = None, exc
+        # Every error, a refused environment's too, in the configuration's version.
+        if data is not None and data.get("cniVersion") in SUPPORTED_VERSIONS:
             version = data["cniVersion"]
+        req = parse_env(environ, command)
+        if undecodable is not None:
+            raise undecodable
         conf = parse_config(data, command)
         # The verbs and the planners, only now: VERSION and refused input do without them.
         # pylint: disable-next=import-outside-toplevel
@@ -94,10 +100,15 @@ def run(environ, read_stdin, session_factory=None):
         return 1, json.dumps(error_json(as_cni_error(exc), version))
 
 
-def check_conflist(text, need_pyroute2=True):
+def check_conflist(text, need_pyroute2=True, cni_path=None):  # pylint: disable=unused-argument
     """Validate a network configuration list for podnet; returns a summary line.
 
     Raises CniError like the plugin would for the same configuration.
+    need_pyroute2 (--skip-pyroute2) is kept for callers of earlier releases:
+    the plugin talks netlink on the standard library alone. cni_path: the
+    directories of the chained plugins; when given, each is asked for the
+    versions it speaks and a cniVersion or cniVersions entry that one of them
+    does not speak is refused (``cni.chain``).
     """
     data = decode(text, "the network configuration list")
     versions = data.get("cniVersions")
@@ -121,18 +132,53 @@ def check_conflist(text, need_pyroute2=True):
         found.append(parse_config(conf, "ADD"))
     if not found:
         raise invalid("plugins", [p.get("type") for p in plugins], "has no plugin of type %s" % PLUGIN_TYPE)
-    if need_pyroute2 and importlib.util.find_spec("pyroute2") is None:
-        raise pyroute2_missing()
     conf = found[0]
-    return "network %s (cniVersion %s): bridge %s, subnet %s, gateway %s, IPAM state in %s" % (
+    spoken = ""
+    if cni_path is not None:
+        from ansible_collections.podnet.mesh.plugins.module_utils.cni.chain import check_chain  # pylint: disable=import-outside-toplevel
+        spoken = "; the chain speaks %s" % ", ".join(check_chain(data, cni_path))
+    return "network %s (cniVersion %s): bridge %s, subnet %s, gateway %s, IPAM state in %s%s" % (
         conf["name"], conf["version"], conf["bridge"], conf["subnet"], conf["gateway"],
-        os.path.join(conf["data_dir"], conf["name"]))
+        os.path.join(conf["data_dir"], conf["name"]), spoken)
+
+
+def chain_report(text, cni_path):
+    """--chain-versions: JSON of the versions the list's whole chain speaks and what each chained plugin said."""
+    from ansible_collections.podnet.mesh.plugins.module_utils.cni.chain import chain_versions  # pylint: disable=import-outside-toplevel
+    data = decode(text, "the network configuration list")
+    plugins = data.get("plugins")
+    if not isinstance(plugins, list) or not plugins:
+        raise invalid("plugins", plugins, "must be a non-empty list of plugin configurations")
+    common, asked = chain_versions(plugins, cni_path)
+    return json.dumps({"versions": common, "plugins": [
+        {"index": index, "type": kind, "path": path, "supportedVersions": versions}
+        for index, (kind, path, versions) in sorted(asked.items())]})
 
 
 USAGE = """usage: podnet                       CNI plugin (CNI_COMMAND etc. in the environment)
-       podnet --check-conflist FILE [--skip-pyroute2]
-                                    validate a network configuration list (FILE - : stdin)
+       podnet --check-conflist FILE [--cni-path DIRS] [--skip-pyroute2]
+                                    validate a network configuration list (FILE - : stdin);
+                                    with --cni-path, also that every chained plugin in DIRS
+                                    (':'-separated) speaks its cniVersion and cniVersions
+       podnet --chain-versions FILE --cni-path DIRS
+                                    the versions every plugin of the list speaks, as JSON
 """
+
+
+def _options(args):
+    """args after the verb -> (FILE, {option: value}); None when they are not FILE [options]."""
+    if not args:
+        return None
+    options, rest = {}, list(args[1:])
+    while rest:
+        flag = rest.pop(0)
+        if flag == "--skip-pyroute2":
+            options[flag] = True
+        elif flag == "--cni-path" and rest:
+            options[flag] = [d for d in rest.pop(0).split(":") if d]
+        else:
+            return None
+    return args[0], options
 
 
 # ------------------------------------------------------- standard streams
@@ -212,30 +258,32 @@ def _read_file(path):
 
 
 def _cli(args, closed=()):
-    if args and args[0] == "--check-conflist" and len(args) in (2, 3):
-        if len(args) == 3 and args[2] != "--skip-pyroute2":
-            write_output(2, USAGE.encode())
-            return 2
-        where = "conflist on stdin" if args[1] == "-" else args[1]
-        try:
-            if args[1] == "-":
-                if 0 in closed:
-                    raise OSError(errno.EBADF, "standard input is closed")
-                text = read_input(0, what="the network configuration list")
-            else:
-                text = _read_file(args[1])
-            line = "ok: %s\n" % check_conflist(text, need_pyroute2=len(args) == 2)
-        except OSError as exc:
-            note("cannot read %s: %s" % (args[1], exc.strerror or exc))
-            return 1
-        except CniError as exc:
-            note("%s: %s" % (where, exc.msg))
-            return 1
-        if 1 in closed or not write_output(1, line.encode("utf-8")):
-            note("standard output is closed; the configuration list is valid")
-        return 0
-    write_output(2, USAGE.encode())
-    return 2
+    parsed = _options(args[1:]) if args and args[0] in ("--check-conflist", "--chain-versions") else None
+    if parsed is None or (args[0] == "--chain-versions" and "--cni-path" not in parsed[1]):
+        write_output(2, USAGE.encode())
+        return 2
+    name, options = parsed
+    where = "conflist on stdin" if name == "-" else name
+    try:
+        if name == "-":
+            if 0 in closed:
+                raise OSError(errno.EBADF, "standard input is closed")
+            text = read_input(0, what="the network configuration list")
+        else:
+            text = _read_file(name)
+        if args[0] == "--chain-versions":
+            line = chain_report(text, options["--cni-path"]) + "\n"
+        else:
+            line = "ok: %s\n" % check_conflist(text, cni_path=options.get("--cni-path"))
+    except OSError as exc:
+        note("cannot read %s: %s" % (name, exc.strerror or exc))
+        return 1
+    except CniError as exc:
+        note("%s: %s" % (where, exc.msg))
+        return 1
+    if 1 in closed or not write_output(1, line.encode("utf-8")):
+        note("standard output is closed; the configuration list is valid")
+    return 0
 
 
 def main(argv=None):

@@ -30,19 +30,17 @@ that need no kernel never import pyroute2.
 from __future__ import annotations
 
 import errno
-import importlib.util
 import ipaddress
-import os
 import socket
 
 from ansible_collections.podnet.mesh.plugins.module_utils.cni import ipam
 from ansible_collections.podnet.mesh.plugins.module_utils.cni.protocol import (
     ERR_CHECK, ERR_CONFLICT, ERR_INVALID_CONFIG, ERR_IO, ERR_NOT_AVAILABLE, ERR_UNKNOWN_CONTAINER, CniError,
-    format_result, merge_result, pyroute2_missing)
+    format_result, merge_result)
 from ansible_collections.podnet.mesh.plugins.module_utils.core.errors import ValidationError
-from ansible_collections.podnet.mesh.plugins.module_utils.core.model import MAIN_TABLE, Op, host_veth_name
+from ansible_collections.podnet.mesh.plugins.module_utils.core.model import MAIN_TABLE, Op, bridge_mac, host_veth_name
 from ansible_collections.podnet.mesh.plugins.module_utils.core.plan import links as link_plans
-from ansible_collections.podnet.mesh.plugins.module_utils.core.plan.pod import Pod, plan_pod, plan_pod_removal
+from ansible_collections.podnet.mesh.plugins.module_utils.core.plan.pod import Pod, default_metric, plan_pod, plan_pod_removal
 
 
 def attachment_veth(container_id, ifname):
@@ -80,8 +78,11 @@ def plan_bridge(conf, link):
                                   conf["subnet"].prefixlen, conf["subnet"]))
         if not any(address.ip == conf["gateway"] for address in held):
             addresses = list(link["addresses"]) + [gateway_cidr(conf)]
+    # A bridge made here is pinned to the gateway's derived MAC (as the bridge module pins it):
+    # it never takes a port's MAC, so deleting a pod never changes the gateway's MAC.
     want = {"name": conf["bridge"], "state": "present", "addresses": addresses, "mtu": conf["mtu"],
-            "stp": bool(link["stp"]) if link is not None else False, "up": True}
+            "stp": bool(link["stp"]) if link is not None else False, "up": True,
+            "mac": bridge_mac(conf["gateway"]) if link is None else None}
     try:
         return link_plans.plan_bridge(want, link)
     except ValidationError as exc:
@@ -119,12 +120,11 @@ def plan_detach(conf, container_id, ifname, host_link):
 
 # ---------------------------------------------------------------- the verbs
 def _default_session():
-    """kernel.netlink's Session; imported here, so that verbs without netlink never load pyroute2."""
+    """kernel.lite's Session (netlink on the standard library alone); imported here, so that verbs
+    without netlink never load it."""
     # pylint: disable=import-outside-toplevel
-    from ansible_collections.podnet.mesh.plugins.module_utils.kernel import netlink
-    if not netlink.HAS_PYROUTE2:
-        raise pyroute2_missing(netlink.PYROUTE2_IMPORT_ERROR or "")
-    return netlink.Session()
+    from ansible_collections.podnet.mesh.plugins.module_utils.kernel import lite
+    return lite.Session()
 
 
 def _link_exists(name):
@@ -194,7 +194,8 @@ class Plugin:
             try:
                 session.apply(plan_attach(conf, req, address, host_links, container_links,
                                           container_routes, container_nets))
-                return format_result(merge_result(conf["prev"], self._read_result(session, container, address)),
+                metric = default_metric(container_routes, req.ifname)
+                return format_result(merge_result(conf["prev"], self._read_result(session, container, address, metric)),
                                      conf["version"])
             except BaseException:
                 self._rollback(session, session.applied[start:])
@@ -266,7 +267,7 @@ class Plugin:
         except Exception:  # pylint: disable=broad-except
             pass
 
-    def _read_result(self, session, container, address):
+    def _read_result(self, session, container, address, metric=0):
         conf, req, veth = self.conf, self.req, self.veth
         host = session.ns(None).links(only=[conf["bridge"], veth])
         inside = container.links()
@@ -280,24 +281,29 @@ class Plugin:
             ],
             "ips": [{"address": "%s/%d" % (address, conf["subnet"].prefixlen), "gateway": gateway,
                      "interface": 2}],
-            "routes": [{"dst": "0.0.0.0/0", "gw": gateway}],
+            "routes": [dict({"dst": "0.0.0.0/0", "gw": gateway}, **({"priority": metric} if metric else {}))],
             "dns": conf["dns"] or {},
         }
 
     # --------------------------------------------------------------- DEL
     def cmd_del(self):
+        """Remove the attachment's veth and release its address; a repeated DEL reads and changes nothing.
+
+        Runtimes send DEL twice (containerd: when the sandbox stops and when it
+        is removed): the second finds no veth and no reservation, so it takes
+        neither netlink nor the lock.
+        """
         req = self.req
-        if req.netns is not None:
-            held = [owner for owner in self.store.reservations().values()
-                    if (owner["containerID"], owner["ifname"]) == (req.container_id, req.ifname)]
-            if held and not any(owner["netns"] is None or ipam.same_netns(owner["netns"], req.netns)
-                                for owner in held):
-                # The attachment lives in another namespace: this DEL is not its owner's.
-                return None
+        held = [owner for owner in self.store.reservations().values()
+                if (owner["containerID"], owner["ifname"]) == (req.container_id, req.ifname)]
+        if req.netns is not None and held and not any(
+                owner["netns"] is None or ipam.same_netns(owner["netns"], req.netns) for owner in held):
+            # The attachment lives in another namespace: this DEL is not its owner's.
+            return None
         # A gone namespace took the pair with it: then no netlink is needed at all.
         if _link_exists(self.veth):
             self._delete_veth(req.container_id, req.ifname)
-        if self.store.exists():
+        if held:
             with self.store.locked():
                 self.store.release(req.container_id, req.ifname, req.netns)
         return None
@@ -363,7 +369,8 @@ class Plugin:
         if host is None or not link_plans.is_pair(host, link, req.netns):
             fail("the host end %s of %s is missing or is not its peer" % (veth, req.ifname))
         if host["master"] != conf["bridge"]:
-            fail("the host end %s is a port of %s, not of bridge %s" % (veth, host["master"], conf["bridge"]))
+            fail("the host end %s is %s, not of bridge %s" % (
+                veth, "a port of %s" % host["master"] if host["master"] else "no bridge's port", conf["bridge"]))
         have = set(ipaddress.ip_interface(a) for a in link["addresses"])
         reserved = set(self.store.owned_by(req.container_id, req.ifname, req.netns))
         for ip in prev["ips"]:
@@ -381,16 +388,25 @@ class Plugin:
             dst = ipaddress.ip_network(route["dst"], strict=False)
             key = "default" if dst.prefixlen == 0 else str(dst)
             gateway = route.get("gw")
-            if not any(r["dst"] == key and r["family"] == dst.version
-                       and (gateway is None or r["via"] == str(ipaddress.ip_address(gateway)))
-                       for r in routes):
+            # A route via this network's gateway is the one ADD set: it must be on this interface.
+            dev = req.ifname if gateway is not None and ipaddress.ip_address(gateway) == conf["gateway"] else None
+            found = [r for r in routes if r["dst"] == key and r["family"] == dst.version
+                     and (gateway is None or r["via"] == str(ipaddress.ip_address(gateway)))]
+            if not found:
                 fail("route %s%s of prevResult is missing %s" % (
                     route["dst"], " via %s" % gateway if gateway else "", where))
+            if dev is not None and not any(r["dev"] == dev for r in found):
+                fail("route %s via %s of prevResult is on %s, not on %s %s" % (
+                    route["dst"], gateway, ", ".join(sorted(set(str(r["dev"]) for r in found))), dev, where))
 
     # ---------------------------------------------------------------- GC
     def cmd_gc(self):
-        """Release what no valid attachment owns; entries that name no owner stay (nothing proves them free)."""
-        if not self.store.exists():
+        """Release what no valid attachment owns; entries that name no owner stay (nothing proves them free).
+
+        A GC that lists no valid attachments at all (the list left out) proves
+        nothing stale: it releases nothing.
+        """
+        if self.conf["attachments"] is None or not self.store.exists():
             return None
         with self.store.locked():
             stale = self.store.stale(self.conf["attachments"])
@@ -409,15 +425,20 @@ class Plugin:
 
     # ------------------------------------------------------------ STATUS
     def cmd_status(self):
-        if importlib.util.find_spec("pyroute2") is None:
-            raise pyroute2_missing()
-        self.store.check()
-        parent = self.store.dir if os.path.isdir(self.store.dir) else self.conf["data_dir"]
-        while not os.path.isdir(parent) and parent != "/":
-            parent = os.path.dirname(parent)
-        if not os.access(parent, os.W_OK | os.X_OK):
-            raise CniError(ERR_NOT_AVAILABLE, "the IPAM state directory %s is not writable" % parent)
-        reservations = self.store.reservations()
+        """Ready when an ADD would find what it needs: its state directory usable, a free address.
+
+        Every reason it is not is error 50 (the plugin cannot serve ADD), as the SPEC defines STATUS.
+        """
+        try:
+            self.store.check_writable()
+            reservations = self.store.reservations()
+        except CniError:
+            raise
+        except ipam.StateError as exc:
+            raise CniError(ERR_NOT_AVAILABLE, str(exc))
+        except OSError as exc:
+            raise CniError(ERR_NOT_AVAILABLE, "the IPAM state in %s cannot be read: %s"
+                           % (self.store.dir, exc.strerror or exc))
         if sum(1 for ip in reservations if ip in self.pool) >= self.pool.size:
             raise CniError(ERR_NOT_AVAILABLE, self.pool.exhausted(reservations))
         return None

@@ -43,7 +43,6 @@ import ipaddress
 import json
 import math
 import re
-import sys
 
 from ansible_collections.podnet.mesh.plugins.module_utils.cni.ipam import DEFAULT_DATA_DIR, Pool
 from ansible_collections.podnet.mesh.plugins.module_utils.core import validate as v
@@ -65,6 +64,8 @@ REQUIRED_ENV = {
     "STATUS": (),
 }
 GC_ATTACHMENTS = "cni.dev/valid-attachments"
+# The name an early text of the SPEC gave the same list; libcni sends both.
+GC_ATTACHMENTS_OLD = "cni.dev/attachments"
 
 # Error codes of the CNI SPEC ...
 ERR_INCOMPATIBLE_VERSION = 1
@@ -355,7 +356,7 @@ def parse_config(data, command):
     conf["prev"] = None if prev is None else parse_result(prev, "prevResult")
     conf["attachments"] = None
     if command == "GC":
-        conf["attachments"] = _parse_attachments(data.get(GC_ATTACHMENTS))
+        conf["attachments"] = _parse_attachments(data)
     return conf
 
 
@@ -445,14 +446,25 @@ def _parse_dns(value, path):
     return value
 
 
-def _parse_attachments(value):
+def _parse_attachments(data):
+    """GC's list of attachments to keep: a set of (containerID, ifname), or None when GC names none.
+
+    Without the list (libcni leaves it out when its caller gives no GC arguments)
+    nothing is known to be stale, so GC releases nothing. null is an empty list,
+    as Go encodes one (libcni's caller with no valid attachment at all). The
+    SPEC's earlier name for the list is read when the current one is missing.
+    """
+    key = GC_ATTACHMENTS if GC_ATTACHMENTS in data or GC_ATTACHMENTS_OLD not in data else GC_ATTACHMENTS_OLD
+    if key not in data:
+        return None
+    value = data[key]
     if value is None:
-        raise invalid(GC_ATTACHMENTS, None, "is required for GC: the list of attachments to keep")
+        return set()
     if not isinstance(value, list):
-        raise invalid(GC_ATTACHMENTS, value, "must be a list of {containerID, ifname}")
+        raise invalid(key, value, "must be a list of {containerID, ifname}")
     valid = set()
     for index, item in enumerate(value):
-        path = "%s[%d]" % (GC_ATTACHMENTS, index)
+        path = "%s[%d]" % (key, index)
         if not isinstance(item, dict) or not isinstance(item.get("containerID"), str) \
                 or not isinstance(item.get("ifname"), str):
             raise invalid(path, item, "must be an object with containerID and ifname (strings)")
@@ -594,10 +606,3 @@ def merge_result(prev, ours):
 
 def version_info():
     return {"cniVersion": CURRENT_VERSION, "supportedVersions": list(SUPPORTED_VERSIONS)}
-
-
-def pyroute2_missing(details=""):
-    """The error of a verb that needs pyroute2 when this Python cannot import it."""
-    return CniError(ERR_NOT_AVAILABLE, "pyroute2 cannot be imported by %s: install it for this Python "
-                                       "('apt-get install python3-pyroute2' or 'pip install pyroute2>=0.7')"
-                    % sys.executable, details)

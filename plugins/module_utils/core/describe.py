@@ -22,7 +22,8 @@ _TEXT = {
     Op.NETNS_ADD: lambda a, where: "create namespace %s" % a.name,
     Op.NETNS_DEL: lambda a, where: "delete namespace %s" % a.name,
     Op.NETNS_CLEAR: lambda a, where: "remove leftover file %s/%s (not a namespace)" % ("/run/netns", a.name),
-    Op.BRIDGE_ADD: lambda a, where: "create bridge %s%s" % (a.name, where),
+    Op.BRIDGE_ADD: lambda a, where: "create bridge %s%s%s" % (
+        a.name, where, " with MAC %s" % a.args["mac"] if a.args.get("mac") else ""),
     Op.VETH_ADD: lambda a, where: "create veth %s%s with peer %s%s" % (
         a.name, where, a.args["peer"], _peer_ns(a.args)),
     Op.LINK_DEL: lambda a, where: "delete link %s%s" % (a.name, where),

@@ -46,7 +46,7 @@ POD_MAC_PREFIX = b"\x0a\x58"
 
 __all__ = ["HOST", "ROUTE_PROTO", "MAIN_TABLE", "DEFAULT_BRIDGE", "DEFAULT_MTU", "POD_INTERFACE",
            "IFNAME_MAX_BYTES", "STALE", "Op", "Action", "Plan", "Session", "ns_label", "pod_gateway",
-           "derived_mac", "pod_mac", "host_veth_name"]
+           "derived_mac", "pod_mac", "bridge_mac", "broadcast_of", "host_veth_name"]
 
 
 def ns_label(ns):
@@ -79,6 +79,29 @@ def pod_mac(address):
     and the other pods hold for it stay right (a random MAC leaves them stale for seconds).
     """
     return derived_mac(address, POD_MAC_PREFIX)
+
+
+def bridge_mac(gateway):
+    """The MAC a bridge holding gateway (CIDR or plain IPv4) is pinned to: 0a:58 + its 4 bytes.
+
+    A bridge whose MAC nobody set takes the lowest MAC of its ports and changes it
+    when that port goes: every pod's neighbour entry for the gateway is then wrong
+    until it expires (tens of seconds without the gateway). A MAC set explicitly
+    never follows the ports. Derived like a pod's, so the module and the CNI
+    plugin pin the same one. None for IPv6.
+    """
+    return derived_mac(gateway, POD_MAC_PREFIX)
+
+
+def broadcast_of(address):
+    """The broadcast address an IPv4 address (CIDR) gets, as the kernel tools set it; None when it has none.
+
+    /31 and /32 have no broadcast address (RFC 3021); neither has IPv6.
+    """
+    interface = ipaddress.ip_interface(address)
+    if interface.version != 4 or interface.network.prefixlen >= 31:
+        return None
+    return str(interface.network.broadcast_address)
 
 
 def host_veth_name(key):

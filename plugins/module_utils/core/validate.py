@@ -161,6 +161,20 @@ def address_list(values, path="addresses"):
     return result
 
 
+def mac(value, path="mac"):
+    """A unicast Ethernet MAC address, as aa:bb:cc:dd:ee:ff -> lower case."""
+    text = _text(value, path)
+    parts = text.split(":")
+    if len(parts) != 6 or not all(len(p) == 2 and all(c in "0123456789abcdefABCDEF" for c in p) for p in parts):
+        raise ValidationError(path, value, "is not a MAC address such as 0a:58:0a:f4:01:01")
+    text = text.lower()
+    if int(parts[0], 16) & 1:
+        raise ValidationError(path, value, "is a multicast address; an interface needs a unicast MAC")
+    if text == "00:00:00:00:00:00":
+        raise ValidationError(path, value, "is the all-zero address; an interface needs a unicast MAC")
+    return text
+
+
 def network(value, path):
     """A network in CIDR form (host bits must be zero), returned normalised."""
     if not isinstance(value, str) or "/" not in value:

@@ -17,14 +17,13 @@ action wanted the run goes on; anything else is still the refusal it was.
 from __future__ import annotations
 
 import errno
-import ipaddress
 import os
 import time
 
 from ansible_collections.podnet.mesh.plugins.module_utils.core.describe import describe
 from ansible_collections.podnet.mesh.plugins.module_utils.core.errors import KernelError
 from ansible_collections.podnet.mesh.plugins.module_utils.core.model import Op
-from ansible_collections.podnet.mesh.plugins.module_utils.kernel import wire
+from ansible_collections.podnet.mesh.plugins.module_utils.kernel import converge, wire
 from ansible_collections.podnet.mesh.plugins.module_utils.kernel.netns import netns_exists, netns_path, open_netns
 from ansible_collections.podnet.mesh.plugins.module_utils.kernel.pyroute2_parts import NetlinkError, pr_netns, rtmsg
 
@@ -70,7 +69,7 @@ def flush_routes(session, batch):
                 # Added meanwhile by a concurrent run: as good as done when it is our route.
                 there = ns.routes(chunk[0].args["table"], links=ns.links())
                 for seq, action in enumerate(chunk, 1):
-                    if errors.get(seq) == errno.EEXIST and _route_there(action, there):
+                    if errors.get(seq) == errno.EEXIST and converge.route_there(action, there):
                         del errors[seq]
             refused = [(action, errors[seq]) for seq, action in enumerate(chunk, 1) if seq in errors]
             session.applied.extend(action for seq, action in enumerate(chunk, 1) if seq not in errors)
@@ -91,20 +90,6 @@ def _batch_error(refused):
         text += "; %d other route change%s of the same batch %s refused too, the rest applied" % (
             len(refused) - 1, "s" if len(refused) > 2 else "", "were" if len(refused) > 2 else "was")
     return KernelError(describe(action), None, code, text)
-
-
-def _route_there(action, routes):
-    """Whether routes (as read) hold the route a ROUTE_ADD wanted, ours and alike."""
-    if action.op != Op.ROUTE_ADD:
-        return False
-    want = action.args["route"]
-    for route in routes:
-        if (route["family"], route["dst"], route["metric"]) != (want["family"], want["dst"], want["metric"]):
-            continue
-        if route["proto"] == action.args["proto"] and route["type"] == "unicast" \
-                and route["via"] == want.get("via") and (not want.get("dev") or route["dev"] == want["dev"]):
-            return True
-    return False
 
 
 def _route_kwargs(ns, action):
@@ -142,11 +127,6 @@ def _route(session, action):
     ns = session.ns(action.ns)
     command = {Op.ROUTE_ADD: "add", Op.ROUTE_REPLACE: "replace", Op.ROUTE_DEL: "del"}[action.op]
     ns.call(describe(action), ns.ipr.route, command, **_route_kwargs(ns, action))
-
-
-def _route_is_there(session, action):
-    ns = session.ns(action.ns)
-    return _route_there(action, ns.routes(action.args["table"], families=(action.args["route"]["family"],)))
 
 
 def _netns_add(session, action):
@@ -189,12 +169,8 @@ def _netns_clear(session, action):
 
 def _bridge_add(session, action):
     ns = session.ns(action.ns)
-    ns.call(describe(action), ns.ipr.link, "add", ifname=action.name, kind="bridge")
-
-
-def _bridge_is_there(session, action):
-    link = session.ns(action.ns).links(only=[action.name]).get(action.name)
-    return (link or {}).get("kind") == "bridge"
+    extra = {"address": action.args["mac"]} if action.args.get("mac") else {}
+    ns.call(describe(action), ns.ipr.link, "add", ifname=action.name, kind="bridge", **extra)
 
 
 def _veth_add(session, action):
@@ -214,15 +190,6 @@ def _veth_add(session, action):
         ns.call(describe(action), ns.ipr.link, "add", ifname=action.name, kind="veth", peer=peer)
     finally:
         os.close(fd)
-
-
-def _same_pair(session, action):
-    """Whether the link action.name is a veth whose peer is action's peer, in action's peer namespace."""
-    host = session.ns(action.ns).links(only=[action.name]).get(action.name)
-    target = action.args.get("peer_ns")
-    where = action.ns if target is None else target
-    place = session.peer_of(host, action.ns, hint=() if target is None else (target,))
-    return place["seen"] and place["netns"] == where and (place["link"] or {}).get("name") == action.args["peer"]
 
 
 def _link_del(session, action):
@@ -276,35 +243,19 @@ def _addr(session, action):
     ns = session.ns(action.ns)
     ip, prefix = action.args["address"].split("/")
     command = "add" if action.op == Op.ADDR_ADD else "del"
-    ns.call(describe(action), ns.ipr.addr, command, index=ns.index(action.name), address=ip, prefixlen=int(prefix))
+    extra = {"broadcast": action.args["broadcast"]} if action.args.get("broadcast") else {}
+    ns.call(describe(action), ns.ipr.addr, command, index=ns.index(action.name), address=ip, prefixlen=int(prefix),
+            **extra)
 
 
-def _address_is_there(session, action):
-    link = session.ns(action.ns).links(with_addresses=[action.name], only=[action.name]).get(action.name)
-    wanted = ipaddress.ip_interface(action.args["address"])
-    return link is not None and wanted in [ipaddress.ip_interface(a) for a in link["addresses"]]
-
-
-# op -> check(session, action) after EEXIST: whether what a concurrent run made is what the
-# action wanted (a bridge of that name, a mounted namespace, this very pair, the same
-# address on the link, the same route of ours); then the action counts as done.
-ALREADY_THERE = {
-    Op.NETNS_ADD: _netns_is_there,
-    Op.BRIDGE_ADD: _bridge_is_there,
-    Op.VETH_ADD: _same_pair,
-    Op.ADDR_ADD: _address_is_there,
-    Op.ROUTE_ADD: _route_is_there,
-}
+# op -> check(session, action) after EEXIST (kernel.converge), and a namespace another
+# process has just mounted.
+ALREADY_THERE = dict(converge.ALREADY_THERE, **{Op.NETNS_ADD: _netns_is_there})
 
 
 def run(session, action):
     """Apply one action through its handler; an EEXIST is tolerated when ALREADY_THERE says so."""
-    try:
-        HANDLERS[action.op](session, action)
-    except KernelError as exc:
-        check = ALREADY_THERE.get(action.op)
-        if exc.code != errno.EEXIST or check is None or not check(session, action):
-            raise
+    converge.run(HANDLERS, session, action, ALREADY_THERE)
 
 
 # op -> handler(session, action): every netlink operation a plan can hold.

@@ -27,9 +27,9 @@ import os
 
 from ansible_collections.podnet.mesh.plugins.module_utils.core.errors import KernelError
 from ansible_collections.podnet.mesh.plugins.module_utils.core import model
-from ansible_collections.podnet.mesh.plugins.module_utils.kernel import changes, wire
+from ansible_collections.podnet.mesh.plugins.module_utils.kernel import changes, converge, wire
 from ansible_collections.podnet.mesh.plugins.module_utils.kernel.netns import (
-    NETNS_RUN_DIR, InNetns, netns_exists, netns_path, open_netns, visible_namespaces)
+    NETNS_RUN_DIR, InNetns, netns_exists, netns_path, open_netns)
 from ansible_collections.podnet.mesh.plugins.module_utils.kernel.pyroute2_parts import (
     HAS_PYROUTE2, PYROUTE2_IMPORT_ERROR, NetlinkDumpInterrupted, NetlinkError, ifaddrmsg, ifinfmsg, iproute, rtmsg)
 
@@ -268,7 +268,7 @@ class Namespace:
         return found[0]
 
 
-class Session(model.Session):
+class Session(converge.PeerFinder, model.Session):
     """The netlink session: ns() for reads, apply() for a plan's actions, close().
 
     ``applied`` lists the actions done so far (a failed run reports them). This
@@ -311,39 +311,6 @@ class Session(model.Session):
             handle.close()
 
     # ---------------------------------------------------------------- reads
-    def peer_of(self, link, ns=None, hint=()):
-        """Where the other end of veth ``link`` (read in namespace ns) is, proven by namespace ids.
-
-        Returns {seen, netns, link}: seen True with netns the peer's namespace (ns
-        itself when both ends are in one namespace, None for the namespace this code
-        runs in, a name under /run/netns, or the path of another mounted namespace
-        file) and link the peer's link dict; or seen False (netns and link None) when
-        the peer is in no namespace this node has mounted, e.g. the namespace it was
-        made for was deleted while a process still holds it. hint: namespaces to try
-        first, the ones the caller expects the peer in.
-        """
-        unseen = {"seen": False, "netns": None, "link": None}
-        if link is None or link.get("kind") != "veth" or not link.get("link"):
-            return unseen
-        home = self.ns(ns)
-        if link.get("link_netnsid") is None:
-            peer = home.link_by_index(link["link"])
-            return {"seen": True, "netns": ns, "link": peer} if peer is not None else unseen
-        tried = set()
-        for label in list(hint) + visible_namespaces():
-            path = None if label is None else netns_path(label)
-            if label is None or label == ns or path in tried or not netns_exists(label):
-                continue
-            tried.add(path)
-            try:
-                if home.nsid(path) != link["link_netnsid"]:
-                    continue
-                peer = self.ns(label).link_by_index(link["link"])
-            except KernelError:
-                continue  # gone meanwhile, or not opened by this session
-            return {"seen": True, "netns": label, "link": peer}
-        return unseen
-
     def addresses_held(self, network, skip=()):
         """{address: namespace} of the addresses inside network held here or in any named namespace.
 

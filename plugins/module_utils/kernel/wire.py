@@ -4,12 +4,13 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Netlink on the wire: a plain NETLINK_ROUTE socket, requests, and one receive loop.
 
-pyroute2 encodes and decodes the messages (its message classes); this file only
-frames them: ``receive`` walks the kernel's answers to requests of known
-sequence numbers, and ``dump``, ``get`` and ``send_all`` are built on it. A
-read is then one request and one pass over the answers, with no pyroute2
-socket machinery in between, and many route changes go out as a few large
-writes whose acknowledgements are read together.
+pyroute2 encodes and decodes the messages (its message classes) or, for the CNI
+plugin, ``kernel.rtnl``; this file only frames them: ``receive`` walks the
+kernel's answers to requests of known sequence numbers, and ``dump``, ``get``
+and ``send_all`` are built on it (``dump_raw``, ``get_raw`` and ``ack`` take
+and give bytes). A read is then one request and one pass over the answers, with
+no pyroute2 socket machinery in between, and many route changes go out as a few
+large writes whose acknowledgements are read together.
 """
 
 from __future__ import annotations
@@ -27,6 +28,11 @@ NLM_F_REPLACE = 0x100
 NLM_F_EXCL = 0x200
 NLM_F_CREATE = 0x400
 NLM_F_DUMP = 0x300
+# Flags of an NLMSG_ERROR answer: the request echoed as its header alone; attributes follow.
+NLM_F_CAPPED = 0x100
+NLM_F_ACK_TLVS = 0x200
+# The kernel's message among those attributes (extended acknowledgements).
+NLMSGERR_ATTR_MSG = 1
 RTM_GETLINK = 18
 RTM_GETADDR = 22
 RTM_NEWROUTE = 24
@@ -116,8 +122,17 @@ def dump(sock, msg_class, msg_type, family, seq):
     An answer carrying NLM_F_DUMP_INTR is read to its end and then reported as
     Interrupted, so that the caller reads again.
     """
-    sock.sendall(request(msg_class, msg_type, NLM_F_REQUEST | NLM_F_DUMP, seq, family=family))
-    answer = msg_type - 2  # RTM_GETLINK -> RTM_NEWLINK, and so on
+    message = request(msg_class, msg_type, NLM_F_REQUEST | NLM_F_DUMP, seq, family=family)
+    return [_decode(msg_class, data) for data in dump_raw(sock, message, msg_type - 2, seq)]
+
+
+def dump_raw(sock, message, answer, seq):
+    """Send one encoded dump request (sequence number seq): the bytes of every answer of type answer.
+
+    answer is the type of the objects' messages (RTM_NEWLINK for RTM_GETLINK, and so
+    on). Interrupted, and OSError(errno) on refusal, as for ``dump``.
+    """
+    sock.sendall(message)
     result, interrupted, pending = [], False, {seq}
     for kind, flags, _seq, code, data in receive(sock, pending):
         interrupted = interrupted or bool(flags & NLM_F_DUMP_INTR)
@@ -128,17 +143,66 @@ def dump(sock, msg_class, msg_type, family, seq):
         elif code:
             raise OSError(code, os.strerror(code))
         elif kind == answer:
-            result.append(_decode(msg_class, data))
+            result.append(data)
     return result
 
 
 def get(sock, msg_class, msg_type, seq, **fields):
     """One RTM_GET* request for a single object: its decoded answer; OSError(errno) on refusal."""
-    sock.sendall(request(msg_class, msg_type, NLM_F_REQUEST, seq, **fields))
+    data = get_raw(sock, request(msg_class, msg_type, NLM_F_REQUEST, seq, **fields), seq)
+    return None if data is None else _decode(msg_class, data)
+
+
+def get_raw(sock, message, seq):
+    """Send one encoded request for a single object (sequence number seq): the bytes of its answer.
+
+    OSError(errno) on refusal.
+    """
+    sock.sendall(message)
     for _kind, _flags, _seq, code, data in receive(sock, {seq}):
         if code:
             raise OSError(code, os.strerror(code))
-        return _decode(msg_class, data)
+        return data
+    return None
+
+
+def ack(sock, message, seq):
+    """Send one encoded change (sequence number seq, NLM_F_ACK set) and wait for its acknowledgement.
+
+    A refusal is an OSError(errno, text): the errno's text and, when the socket
+    asked for extended acknowledgements (NETLINK_EXT_ACK) and the kernel said
+    more, its message in parentheses.
+    """
+    sock.sendall(message)
+    for kind, _flags, _seq, code, data in receive(sock, {seq}):
+        if kind != NLMSG_ERROR:
+            continue
+        if code:
+            detail = ack_message(data)
+            raise OSError(code, os.strerror(code) + (" (%s)" % detail if detail else ""))
+        return
+
+
+def ack_message(data):
+    """The kernel's message (NLMSGERR_ATTR_MSG) in an NLMSG_ERROR answer, or None.
+
+    The attributes follow the error code and the request as echoed: its header
+    alone (NLM_F_CAPPED), or all of it.
+    """
+    flags = _HEADER.unpack_from(data, 0)[2]
+    start = _NLMSGHDR.size + _ERRNO.size
+    if not flags & NLM_F_ACK_TLVS or len(data) < start + _NLMSGHDR.size:
+        return None
+    echoed = _HEADER.unpack_from(data, start)[0]
+    offset = start + (_NLMSGHDR.size if flags & NLM_F_CAPPED else (echoed + 3) & ~3)
+    while offset + _NLA.size <= len(data):
+        length, attr_type = _NLA.unpack_from(data, offset)
+        if length < _NLA.size:
+            break
+        if attr_type & 0x3fff == NLMSGERR_ATTR_MSG:
+            text = data[offset + _NLA.size:offset + length].split(b"\0", 1)[0]
+            return text.decode("utf-8", "replace") or None
+        offset += (length + 3) & ~3
     return None
 
 

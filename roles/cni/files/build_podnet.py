@@ -2,16 +2,20 @@
 # Copyright: podnet.mesh contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Build the CNI plugin podnet: one executable file, a Python zip application.
+"""Build the CNI plugin podnet (or another program of the collection): one executable file, a Python zip application.
 
 The archive holds the collection's module_utils that the plugin runs on, under
 ``ansible_collections/podnet/mesh/plugins/module_utils/``, with an empty
 ``__init__.py`` at every package level, and a ``__main__.py`` that calls
-``cni.main.main()``; a shebang line naming the node's Python comes first.
-Python runs such a file directly, and the node needs nothing but Python and
-pyroute2.
+``cni.main.main()``; a shebang line naming the node's Python comes first
+(with ``-IS`` for the plugin: it needs nothing beyond the standard library).
+``--entry node/main.py`` builds another program the same way: its
+``__main__.py`` calls that file's ``main()`` (the podnet-restore program of the
+persistence role, which needs pyroute2).
+Python runs such a file directly; its entries are stored uncompressed, so a
+start inflates nothing.
 
-Which files go in is derived, not listed: the build starts at ``cni/main.py``
+Which files go in is derived, not listed: the build starts at the entry (``cni/main.py``)
 and follows its imports of ``ansible_collections.podnet.mesh.plugins.module_utils``
 (read with ``ast``, so imports inside functions count too) from file to file.
 The plugin carries no Ansible code: a file of that closure that imports
@@ -21,11 +25,12 @@ The build is reproducible: same sources and interpreter, same bytes (fixed
 timestamps and order), so Ansible's copy reports no change when nothing
 changed.
 
-usage: python3 build_podnet.py OUTPUT [--interpreter /usr/bin/python3] [--source DIR]
-       python3 build_podnet.py --list [--source DIR]     (the files it would take)
+usage: python3 build_podnet.py OUTPUT [--interpreter /usr/bin/python3] [--source DIR] [--entry FILE]
+       python3 build_podnet.py --list [--source DIR] [--entry FILE]    (the files it would take)
 
 DIR is the module_utils directory; by default the one of the collection this
-file belongs to (roles/cni/files/ -> plugins/module_utils/).
+file belongs to (roles/cni/files/ -> plugins/module_utils/). FILE is the entry,
+relative to DIR, a module with a main() function (default cni/main.py).
 """
 
 from __future__ import annotations
@@ -48,9 +53,20 @@ ENTRY = "cni/main.py"
 DEFAULT_INTERPRETER = "/usr/bin/python3"
 MAIN = (
     "# Entry point of the podnet CNI plugin (built by podnet.mesh roles/cni/files/build_podnet.py).\n"
-    "import sys\n"
+    "# It writes with os.write, unbuffered: exiting at once skips the interpreter's shutdown.\n"
+    "import os\n"
     "from ansible_collections.podnet.mesh.plugins.module_utils.cni import main\n"
-    "sys.exit(main.main())\n"
+    "os._exit(main.main())\n"
+)
+# The plugin needs nothing but the standard library: its interpreter starts isolated
+# (-I: no PYTHON* variables, no user site) and without site (-S: no site-packages to scan).
+PLUGIN_FLAGS = "-IS"
+# __main__.py of a program built from another entry: its main() is the program.
+MAIN_OF = (
+    "# Entry point of %(entry)s (built by podnet.mesh roles/cni/files/build_podnet.py).\n"
+    "import sys\n"
+    "from %(package)s import %(module)s as entry\n"
+    "sys.exit(entry.main())\n"
 )
 # 1980-01-01, the earliest time a zip entry can carry.
 EPOCH = (1980, 1, 1, 0, 0, 0)
@@ -58,6 +74,16 @@ EPOCH = (1980, 1, 1, 0, 0, 0)
 
 class BuildError(Exception):
     """The sources cannot make a plugin (a missing file, an import the zipapp cannot carry)."""
+
+
+def main_source(entry=ENTRY):
+    """The __main__.py of a program that starts at entry ('package/module.py' below module_utils)."""
+    if entry == ENTRY:
+        return MAIN
+    parts = entry[:-3].split("/") if entry.endswith(".py") else []
+    if len(parts) < 2 or not all(part.isidentifier() for part in parts):
+        raise BuildError("entry %r is no module below module_utils (e.g. node/main.py)" % entry)
+    return MAIN_OF % {"entry": entry, "package": ".".join(PACKAGE + tuple(parts[:-1])), "module": parts[-1]}
 
 
 def default_source():
@@ -107,7 +133,7 @@ def closure(source, entry=ENTRY):
     """
     seen, todo = set(), [entry]
     if not os.path.isfile(os.path.join(source, entry)):
-        raise BuildError("%s lacks %s, where the plugin starts" % (source, entry))
+        raise BuildError("%s lacks %s, where the %s starts" % (source, entry, "plugin" if entry == ENTRY else "program"))
     while todo:
         rel = todo.pop()
         if rel in seen:
@@ -154,7 +180,8 @@ def packages(files):
 # ------------------------------------------------------------------ archive
 def _entry(name):
     info = zipfile.ZipInfo(name, date_time=EPOCH)
-    info.compress_type = zipfile.ZIP_DEFLATED
+    # Stored, not compressed: nothing to inflate at each start (the file is a few hundred kB).
+    info.compress_type = zipfile.ZIP_STORED
     info.external_attr = (stat.S_IFREG | 0o644) << 16
     return info
 
@@ -172,15 +199,17 @@ def _bytecode(source, name):
             + importlib.util.source_hash(source) + marshal.dumps(code))
 
 
-def build(output, source=None, interpreter=DEFAULT_INTERPRETER):
-    """Write the plugin to output (mode 0755, atomically); returns output."""
+def build(output, source=None, interpreter=DEFAULT_INTERPRETER, entry=ENTRY):
+    """Write the plugin (or the program that starts at entry) to output (mode 0755, atomically); returns output."""
     source = source or default_source()
-    files = closure(source)
+    main_py = main_source(entry)
+    files = closure(source, entry)
     directory = os.path.dirname(os.path.abspath(output))
     fd, tmp = tempfile.mkstemp(prefix=".podnet-", dir=directory)
     try:
         with os.fdopen(fd, "wb") as handle:
-            handle.write(b"#!" + interpreter.encode("utf-8") + b"\n")
+            flags = " " + PLUGIN_FLAGS if entry == ENTRY else ""
+            handle.write(b"#!" + (interpreter + flags).encode("utf-8") + b"\n")
             with zipfile.ZipFile(handle, "w") as archive:
                 for package in packages(files):
                     archive.writestr(_entry(package + "/__init__.py"), b"")
@@ -190,7 +219,7 @@ def build(output, source=None, interpreter=DEFAULT_INTERPRETER):
                     name = "/".join(PACKAGE) + "/" + rel
                     archive.writestr(_entry(name), code)
                     archive.writestr(_entry(name[:-3] + ".pyc"), _bytecode(code, name))
-                archive.writestr(_entry("__main__.py"), MAIN.encode("utf-8"))
+                archive.writestr(_entry("__main__.py"), main_py.encode("utf-8"))
         os.chmod(tmp, 0o755)
         os.rename(tmp, output)
     except BaseException:
@@ -207,15 +236,17 @@ def main(argv=None):
                         help="Python of the node that runs the plugin (default %(default)s)")
     parser.add_argument("--source", help="module_utils directory (default: this collection's)")
     parser.add_argument("--list", action="store_true", help="print the files the plugin is made of and stop")
+    parser.add_argument("--entry", default=ENTRY,
+                        help="module_utils file whose main() the program runs (default %(default)s: the CNI plugin)")
     args = parser.parse_args(argv)
     if args.output is None and not args.list:
         parser.error("OUTPUT is required (or --list)")
     try:
         if args.list:
-            for rel in closure(args.source or default_source()):
+            for rel in closure(args.source or default_source(), args.entry):
                 sys.stdout.write(rel + "\n")
             return 0
-        build(args.output, args.source, args.interpreter)
+        build(args.output, args.source, args.interpreter, args.entry)
     except (OSError, SyntaxError, BuildError) as exc:
         sys.stderr.write("build_podnet: %s\n" % exc)
         return 1

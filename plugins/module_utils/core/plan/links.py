@@ -14,7 +14,7 @@ the same play would create (a namespace, a bridge, a link) are taken as there.
 from __future__ import annotations
 
 from ansible_collections.podnet.mesh.plugins.module_utils.core.errors import ConflictError, ValidationError
-from ansible_collections.podnet.mesh.plugins.module_utils.core.model import DEFAULT_MTU, STALE, Op, Plan, ns_label
+from ansible_collections.podnet.mesh.plugins.module_utils.core.model import DEFAULT_MTU, STALE, Op, Plan, broadcast_of, ns_label
 
 
 def _wrong_kind(path, name, link, wanted, ns):
@@ -33,7 +33,8 @@ def _plan_addresses(plan, ns, name, current, wanted):
             plan.add(Op.ADDR_DEL, ns, name, address=address)
     for address in wanted:
         if address not in have:
-            plan.add(Op.ADDR_ADD, ns, name, address=address)
+            broadcast = broadcast_of(address)
+            plan.add(Op.ADDR_ADD, ns, name, address=address, **({"broadcast": broadcast} if broadcast else {}))
 
 
 # --------------------------------------------------------------------- netns
@@ -61,13 +62,17 @@ def plan_netns(want, exists, assume_missing=False):  # pylint: disable=unused-ar
 # -------------------------------------------------------------------- bridge
 def _bridge_view(link):
     return {
-        "name": link["name"], "state": "present", "mtu": link["mtu"], "stp": link["stp"],
+        "name": link["name"], "state": "present", "mac": link.get("mac"), "mtu": link["mtu"], "stp": link["stp"],
         "up": link["up"], "addresses": list(link["addresses"]),
     }
 
 
 def plan_bridge(want, link, assume_missing=False):  # pylint: disable=unused-argument
-    """want: {name, state, addresses (list or None), mtu, stp, up}; link: dict or None."""
+    """want: {name, state, addresses (list or None), mtu, stp, up, mac (optional)}; link: dict or None.
+
+    mac: the MAC the bridge is pinned to (``core.model.bridge_mac``), given at
+    creation, or set when the bridge has another; None leaves it to the kernel.
+    """
     name = want["name"]
     if link is not None and link["kind"] != "bridge":
         raise _wrong_kind("name", name, link, "bridge", None)
@@ -80,10 +85,13 @@ def plan_bridge(want, link, assume_missing=False):  # pylint: disable=unused-arg
             plan.add(Op.LINK_DEL, None, name)
         return plan
 
+    mac = want.get("mac")
     if link is None:
-        plan.add(Op.BRIDGE_ADD, None, name)
-        link = {"name": name, "mtu": DEFAULT_MTU, "stp": False, "up": False, "addresses": []}
+        plan.add(Op.BRIDGE_ADD, None, name, **({"mac": mac} if mac else {}))
+        link = {"name": name, "mac": mac, "mtu": DEFAULT_MTU, "stp": False, "up": False, "addresses": []}
     changes = {}
+    if mac and mac.lower() != (link.get("mac") or "").lower():
+        changes["mac"] = mac
     if want["mtu"] is not None and want["mtu"] != link["mtu"]:
         changes["mtu"] = want["mtu"]
     if want["stp"] != link["stp"]:
@@ -96,7 +104,7 @@ def plan_bridge(want, link, assume_missing=False):  # pylint: disable=unused-arg
     if want["up"] != link["up"]:
         plan.add(Op.LINK_SET, None, name, up=want["up"])
     plan.after = {
-        "name": name, "state": "present",
+        "name": name, "state": "present", "mac": changes.get("mac", link.get("mac")),
         "mtu": changes.get("mtu", link["mtu"]), "stp": want["stp"], "up": want["up"],
         "addresses": list(addresses),
     }

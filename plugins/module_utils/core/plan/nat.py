@@ -30,12 +30,15 @@ import json
 import shlex
 
 from ansible_collections.podnet.mesh.plugins.module_utils.core import validate as v
-from ansible_collections.podnet.mesh.plugins.module_utils.core.errors import ToolError, ValidationError
+from ansible_collections.podnet.mesh.plugins.module_utils.core.errors import ConflictError, ToolError, ValidationError
 from ansible_collections.podnet.mesh.plugins.module_utils.core.model import Op, Plan
 
 NFTABLES = "nftables"
 IPTABLES = "iptables"
 BACKENDS = ("auto", NFTABLES, IPTABLES)
+# What to do with another tool's nat POSTROUTING rule that masquerades traffic from
+# source to exempt networks (pod to pod): refuse, warn, or delete that rule.
+FOREIGN = ("fail", "warn", "remove")
 
 NFT_FAMILY = "ip"
 NFT_TABLE = "podnet"
@@ -103,6 +106,7 @@ def validate(params):
         "forward": bool(params.get("forward", True)),
         "ip_forward": bool(params.get("ip_forward", True)),
         "state": v.choice(params.get("state") or "present", ("present", "absent"), "state"),
+        "foreign": v.choice(params.get("foreign") or "fail", FOREIGN, "foreign"),
     }
 
 
@@ -326,6 +330,101 @@ def current_rules(backend, current):
     return []
 
 
+# ------------------------------------------------------- foreign masquerade
+def _networks_of(value):
+    try:
+        return ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        return None
+
+
+def _simple_rule(spec):
+    """A POSTROUTING rule spec -> {src, dst, not_dst, target} when it matches on nothing
+    but addresses, interfaces and comments; None for anything else (it cannot be judged)."""
+    try:
+        words = shlex.split(spec)
+    except ValueError:
+        return None
+    rule = {"src": None, "dst": None, "not_dst": None, "target": None}
+    index, negate = 0, False
+    while index < len(words):
+        word = words[index]
+        arg = words[index + 1] if index + 1 < len(words) else None
+        if word == "!":
+            negate = True
+            index += 1
+            continue
+        if word in ("-j", "--jump"):
+            rule["target"] = arg
+            return rule  # what follows are the target's own options
+        if arg is None:
+            return None
+        if word in ("-s", "--source") and not negate:
+            rule["src"] = _networks_of(arg)
+        elif word in ("-d", "--destination"):
+            rule["not_dst" if negate else "dst"] = _networks_of(arg)
+        elif word in ("-o", "--out-interface"):
+            pass
+        elif word == "-m" and arg == "comment" and index + 3 < len(words) and words[index + 2] == "--comment":
+            index += 2
+        else:
+            return None
+        if (word in ("-s", "--source", "-d", "--destination")
+                and _networks_of(arg) is None):
+            return None
+        negate = False
+        index += 2
+    return None
+
+
+def _covers(net, nets):
+    """net is None (any) or holds every network of nets."""
+    return net is None or all(n.version == net.version and n.subnet_of(net) for n in nets)
+
+
+def foreign_masquerades(want, saved):
+    """Rules of another tool in iptables nat POSTROUTING that masquerade traffic from
+    want's source to its exempt networks, as iptables -S specs.
+
+    Our chain's RETURN for exempt traffic returns to POSTROUTING, so a later
+    foreign MASQUERADE still NATs pod-to-pod traffic. A foreign rule before it that
+    RETURNs or ACCEPTs all such traffic shadows it.
+    """
+    if saved is None or want["state"] != "present" or not want["exempt"]:
+        return []
+    sources = [ipaddress.ip_network(n) for n in want["source"]]
+    exempt = [ipaddress.ip_network(n) for n in want["exempt"]]
+    found = []
+    for chain, spec in saved["rules"]:
+        if chain != "POSTROUTING" or _target(spec) in (IPT_MASQ, IPT_FORWARD):
+            continue
+        rule = _simple_rule(spec)
+        if rule is None:
+            continue
+        if rule["target"] in ("RETURN", "ACCEPT") and rule["not_dst"] is None:
+            if _covers(rule["src"], sources) and _covers(rule["dst"], exempt):
+                break  # pod-to-pod traffic never gets further
+            continue
+        if rule["target"] not in ("MASQUERADE", "SNAT"):
+            continue
+        if rule["src"] is not None and not any(rule["src"].overlaps(n) for n in sources if n.version == rule["src"].version):
+            continue
+        hit = [n for n in exempt
+               if (rule["dst"] is None or (rule["dst"].version == n.version and rule["dst"].overlaps(n)))
+               and (rule["not_dst"] is None or not (rule["not_dst"].version == n.version and n.subnet_of(rule["not_dst"])))]
+        if hit:
+            found.append(spec)
+    return found
+
+
+def foreign_message(spec, want):
+    return ("is masqueraded to the exempt networks %s too, by a nat POSTROUTING rule that is not podnet's: '-A "
+            "POSTROUTING %s'; pods on other nodes would see this node's address instead of the sender's pod IP. "
+            "Remove that rule (iptables -t nat -D POSTROUTING %s), or set foreign=remove to let this module "
+            "delete it (role variable podnet_foreign_masquerade: remove)"
+            % (", ".join(want["exempt"]), spec, spec))
+
+
 # -------------------------------------------------------------- forward drop
 def _unconditional_drop(rule_exprs):
     """True when a rule drops or rejects everything (only counter/log/limit besides)."""
@@ -487,6 +586,9 @@ def plan(want, current, assume_missing=False):  # pylint: disable=unused-argumen
     """want + current -> Plan (details: backend, rules). Raises ValidationError before anything changes."""
     backend = resolve_backend(want, current)
     present = want["state"] == "present"
+    foreign = foreign_masquerades(want, current["iptables"]["tables"].get("nat")) if present else []
+    if foreign and want.get("foreign", "fail") == "fail":
+        raise ConflictError("source", ", ".join(want["source"]), foreign_message(foreign[0], want))
     nft_ours = current["nft"]["ours"]
     ipt_rules = iptables_current_rules(current)
 
@@ -519,9 +621,19 @@ def plan(want, current, assume_missing=False):  # pylint: disable=unused-argumen
                 state = iptables_table_state(table, current["iptables"]["tables"].get(table))
                 _iptables_table_action(result, table, state, specs[table])
 
+    if foreign and want.get("foreign") == "remove":
+        before["foreign"], after["foreign"] = list(foreign), []
+        data = "*nat\n%s\nCOMMIT\n" % "\n".join("-D POSTROUTING %s" % spec for spec in foreign)
+        result.add(Op.IPTABLES_RESTORE, None, "nat", input=data,
+                   text="delete %d foreign rule(s) from iptables nat POSTROUTING: %s"
+                   % (len(foreign), "; ".join(foreign)))
+
     if manage_forwarding and current["ip_forward"] != 1:
         result.add(Op.SYSCTL, None, IP_FORWARD_KEY, path=IP_FORWARD_PATH, value="1",
                    text="set %s = 1" % IP_FORWARD_KEY)
     result.warnings = forward_warnings(want, backend, current.get("forward_blockers", []))
+    if foreign and want.get("foreign") == "warn":
+        result.warnings += ["source: %s %s" % (", ".join(want["source"]), foreign_message(spec, want))
+                            for spec in foreign]
     result.details = {"backend": backend, "rules": wanted}
     return result

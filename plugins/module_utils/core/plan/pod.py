@@ -159,6 +159,21 @@ def assign_addresses(want, cur):
     return result
 
 
+def default_metric(routes, interface, family=4):
+    """The metric of an attachment's default route in a namespace it shares.
+
+    Its own default route's metric when it has one; 0 when the namespace has no
+    default route; else one more than the highest there, so the first attachment
+    stays the primary one and each later one is a fallback that remains when an
+    earlier attachment is deleted (its routes go with its device).
+    """
+    defaults = [r for r in routes if r["dst"] == "default" and r["family"] == family]
+    for route in defaults:
+        if route.get("dev") == interface:
+            return route["metric"]
+    return max(r["metric"] for r in defaults) + 1 if defaults else 0
+
+
 def plan_pod(pod, cur):
     """The actions that make one pod's wiring what ``pod`` says.
 
@@ -185,10 +200,16 @@ def plan_pod(pod, cur):
          "state": "present"},
         {"netns_exists": True, "link": iface,
          "lo": links.get("lo", {"up": False}) if pod.owns_netns else None}))
-    ours, foreign = split_routes(cur.get("routes") or [], pod.proto)
-    # In a namespace shared with other attachments the default route names its device.
-    default = v.route({"dst": "default", "via": pod.gateway, "dev": None if pod.owns_netns else pod.interface},
-                      "gateway")
+    routes = cur.get("routes") or []
+    ours, foreign = split_routes(routes, pod.proto)
+    # In a namespace shared with other attachments the default route names its device,
+    # with a metric of its own: the attachments' default routes never replace each other.
+    if pod.owns_netns:
+        default = {"dst": "default", "via": pod.gateway, "dev": None}
+    else:
+        default = {"dst": "default", "via": pod.gateway, "dev": pod.interface,
+                   "metric": default_metric(routes, pod.interface)}
+    default = v.route(default, "gateway")
     plan.extend(plan_routes(
         {"netns": pod.netns, "routes": [default], "purge": pod.owns_netns, "state": "present",
          "proto": pod.proto, "table": MAIN_TABLE},

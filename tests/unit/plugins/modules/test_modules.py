@@ -75,7 +75,7 @@ def test_check_mode_applies_nothing(run):
     assert kind == "exit"
     assert result["changed"] is True
     assert session.applied == []
-    assert result["actions"][0] == "create bridge cni0"
+    assert result["actions"][0] == "create bridge cni0 with MAC 0a:58:0a:f4:01:01"
     assert result["bridge"]["ifindex"] is None
     assert result["bridge"]["addresses"] == ["10.244.1.1/24"]
     assert "diff" not in result
@@ -115,7 +115,7 @@ def test_partial_failure_reports_what_was_done(run):
                                 fail_on="addr_add")
     assert kind == "fail"
     assert result["changed"] is True
-    assert result["actions"] == ["create bridge cni0"]
+    assert result["actions"] == ["create bridge cni0 with MAC 0a:58:0a:f4:01:01"]
 
 
 def test_netns_check_mode_on_existing_is_unchanged(run):

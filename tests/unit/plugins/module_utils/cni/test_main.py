@@ -156,7 +156,7 @@ def test_built_plugin_is_reproducible_and_speaks_cni(tmp_path):
     with open(first, "rb") as a, open(second, "rb") as b:
         data = a.read()
         assert data == b.read()
-    assert data.startswith(b"#!/usr/bin/python3\n")
+    assert data.startswith(b"#!/usr/bin/python3 -IS\n")
     assert os.stat(first).st_mode & 0o777 == 0o755
     clean = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
     out = subprocess.run([sys.executable, first], env=dict(clean, CNI_COMMAND="VERSION"),
@@ -190,9 +190,10 @@ def test_build_takes_what_main_imports_and_no_more(tmp_path):
     assert files == sorted(files)
     for needed in ("cni/main.py", "cni/plugin.py", "cni/protocol.py", "cni/ipam.py", "core/errors.py",
                    "core/model.py", "core/validate.py", "core/plan/pod.py", "core/plan/links.py",
-                   "core/plan/routes.py", "kernel/netlink.py", "kernel/netns.py"):
+                   "core/plan/routes.py", "kernel/lite.py", "kernel/rtnl.py", "kernel/converge.py", "kernel/netns.py"):
         assert needed in files
-    assert not [f for f in files if f.startswith("module/") or f.endswith("nat.py")]
+    assert not [f for f in files if f.startswith("module/") or f.endswith("nat.py")
+                or f in ("kernel/netlink.py", "kernel/changes.py", "kernel/pyroute2_parts.py")]
     out = build.build(str(tmp_path / "podnet"))
     with zipfile.ZipFile(out) as archive:
         names = archive.namelist()
@@ -231,3 +232,22 @@ def test_build_refuses_what_the_plugin_cannot_carry(tmp_path, line, message):
                          capture_output=True, text=True, check=False)
     assert out.returncode == 1 and "build_podnet: module_utils/core/helper.py " + message in out.stderr
     assert os.listdir(str(tmp_path)) == ["module_utils"]
+
+
+@pytest.mark.parametrize("version", ["0.3.1", "0.4.0", "1.0.0", "1.1.0"])
+@pytest.mark.parametrize("environ", [
+    {"CNI_COMMAND": "ADD", "CNI_PATH": "/opt/cni/bin"},
+    {"CNI_COMMAND": "DEL", "CNI_CONTAINERID": "-bad", "CNI_IFNAME": "eth0", "CNI_PATH": "/opt/cni/bin"},
+    {"CNI_COMMAND": "ADD", "CNI_CONTAINERID": "c1", "CNI_NETNS": "/run/netns/x", "CNI_IFNAME": "eth0",
+     "CNI_PATH": "/opt/cni/bin", "_conf": {"ipam": {}}},
+])
+def test_an_error_is_in_the_configurations_version(environ, version):
+    """Errors of a refused environment or configuration carry the cniVersion the configuration declared."""
+    environ = dict(environ)
+    conf = {"cniVersion": version, "name": "podnet", "type": "podnet", "ipam": {"subnet": "10.244.1.0/24"}}
+    conf.update(environ.pop("_conf", {}))
+    code, text = main.run(environ, lambda: json.dumps(conf).encode())
+    out = json.loads(text)
+    assert code == 1 and out["code"] in (4, 7), out
+    assert out["cniVersion"] == version
+    assert "None" not in out["msg"]

@@ -135,13 +135,17 @@ def test_failed_add_leaves_no_veth_and_no_reservation(run, kernel, conf, fail_on
     assert "eth0" not in kernel.spaces[NETNS]
 
 
-def test_failed_add_on_a_foreign_default_route_leaves_nothing(run, kernel, conf):
+@pytest.mark.parametrize("version, shown", [("1.1.0", {"priority": 6}), ("1.0.0", {})])
+def test_a_default_route_already_there_stays_and_ours_comes_after_it(run, kernel, conf, version, shown):
+    """Another attachment's default route is neither replaced nor refused: ours gets the next metric."""
+    conf["cniVersion"] = version
     kernel.routes[NETNS].append({"dst": "default", "family": 4, "via": "192.0.2.1", "dev": "net1",
-                                 "metric": 0, "proto": 4})
+                                 "metric": 5, "proto": 4})
     code, out = run("ADD", conf)
-    assert (code, out["code"]) == (1, 100)
-    assert "already has a route" in out["msg"]
-    assert reservations(conf) == {} and veth() not in kernel.spaces[None]
+    assert code == 0, out
+    assert out["routes"] == [dict({"dst": "0.0.0.0/0", "gw": "10.244.1.1"}, **shown)]
+    defaults = sorted((r["dev"], r["metric"], r["via"]) for r in kernel.routes[NETNS] if r["dst"] == "default")
+    assert defaults == [("eth0", 6, "10.244.1.1"), ("net1", 5, "192.0.2.1")]
 
 
 def test_bridge_name_taken_by_another_kind_is_a_conflict(run, kernel, conf):
@@ -266,7 +270,7 @@ def _no_iface(kernel, conf):
     (_drop_route, "route 0.0.0.0/0 via 10.244.1.1 of prevResult is missing"),
     (_down, "is down"),
     (_release, "is not reserved for this attachment"),
-    (_unplug, "is a port of None, not of bridge cni0"),
+    (_unplug, "is no bridge's port, not of bridge cni0"),
     (_no_iface, "interface eth0 does not exist"),
 ])
 def test_check_reports_what_differs(run, kernel, conf, damage, message):
@@ -294,6 +298,9 @@ def test_gc_releases_what_is_not_valid_and_removes_its_veth(run, kernel, conf):
     assert list(reservations(conf).values()) == [{"containerID": "keep", "ifname": "eth0", "netns": "/run/netns/pod2"}]
     assert veth() not in kernel.spaces[None]
     assert plugin.attachment_veth("keep", "eth0") in kernel.spaces[None]
+    del conf["cni.dev/valid-attachments"]
+    assert run("GC", conf) == (0, None), "a GC with no list proves nothing stale"
+    assert len(reservations(conf)) == 1
     conf["cni.dev/valid-attachments"] = []
     assert run("GC", conf) == (0, None)
     assert reservations(conf) == {}
@@ -311,11 +318,32 @@ def test_status_reports_free_addresses(run, kernel, conf, monkeypatch):
     assert run("STATUS", conf) == (0, None)
 
 
-def test_status_without_pyroute2_is_error_50(run, conf, monkeypatch):
-    monkeypatch.setattr(plugin.importlib.util, "find_spec", lambda name: None)
+@pytest.mark.parametrize("place", ["proc", "file", "unsafe"])
+def test_status_is_error_50_where_add_cannot_keep_its_state(run, kernel, conf, tmp_path, place):
+    """STATUS says not ready exactly where ADD fails on its state directory; both name the directory."""
+    if place == "proc":
+        conf["ipam"]["dataDir"] = "/proc/podnet-state"
+    elif place == "file":
+        (tmp_path / "afile").write_text("x")
+        conf["ipam"]["dataDir"] = str(tmp_path / "afile" / "state")
+    else:
+        conf["ipam"]["dataDir"] = str(tmp_path / "open")
+        os.mkdir(conf["ipam"]["dataDir"])
+        os.chmod(conf["ipam"]["dataDir"], 0o777)
     code, out = run("STATUS", conf)
-    assert (code, out["code"]) == (1, 50)
-    assert "pyroute2 cannot be imported" in out["msg"]
+    assert (code, out["code"]) == (1, protocol.ERR_NOT_AVAILABLE), out
+    assert out["cniVersion"] == conf["cniVersion"]
+    assert "None" not in out["msg"]
+    code, added = run("ADD", conf)
+    assert code == 1 and added["code"] != 0
+    assert "eth0" not in kernel.spaces[NETNS]
+    assert not os.path.exists("/proc/podnet-state")
+
+
+def test_status_needs_no_pyroute2(run, conf, monkeypatch):
+    """The plugin speaks netlink on the standard library alone (kernel.lite): pyroute2 is no condition of STATUS."""
+    monkeypatch.setitem(__import__("sys").modules, "pyroute2", None)
+    assert run("STATUS", conf) == (0, None)
 
 
 # ---------------------------------------------------- attachment ownership
@@ -524,3 +552,18 @@ def test_status_and_add_count_entries_of_unexpected_shape_as_reserved(run, kerne
         assert ("no free address in 10.244.1.0/30: all 1 addresses are reserved (1 of them by state entries that "
                 "are no reservation records: 10.244.1.2 (a named pipe)") in out["msg"]
     assert "eth0" not in kernel.spaces[NETNS]
+
+
+def test_a_repeated_del_takes_neither_netlink_nor_the_lock(run, kernel, conf, monkeypatch):
+    """containerd sends DEL at stop and again at remove: the second has nothing to do, and does nothing."""
+    assert run("ADD", conf)[0] == 0
+    assert run("DEL", conf) == (0, None)
+    run.sessions = []
+
+    def no_lock(self, timeout=None):
+        raise AssertionError("a DEL with nothing to release took the lock")
+
+    monkeypatch.setattr(ipam.Store, "locked", no_lock)
+    assert run("DEL", conf) == (0, None)
+    assert run("DEL", conf, CNI_NETNS=None) == (0, None)
+    assert run.sessions == []

@@ -289,19 +289,33 @@ def test_invalid_config_is_refused_before_any_change(run, kernel, conf, change, 
 
 
 @pytest.mark.parametrize("attachments, message", [
-    (None, "configuration: cni.dev/valid-attachments is required for GC"),
     ({"containerID": "a"}, "must be a list"),
     ([{"containerID": "a"}], "cni.dev/valid-attachments[0]"),
     (["c1/eth0"], "cni.dev/valid-attachments[0]: 'c1/eth0' must be an object"),
     ([{"containerID": ["c1"], "ifname": "eth0"}], "cni.dev/valid-attachments[0]: {\"containerID\": [\"c1\"]"),
     ([{"containerID": "c1", "ifname": None}], "must be an object with containerID and ifname"),
 ])
-def test_gc_needs_valid_attachments(run, conf, attachments, message):
-    if attachments is not None:
-        conf["cni.dev/valid-attachments"] = attachments
+def test_gc_refuses_a_malformed_list(run, conf, attachments, message):
+    conf["cni.dev/valid-attachments"] = attachments
     code, out = run("GC", conf)
     assert (code, out["code"]) == (1, 7)
     assert message in out["msg"]
+    assert "None" not in out["msg"]
+
+
+@pytest.mark.parametrize("fields, expected", [
+    ({}, None),
+    ({"cni.dev/valid-attachments": None}, set()),
+    ({"cni.dev/valid-attachments": []}, set()),
+    ({"cni.dev/attachments": [{"containerID": "c1", "ifname": "eth0"}]}, {("c1", "eth0")}),
+    ({"cni.dev/valid-attachments": [{"containerID": "c1", "ifname": "eth0"}], "cni.dev/attachments": None},
+     {("c1", "eth0")}),
+])
+def test_gc_list_as_libcni_sends_it(fields, expected):
+    """libcni leaves the list out without GC arguments, sends null for none, and sends the old name too."""
+    data = dict({"cniVersion": "1.1.0", "name": "podnet", "type": "podnet", "ipam": {"subnet": "10.244.1.0/24"}},
+                **fields)
+    assert protocol.parse_config(data, "GC")["attachments"] == expected
 
 
 # ------------------------------------------------------------------ results

@@ -13,6 +13,7 @@ import pytest
 from ansible_collections.podnet.mesh.plugins.module_utils.core import errors
 from ansible_collections.podnet.mesh.plugins.module_utils.kernel import netlink as _netlink
 from ansible_collections.podnet.mesh.plugins.module_utils.kernel import wire
+from ansible_collections.podnet.mesh.plugins.module_utils.kernel import netns as _netns
 from ansible_collections.podnet.mesh.tests.helpers.netlink_fakes import FakeSocket
 
 
@@ -141,8 +142,8 @@ def test_visible_namespaces_are_read_from_the_mount_table(tmp_path):
     path = tmp_path / "mountinfo"
     path.write_text(MOUNTS)
     # One label per namespace, the /run/netns name preferred; mount namespaces left out.
-    assert _netlink.visible_namespaces(str(path)) == ["cni-1", "red", "/run/podnet-lab/t/node 1/net"]
-    assert _netlink.visible_namespaces(str(tmp_path / "none")) == []
+    assert _netns.visible_namespaces(str(path)) == ["cni-1", "red", "/run/podnet-lab/t/node 1/net"]
+    assert _netns.visible_namespaces(str(tmp_path / "none")) == []
 
 
 # ------------------------------------------------- a batch reports what it applied

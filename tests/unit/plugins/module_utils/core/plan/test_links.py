@@ -49,7 +49,7 @@ def bridge_want(**kw):
 BRIDGE_CASES = [
     ("create", bridge_want(), None, [
         ("bridge_add", None, "cni0", {}),
-        ("addr_add", None, "cni0", {"address": "10.244.1.1/24"}),
+        ("addr_add", None, "cni0", {"address": "10.244.1.1/24", "broadcast": "10.244.1.255"}),
         ("link_set", None, "cni0", {"up": True})]),
     ("create with mtu and stp", bridge_want(mtu=1450, stp=True, addresses=None), None, [
         ("bridge_add", None, "cni0", {}),
@@ -61,17 +61,28 @@ BRIDGE_CASES = [
     ("address replaced", bridge_want(),
      link("cni0", "bridge", addresses=["10.9.9.9/24"]), [
          ("addr_del", None, "cni0", {"address": "10.9.9.9/24"}),
-         ("addr_add", None, "cni0", {"address": "10.244.1.1/24"})]),
+         ("addr_add", None, "cni0", {"address": "10.244.1.1/24", "broadcast": "10.244.1.255"})]),
     ("prefix change is a replace", bridge_want(),
      link("cni0", "bridge", addresses=["10.244.1.1/16"]), [
          ("addr_del", None, "cni0", {"address": "10.244.1.1/16"}),
-         ("addr_add", None, "cni0", {"address": "10.244.1.1/24"})]),
+         ("addr_add", None, "cni0", {"address": "10.244.1.1/24", "broadcast": "10.244.1.255"})]),
     ("mtu and down", bridge_want(mtu=9000, up=False),
      link("cni0", "bridge", addresses=["10.244.1.1/24"]), [
          ("link_set", None, "cni0", {"mtu": 9000}),
          ("link_set", None, "cni0", {"up": False})]),
     ("stp off", bridge_want(), link("cni0", "bridge", stp=True, addresses=["10.244.1.1/24"]), [
         ("link_set", None, "cni0", {"stp": False})]),
+    ("created pinned", bridge_want(mac="0a:58:0a:f4:01:01"), None, [
+        ("bridge_add", None, "cni0", {"mac": "0a:58:0a:f4:01:01"}),
+        ("addr_add", None, "cni0", {"address": "10.244.1.1/24", "broadcast": "10.244.1.255"}),
+        ("link_set", None, "cni0", {"up": True})]),
+    ("pinned already", bridge_want(mac="0a:58:0a:f4:01:01"),
+     link("cni0", "bridge", mac="0A:58:0A:F4:01:01", addresses=["10.244.1.1/24"]), []),
+    ("pinned now", bridge_want(mac="0a:58:0a:f4:01:01"),
+     link("cni0", "bridge", mac="3e:11:22:33:44:55", addresses=["10.244.1.1/24"]), [
+         ("link_set", None, "cni0", {"mac": "0a:58:0a:f4:01:01"})]),
+    ("slash 31 has no broadcast", bridge_want(addresses=["10.244.1.0/31"]), link("cni0", "bridge"), [
+        ("addr_add", None, "cni0", {"address": "10.244.1.0/31"})]),
     ("absent", bridge_want(state="absent"), link("cni0", "bridge"), [
         ("link_del", None, "cni0", {})]),
     ("absent already", bridge_want(state="absent"), None, []),
@@ -88,9 +99,9 @@ def test_plan_bridge(title, want, current, expected):
 def test_plan_bridge_diff_and_after():
     plan = links.plan_bridge(bridge_want(mtu=1450), None)
     assert plan.before == {"name": "cni0", "state": "absent"}
-    assert plan.after == {"name": "cni0", "state": "present", "mtu": 1450, "stp": False,
+    assert plan.after == {"name": "cni0", "state": "present", "mac": None, "mtu": 1450, "stp": False,
                           "up": True, "addresses": ["10.244.1.1/24"]}
-    converged = link("cni0", "bridge", mtu=1450, addresses=["10.244.1.1/24"])
+    converged = link("cni0", "bridge", mac=None, mtu=1450, addresses=["10.244.1.1/24"])
     again = links.plan_bridge(bridge_want(mtu=1450), converged)
     assert again.before == again.after == plan.after
 
@@ -220,7 +231,7 @@ ETH0 = link("eth0", "veth", ifindex=2, up=False)
 
 ADDR_CASES = [
     ("fresh pod", addr_want(), addr_cur(ETH0, lo_up=False), [
-        ("addr_add", "red", "eth0", {"address": "10.244.1.2/24"}),
+        ("addr_add", "red", "eth0", {"address": "10.244.1.2/24", "broadcast": "10.244.1.255"}),
         ("link_set", "red", "eth0", {"up": True}),
         ("link_set", "red", "lo", {"up": True})]),
     ("converged", addr_want(), addr_cur(dict(ETH0, up=True, addresses=["10.244.1.2/24"])), []),

@@ -13,7 +13,7 @@ import pytest
 
 from ansible_collections.podnet.mesh.plugins.module_utils.core.describe import describe_all
 from ansible_collections.podnet.mesh.plugins.module_utils.core.errors import ToolError as OperationError
-from ansible_collections.podnet.mesh.plugins.module_utils.core.errors import ValidationError
+from ansible_collections.podnet.mesh.plugins.module_utils.core.errors import ConflictError, ValidationError
 from ansible_collections.podnet.mesh.plugins.module_utils.core.plan import nat as _nat
 from ansible_collections.podnet.mesh.plugins.module_utils.kernel import nat as nat_tools
 
@@ -196,7 +196,7 @@ def test_validate_normalises():
                out_interface="eth0")
     assert got == {"source": ["10.244.1.0/24", "10.244.2.0/24"], "exempt": ["10.244.0.0/16"],
                    "out_interface": "eth0", "backend": "auto", "forward": True,
-                   "ip_forward": True, "state": "present"}
+                   "ip_forward": True, "state": "present", "foreign": "fail"}
 
 
 BAD_INPUT = [
@@ -589,3 +589,57 @@ def test_failed_read_is_an_operation_error():
     with pytest.raises(OperationError) as err:
         read(runner)
     assert str(err.value).startswith("cannot read nftables table ip podnet: ")
+
+
+# ------------------------------------------------------- foreign masquerade
+FOREIGN_CASES = [
+    ("the hand-made rule", ["-s 10.244.0.0/16 -j MASQUERADE"], ["-s 10.244.0.0/16 -j MASQUERADE"]),
+    ("hand-made, with its cluster exemption", ["-s 10.244.0.0/16 ! -d 10.244.0.0/16 -j MASQUERADE"], []),
+    ("exemption narrower than the cluster", ["-s 10.244.0.0/16 ! -d 10.244.1.0/24 -j MASQUERADE"],
+     ["-s 10.244.0.0/16 ! -d 10.244.1.0/24 -j MASQUERADE"]),
+    ("any source, SNAT", ["-o eth0 -j SNAT --to-source 192.168.1.11"], ["-o eth0 -j SNAT --to-source 192.168.1.11"]),
+    ("another network's source", ["-s 172.17.0.0/16 ! -o docker0 -j MASQUERADE"], []),
+    ("a destination outside the cluster", ["-s 10.244.0.0/16 -d 203.0.113.0/24 -j MASQUERADE"], []),
+    ("with a comment", ['-s 10.244.1.0/24 -m comment --comment "pods out" -j MASQUERADE'],
+     ['-s 10.244.1.0/24 -m comment --comment "pods out" -j MASQUERADE']),
+    ("a match that cannot be judged (kube-proxy)",
+     ["-m mark --mark 0x4000/0x4000 -j MASQUERADE"], []),
+    ("shadowed by an earlier return (flannel)",
+     ["-s 10.244.0.0/16 -d 10.244.0.0/16 -j RETURN", "-s 10.244.0.0/16 ! -d 224.0.0.0/4 -j MASQUERADE"], []),
+    ("ours is not foreign", ["-j PODNET-MASQ"], []),
+]
+
+
+@pytest.mark.parametrize("title, rules, expected", FOREIGN_CASES, ids=[c[0] for c in FOREIGN_CASES])
+def test_foreign_masquerades(title, rules, expected):
+    saved = {"policies": {"POSTROUTING": "ACCEPT"}, "rules": [("POSTROUTING", r) for r in rules]}
+    assert _nat.foreign_masquerades(want(exempt=["10.244.0.0/16"]), saved) == expected
+
+
+def foreign_node(rule="-s 10.244.0.0/16 -j MASQUERADE"):
+    return merge(nft_state(tables=[("ip", "nat")]), ipt_outputs(
+        save("nat", NAT_BUILTIN, [("POSTROUTING", rule)])))
+
+
+def test_foreign_masquerade_fails_before_any_change_naming_the_rule():
+    with pytest.raises(ConflictError) as err:
+        run_plan(foreign_node())
+    message = str(err.value)
+    assert "'-A POSTROUTING -s 10.244.0.0/16 -j MASQUERADE'" in message
+    assert "iptables -t nat -D POSTROUTING -s 10.244.0.0/16 -j MASQUERADE" in message
+    assert "foreign=remove" in message and "podnet_foreign_masquerade" in message
+
+
+def test_foreign_masquerade_warned_about_or_removed_when_asked():
+    warned = run_plan(foreign_node(), foreign="warn")
+    assert texts(warned) == ["create nftables table ip podnet (4 rules)"]
+    assert any("-s 10.244.0.0/16 -j MASQUERADE" in w for w in warned.warnings)
+    removed = run_plan(foreign_node(), foreign="remove")
+    assert texts(removed)[-1] == ("delete 1 foreign rule(s) from iptables nat POSTROUTING: "
+                                  "-s 10.244.0.0/16 -j MASQUERADE")
+    assert removed.actions[-1].args["input"] == "*nat\n-D POSTROUTING -s 10.244.0.0/16 -j MASQUERADE\nCOMMIT\n"
+    assert removed.before["foreign"] == ["-s 10.244.0.0/16 -j MASQUERADE"] and removed.after["foreign"] == []
+
+
+def test_foreign_masquerade_ignored_when_removing_ours():
+    assert texts(run_plan(foreign_node(), state="absent")) == []

@@ -21,12 +21,18 @@ description:
   - "Per host: C(ansible_connection=podnet.mesh.nsenter), C(ansible_host) (the node name),
     C(ansible_python_interpreter), C(ansible_pipelining), C(podnet_pod_cidr),
     C(podnet_node_ip) (without prefix) and C(podnet_pods)."
+  - "With O(ssh), per host instead: C(ansible_connection=ssh), C(ansible_host) (the node's
+    address), C(ansible_user) (O(ssh_user)), C(ansible_ssh_private_key_file),
+    C(ansible_ssh_common_args) (the lab's C(known_hosts), C(StrictHostKeyChecking=accept-new), a
+    C(ControlPath) below the lab's directory) and C(ansible_become=true). The nodes' addresses are reachable
+    from the lab's controller namespace only: run C(ansible-playbook) inside it."
   - "Group O(group): C(podnet_cluster_cidr), C(podnet_bridge), C(podnet_verify_external)
-    (the external host) and C(podnet_install_prerequisites=false) (a lab node's file system
-    is the machine's: packages go on the machine, not on the node)."
+    (the external host) and C(podnet_install_prerequisites=false) (a lab node's C(/usr) is the
+    machine's: packages would go on the machine, not on the node)."
   - "Group C(all), so that plays on C(localhost) see them too: C(podnet_lab_name),
-    C(podnet_lab_root), C(podnet_lab_gateway), C(podnet_lab_external) and C(podnet_lab_nodes)
-    (list of C({name, address}), what the C(podnet.mesh.lab) role builds)."
+    C(podnet_lab_root), C(podnet_lab_gateway), C(podnet_lab_external), C(podnet_lab_ssh),
+    C(podnet_lab_ssh_user) and C(podnet_lab_nodes) (list of C({name, address}), what the
+    C(podnet.mesh.lab) role builds)."
   - Group variables from C(group_vars/) files next to the configuration override these.
   - The configuration file name must end with C(podnet.yml) or C(podnet.yaml).
 author:
@@ -103,6 +109,23 @@ options:
     description: C(ansible_pipelining) of the nodes (one process per module, no file copy).
     type: bool
     default: true
+  ssh:
+    description:
+      - The lab's nodes run sshd (option O(podnet.mesh.lab#module:ssh) of the module), and the
+        nodes are reached over SSH as O(ssh_user) with C(become), from the lab's controller
+        namespace, instead of through P(podnet.mesh.nsenter#connection).
+      - The environment variable E(PODNET_LAB_SSH) overrides this, also when it is set in the file.
+      - The SSH variables name files below the lab's directory (O(lab_root)/O(lab_name)/.ssh), so
+        another lab is named with O(lab_name) (E(PODNET_LAB_NAME)), not only with an extra variable
+        C(podnet_lab_name).
+    type: bool
+    default: false
+    env:
+      - name: PODNET_LAB_SSH
+  ssh_user:
+    description: The nodes' SSH user (with O(ssh)).
+    type: str
+    default: podnet
 """
 
 EXAMPLES = r"""
@@ -112,6 +135,11 @@ nodes: 3
 
 # Fifty nodes, without editing the file:
 #   PODNET_LAB_NODES=50 ansible-inventory -i inventories/lab --graph
+
+# Over SSH: build the lab with sshd on every node, then run playbooks from its controller namespace:
+#   PODNET_LAB_SSH=1 ansible-playbook -i inventories/lab playbooks/lab.yml --tags lab
+#   PODNET_LAB_SSH=1 nsenter --net=/run/podnet-lab/podnet/controller/net \
+#       ansible-playbook -i inventories/lab playbooks/site.yml
 """
 
 import os
@@ -122,7 +150,7 @@ from ansible.plugins.inventory import BaseInventoryPlugin
 
 from ansible_collections.podnet.mesh.plugins.module_utils.core.errors import ValidationError
 from ansible_collections.podnet.mesh.plugins.module_utils.core.validate import interface_address
-from ansible_collections.podnet.mesh.plugins.module_utils.lab.topology import generate, member_name
+from ansible_collections.podnet.mesh.plugins.module_utils.lab.topology import generate, lab_path, member_name, ssh_paths
 
 COUNT_ENV = "PODNET_LAB_NODES"
 
@@ -151,6 +179,7 @@ def lab_inventory(options, count):
     except (ValueError, ValidationError) as exc:
         raise AnsibleParserError("podnet.mesh.lab inventory: %s" % to_native(exc))
     hosts = {}
+    ssh = ssh_paths(lab_path(options["lab_root"], options["lab_name"])) if options.get("ssh") else None
     for node in lab["nodes"]:
         hosts[node["name"]] = {
             "ansible_connection": "podnet.mesh.nsenter",
@@ -161,6 +190,21 @@ def lab_inventory(options, count):
             "podnet_node_ip": node["ip"],
             "podnet_pods": node["pods"],
         }
+        if ssh:
+            hosts[node["name"]].update({
+                "ansible_connection": "ssh",
+                "ansible_host": node["ip"],
+                "ansible_port": 22,
+                "ansible_user": options["ssh_user"],
+                "ansible_ssh_private_key_file": ssh["key"],
+                # ControlPath here, not ansible_control_path_dir: ansible-playbook would make
+                # that directory, also when the lab is gone.
+                "ansible_ssh_common_args": "-o UserKnownHostsFile=%s -o StrictHostKeyChecking=accept-new "
+                                           "-o IdentitiesOnly=yes -o BatchMode=yes -o ControlPath=%s/%%C"
+                                           % (ssh["known_hosts"], ssh["control_dir"]),
+                "ansible_become": True,
+                "ansible_become_method": "sudo",
+            })
     group = {
         "podnet_cluster_cidr": options["cluster_cidr"],
         "podnet_bridge": options["bridge"],
@@ -173,6 +217,8 @@ def lab_inventory(options, count):
         "podnet_lab_gateway": lab["gateway"],
         "podnet_lab_external": external,
         "podnet_lab_nodes": [{"name": n["name"], "address": n["address"]} for n in lab["nodes"]],
+        "podnet_lab_ssh": bool(options.get("ssh")),
+        "podnet_lab_ssh_user": options.get("ssh_user") or "podnet",
     }
     return {"hosts": hosts, "group": group, "all": every}
 
@@ -190,7 +236,7 @@ class InventoryModule(BaseInventoryPlugin):
         self._read_config_data(path)
         options = dict((key, self.get_option(key)) for key in (
             "lab_name", "lab_root", "group", "name_prefix", "gateway", "node_offset", "external",
-            "cluster_cidr", "pod_prefix", "pods", "bridge", "python_interpreter", "pipelining"))
+            "cluster_cidr", "pod_prefix", "pods", "bridge", "python_interpreter", "pipelining", "ssh", "ssh_user"))
         generated = lab_inventory(options, lab_count(self.get_option("nodes")))
         group = self.inventory.add_group(options["group"])
         for name, variables in generated["hosts"].items():

@@ -32,8 +32,23 @@ description:
     recognised (and marked) when it is provably one, a private mount of itself whose
     C(switch), C(router) and C(external) namespace files are mounted and that holds nothing
     but member directories of namespace files.
-  - The node list is complete, so nodes of the lab that are not listed are removed. A node
-    that is half there (for example after an interrupted run) is made again.
+  - The node list is complete, so nodes of the lab that are not listed are removed (with their
+    layers). A node that is half there (for example after an interrupted run) is made again and
+    boots.
+  - "Each node behaves like a machine of its own for what the roles write. C(/etc), C(/home),
+    C(/opt), C(/usr/local) and C(/var/lib) are copy-on-write layers (overlayfs) over the machine's,
+    below O(root)/O(name)/NODE/layers: what a task writes there stays on the node, and the
+    machine's files are never changed. On a new node, C(/etc/podnet), C(/etc/cni/net.d),
+    C(/etc/systemd/system), C(/opt/cni/bin), C(/var/lib/cni), C(/var/lib/podnet) and
+    C(/usr/local/libexec/podnet) are empty (the machine's are hidden). C(/run) is a tmpfs of the
+    node's. Other directories, C(/usr) with the installed packages among them, are the machine's."
+  - "A node made again, or rebooted (O(reboot)), boots: its network namespace is new, with only
+    its uplink to the switch, its C(/run) is empty (pods' named namespaces are gone), its layers
+    stay, then sshd starts (O(ssh)) and the units enabled in its own C(/etc/systemd/system)
+    run as systemd would run them (services in the C(.wants/) and C(.requires/) directories of
+    C(multi-user.target) and the targets it pulls in, ordered by C(After=) and C(Before=);
+    C(Type=oneshot) commands are waited for). A unit that fails fails the task with its name and
+    output."
 author:
   - podnet.mesh maintainers (@podnet-mesh)
 requirements:
@@ -93,6 +108,32 @@ options:
         of that network (V(203.0.113.1)), or the last one if the external host has the first.
     type: str
     default: 203.0.113.10/24
+  ssh:
+    description:
+      - Every node runs OpenSSH's C(sshd), listening on the node's address only, for the user
+        O(ssh_user) (key login, passwordless C(sudo)); the user exists in the nodes' own C(/etc)
+        only, never on the machine. Host keys are made once per node and kept.
+      - A namespace C(controller) gets the last host address of the switch network
+        (V(192.168.1.254/24)). Run C(ansible-playbook) inside it to reach the nodes over SSH
+        (C(nsenter --net=ROOT/NAME/controller/net ansible-playbook ...)).
+      - The client key, C(known_hosts) and the SSH control sockets are below O(root)/O(name)/.ssh.
+      - V(false) stops the nodes' sshd and removes the controller.
+    type: bool
+    default: false
+  ssh_user:
+    description: The nodes' SSH user (with O(ssh)).
+    type: str
+    default: podnet
+  reboot:
+    description:
+      - Nodes to reboot, after the lab is converged. A node that is rebooted gets a new network
+        namespace with only its uplink (address, MAC and default route as when it was made),
+        its processes are stopped, its C(/run) is cleared (pods and their namespaces are gone),
+        and it boots (see above). Its layers stay.
+      - A reboot always reports a change; in check mode nothing is rebooted.
+    type: list
+    elements: str
+    default: []
   state:
     description:
       - V(absent) removes the whole lab, also a half-built one; processes still running in
@@ -102,9 +143,11 @@ options:
     choices: [present, absent]
     default: present
 notes:
-  - A node's file system is the machine's (only the mount tree is private), so files a task
-    writes on a node are on the machine, except below C(/run/netns) and C(/sys).
-  - Namespaces of the lab are created in parallel; building 50 nodes takes about a second.
+  - Packages installed on a node go to the machine's C(/usr) (not layered), so the lab inventory
+    keeps C(podnet_install_prerequisites=false).
+  - Namespaces of the lab are created in parallel; building 50 nodes takes a second or two.
+  - O(ssh) needs C(sshd) and C(sudo) on the machine (Debian C(openssh-server), C(sudo)); sshd only
+    runs inside the nodes.
 seealso:
   - plugin: podnet.mesh.nsenter
     plugin_type: connection
@@ -115,6 +158,22 @@ seealso:
 EXAMPLES = r"""
 - name: Three nodes on a switch, a router and an external host
   podnet.mesh.lab:
+    nodes:
+      - {name: node1, address: 192.168.1.11/24}
+      - {name: node2, address: 192.168.1.12/24}
+      - {name: node3, address: 192.168.1.13/24}
+
+- name: The same lab, every node reachable over SSH from the controller namespace
+  podnet.mesh.lab:
+    ssh: true
+    nodes:
+      - {name: node1, address: 192.168.1.11/24}
+      - {name: node2, address: 192.168.1.12/24}
+      - {name: node3, address: 192.168.1.13/24}
+
+- name: Reboot node2 (new network namespace, then its enabled boot units)
+  podnet.mesh.lab:
+    reboot: [node2]
     nodes:
       - {name: node1, address: 192.168.1.11/24}
       - {name: node2, address: 192.168.1.12/24}
@@ -174,6 +233,21 @@ lab:
         switch: /run/podnet-lab/podnet/switch/net
         router: /run/podnet-lab/podnet/router/net
         external: /run/podnet-lab/podnet/external/net
+    rebooted:
+      description: Nodes rebooted by this run (in check mode, to be rebooted).
+      type: list
+      elements: str
+      sample: [node2]
+    ssh:
+      description: With O(ssh), how to reach the nodes over SSH; else V(null).
+      type: dict
+      sample:
+        user: podnet
+        controller: 192.168.1.254/24
+        controller_net: /run/podnet-lab/podnet/controller/net
+        key: /run/podnet-lab/podnet/.ssh/id_ed25519
+        known_hosts: /run/podnet-lab/podnet/.ssh/known_hosts
+        control_dir: /run/podnet-lab/podnet/.ssh/cp
 actions:
   description: Changes made, or in check mode to be made, in order.
   returned: always
@@ -208,6 +282,9 @@ def main():
             },
             "gateway": {"type": "str", "default": topology.DEFAULT_GATEWAY},
             "external": {"type": "str", "default": topology.DEFAULT_EXTERNAL},
+            "ssh": {"type": "bool", "default": False},
+            "ssh_user": {"type": "str", "default": topology.DEFAULT_SSH_USER},
+            "reboot": {"type": "list", "elements": "str", "default": []},
             "state": _module.STATE_OPTION,
         },
         supports_check_mode=True,

@@ -5,6 +5,10 @@
 Every test module gets a lab of its own (a unique name under /run/podnet-lab),
 torn down at the end whatever happened. The lab lives entirely in namespaces
 it creates; nothing is added to the machine's own network namespace.
+
+A lab with ssh (``Lab(..., ssh=True)``) runs sshd on its nodes; once its
+controller namespace exists, playbooks run inside it and reach the nodes over
+SSH. ``bin`` picks the ansible-core (the directory of its ansible-playbook).
 """
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ import re
 import secrets
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -26,19 +31,31 @@ RECAP = re.compile(r"^(\S+)\s+: ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+f
 
 
 class Lab:
-    def __init__(self, name, nodes=3):
+    def __init__(self, name, nodes=3, ssh=False, bin=BIN):
         self.name = name
         self.nodes = nodes
+        self.ssh = ssh
+        self.bin = bin
+        self.seconds = {}  # playbook run label -> seconds, for the report
 
     def playbook(self, playbook, *args, nodes=None, check=True):
         """Run a playbook of the collection on the lab; return (rc, output, recap)."""
         env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=COLLECTIONS_PATH, ANSIBLE_FORCE_COLOR="0",
                    ANSIBLE_NOCOLOR="1", PODNET_LAB_NODES=str(nodes or self.nodes),
                    ANSIBLE_HOST_KEY_CHECKING="0")
-        argv = [os.path.join(BIN, "ansible-playbook"), "-i", os.path.join(COLLECTION, "inventories", "lab"),
+        argv = [os.path.join(self.bin, "ansible-playbook"), "-i", os.path.join(COLLECTION, "inventories", "lab"),
                 "-e", "podnet_lab_name=%s" % self.name, os.path.join(COLLECTION, "playbooks", playbook)]
+        if self.ssh:
+            # The inventory names the lab's SSH files after its lab_name option.
+            env.update(PODNET_LAB_SSH="1", PODNET_LAB_NAME=self.name)
+            env.pop("ANSIBLE_HOST_KEY_CHECKING")  # the inventory's accept-new applies
+            if os.path.exists(self.path("controller")):
+                # The nodes' addresses are reachable from the lab's controller namespace only.
+                argv = ["nsenter", "--net=%s" % self.path("controller"), "--"] + argv
+        start = time.monotonic()
         proc = subprocess.run(argv + list(args), env=env, cwd=COLLECTION, capture_output=True, text=True,
                               check=False)
+        self.seconds[" ".join((playbook,) + tuple(args))] = time.monotonic() - start
         out = proc.stdout + proc.stderr
         recap = dict((m.group(1), {"ok": int(m.group(2)), "changed": int(m.group(3)),
                                    "unreachable": int(m.group(4)), "failed": int(m.group(5))})
@@ -62,6 +79,20 @@ class Lab:
         return json.loads(self.run(node, ["ip", "-j"] + list(args)).stdout or "[]")
 
 
+def remove(lab):
+    """Tear the lab down: teardown.yml, then (also when the playbook could not run) the lab module alone.
+
+    A lab with ssh whose controller namespace is gone has no node to reach: the module alone.
+    """
+    if not lab.ssh or os.path.exists(lab.path("controller")):
+        lab.playbook("teardown.yml", check=False)
+    if os.path.exists(os.path.join(LAB_ROOT, lab.name)):
+        subprocess.run([os.path.join(BIN, "ansible"), "localhost", "-c", "local", "-i", "localhost,",
+                        "-e", "ansible_python_interpreter=%s" % sys.executable,
+                        "-m", "podnet.mesh.lab", "-a", "name=%s state=absent" % lab.name],
+                       env=dict(os.environ, ANSIBLE_COLLECTIONS_PATH=COLLECTIONS_PATH), check=False)
+
+
 @pytest.fixture(scope="module")
 def lab():
     if os.geteuid() != 0:
@@ -70,9 +101,57 @@ def lab():
     try:
         yield lab
     finally:
-        lab.playbook("teardown.yml", check=False)
-        # Also when the playbook could not run: the lab role alone.
-        if os.path.exists(os.path.join(LAB_ROOT, lab.name)):
-            subprocess.run([os.path.join(BIN, "ansible"), "localhost", "-c", "local", "-i", "localhost,",
-                            "-m", "podnet.mesh.lab", "-a", "name=%s state=absent" % lab.name],
-                           env=dict(os.environ, ANSIBLE_COLLECTIONS_PATH=COLLECTIONS_PATH), check=False)
+        remove(lab)
+
+
+# ------------------------------------------------------------- over SSH
+HOME = os.path.dirname(os.path.dirname(BIN))
+
+
+def venvs():
+    """(label, bin directory) of the ansible-cores to test with."""
+    listed = os.environ.get("PODNET_FLOW_SSH_VENVS")
+    if listed:
+        dirs = [d for d in listed.split(":") if d]
+    else:
+        # The lowest supported ansible-core and the newest this machine's Pythons allow
+        # (.venv-core-newest needs Python >= 3.12; without it, the test run's own).
+        newest = os.path.join(HOME, ".venv-core-newest")
+        dirs = [os.path.join(HOME, ".venv-core217"), newest if os.path.isdir(newest) else os.path.dirname(BIN)]
+    seen, result = set(), []
+    for directory in dirs:
+        directory = os.path.abspath(directory)
+        if directory not in seen:
+            seen.add(directory)
+            result.append((os.path.basename(directory), os.path.join(directory, "bin")))
+    return result
+
+
+def core_version(bindir):
+    proc = subprocess.run([os.path.join(bindir, "ansible-playbook"), "--version"], capture_output=True, text=True,
+                          check=False)
+    return proc.stdout.split("\n", 1)[0].strip() if proc.returncode == 0 else None
+
+
+@pytest.fixture(scope="module", params=venvs(), ids=lambda v: v[0])
+def ssh_lab(request):
+    if os.geteuid() != 0:
+        pytest.skip("the lab needs root")
+    label, bindir = request.param
+    # make test installs all of it (PODNET_TEST_STRICT=1): there a missing piece fails.
+    missing = pytest.fail if os.environ.get("PODNET_TEST_STRICT") == "1" else pytest.skip
+    if not os.access(os.path.join(bindir, "ansible-playbook"), os.X_OK):
+        missing("no ansible-playbook in %s" % bindir)
+    if not os.access("/usr/sbin/sshd", os.X_OK) or not os.access("/usr/bin/sudo", os.X_OK):
+        missing("needs sshd and sudo on the machine (Debian openssh-server, sudo)")
+    lab = Lab("pnts" + secrets.token_hex(3), ssh=True, bin=bindir)
+    lab.version = core_version(bindir)
+    try:
+        yield lab
+    finally:
+        remove(lab)
+        print("\n%s (%s) over SSH: %s" % (label, lab.version, ", ".join(
+            "%s %.1fs" % (run, seconds) for run, seconds in lab.seconds.items())))
+        assert not os.path.exists(os.path.join(LAB_ROOT, lab.name))
+        processes = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=True).stdout
+        assert not [line for line in processes.split("\n") if lab.name in line]

@@ -270,3 +270,167 @@ def test_a_lab_of_an_earlier_release_is_recognised(tmp_path):
     finally:
         first, _took = teardown(root, name)
     assert first.actions[-1].op == "lab_remove"
+
+
+# ------------------------------------------------------- separate machines
+NODE_DIRS = topology.NODE_DIRS + ("/etc/podnet-lab-test", "/usr/local/lib/podnet-lab-test")
+
+
+def test_system_directories_are_private_per_node(lab3):
+    path = lab3["path"]
+    name = "pntk" + secrets.token_hex(3)
+    script = 'for d in "$@"; do mkdir -p "$d" && echo node1 > "$d/%s"; done' % name
+    in_node(path, "node1", "sh", "-c", script, "sh", *NODE_DIRS, kinds=("net", "mnt", "uts"), check=True)
+    for directory in NODE_DIRS:
+        assert in_node(path, "node1", "cat", "%s/%s" % (directory, name), kinds=("mnt",), check=True).stdout == "node1\n"
+        assert in_node(path, "node2", "test", "-e", "%s/%s" % (directory, name), kinds=("mnt",)).returncode == 1
+        assert not os.path.exists(os.path.join(directory, name)), directory
+    # What a node writes is in its layers; the machine's system directories are hidden.
+    assert os.path.exists(os.path.join(path, "node1", "layers", "etc", "upper", "podnet", name))
+    assert os.path.exists(os.path.join(path, "node1", "layers", "etc", "upper", "podnet-lab-test", name))
+    assert in_node(path, "node2", "ls", "-A", *topology.NODE_DIRS, kinds=("mnt",), check=True).stdout.split() == [
+        "%s:" % d for d in sorted(topology.NODE_DIRS)]
+    # A node may remove them, as on a machine of its own (a mount point could not be removed).
+    in_node(path, "node2", "rmdir", "/usr/local/libexec/podnet", kinds=("mnt",), check=True)
+    # /run is the node's own.
+    in_node(path, "node1", "touch", "/run/" + name, kinds=("mnt",), check=True)
+    assert in_node(path, "node2", "test", "-e", "/run/" + name, kinds=("mnt",)).returncode == 1
+    assert not os.path.exists("/run/" + name)
+
+
+def lab_params(root, name, count, **params):
+    nodes = [{"name": n["name"], "address": n["address"]} for n in topology.generate(count)["nodes"]]
+    return topology.validate(dict({"name": name, "root": root, "nodes": nodes, "state": "present"}, **params))
+
+
+UNIT = """[Unit]
+Description=lab boot test %(name)s
+%(order)s
+
+[Service]
+Type=oneshot
+Environment=WHAT=%(name)s
+ExecStart=/bin/sh -c 'echo ${WHAT} >> /var/lib/podnet/boot.log'
+%(extra)s
+
+[Install]
+WantedBy=multi-user.target
+"""
+
+
+def install_unit(path, node, name, order="", extra=""):
+    """A unit in the node's own /etc/systemd/system, enabled for multi-user.target (from inside the node)."""
+    script = ('mkdir -p /etc/systemd/system/multi-user.target.wants && cat > "/etc/systemd/system/$1" && '
+              'ln -sfn "/etc/systemd/system/$1" "/etc/systemd/system/multi-user.target.wants/$1"')
+    subprocess.run(["nsenter", "--mount=%s/%s/mnt" % (path, node), "--", "sh", "-c", script, "sh", name],
+                   input=UNIT % {"name": name, "order": order, "extra": extra}, text=True, check=True)
+
+
+def inode(path):
+    return os.stat(path).st_ino
+
+
+def test_reboot_gives_a_fresh_network_and_runs_the_boot_units(tmp_path):
+    root, name = str(tmp_path), "pntk" + secrets.token_hex(3)
+    want = lab_params(root, name, 2)
+    path = want["path"]
+    try:
+        converge(want)
+        # Units: b after a (by After=), c before a (by Before=); c adds an address in the node.
+        install_unit(path, "node2", "pntk-a.service", order="After=pntk-c.service network-online.target")
+        install_unit(path, "node2", "pntk-b.service", order="After=pntk-a.service")
+        install_unit(path, "node2", "pntk-c.service", order="Before=pntk-a.service",
+                     extra="ExecStartPost=/usr/sbin/ip addr add 192.0.2.7/32 dev lo")
+        code = "from pyroute2 import netns; netns.create('pntkpod')"
+        in_node(path, "node2", sys.executable, "-c", code, kinds=("net", "mnt"), check=True)
+        in_node(path, "node2", "sh", "-c", "echo kept > /etc/podnet/kept; touch /run/gone",
+                kinds=("mnt",), check=True)
+        in_node(path, "node2", "ip", "link", "add", "pntkv0", "type", "veth", "peer", "name", "pntkv1", check=True)
+        before = inode(os.path.join(path, "node2", "net"))
+        # Check mode: planned, nothing done.
+        rebooting = lab_params(root, name, 2, reboot=["node2"])
+        session = LabSession()
+        try:
+            planned = plan(rebooting, read(session, rebooting))
+        finally:
+            session.close()
+        texts = describe_all(planned.actions)
+        assert texts[0].startswith("shut down node node2")
+        assert texts[-1].startswith("boot node node2")
+        assert planned.after["rebooted"] == ["node2"] and "rebooted" not in planned.before
+        assert inode(os.path.join(path, "node2", "net")) == before
+        start = time.monotonic()
+        first, second, _took = converge(rebooting)
+        took = time.monotonic() - start
+        assert [a.name for a in first.actions if a.op == "ns_create"] == ["node2"]
+        assert inode(os.path.join(path, "node2", "net")) != before
+        out = in_node(path, "node2", "sh", "-c", "ls /sys/class/net; ls /run/netns; test -e /run/gone || echo clean;"
+                      "cat /etc/podnet/kept /var/lib/podnet/boot.log; ip -4 route; ip -4 -br addr show lo; hostname",
+                      kinds=("net", "mnt", "uts"), check=True).stdout
+        lines = out.split("\n")
+        assert lines[:2] == ["eth0", "lo"], out  # no veth of before, no pod namespace
+        assert lines[2] == "clean" and lines[3] == "kept", out
+        assert lines[4:7] == ["pntk-c.service", "pntk-a.service", "pntk-b.service"], out
+        assert "default via 192.168.1.1 dev eth0 proto static" in out
+        assert "192.0.2.7/32" in out and out.strip().endswith("node2")
+        assert ping(path, "node1", "192.168.1.12") and ping(path, "node2", "203.0.113.10")
+        # Converged lab: a second plan without reboot has nothing to do; with reboot, a reboot again.
+        assert plan(want, read(LabSession(), want)).actions == []
+        print("\nreboot of one node with 3 units: %.2fs" % took)
+    finally:
+        teardown(root, name)
+
+
+def test_a_failing_boot_unit_fails_loudly_with_its_name_and_output(tmp_path):
+    from ansible_collections.podnet.mesh.plugins.module_utils.core.errors import ToolError
+
+    root, name = str(tmp_path), "pntk" + secrets.token_hex(3)
+    want = lab_params(root, name, 1)
+    try:
+        converge(want)
+        install_unit(want["path"], "node1", "pntk-bad.service",
+                     extra="ExecStartPost=/bin/sh -c 'echo broken on $(hostname) >&2; exit 3'")
+        with pytest.raises(ToolError) as err:
+            converge(lab_params(root, name, 1, reboot=["node1"]))
+        message = str(err.value)
+        assert "node node1: boot unit pntk-bad.service failed" in message, message
+        assert "exited with code 3" in message and "broken on node1" in message, message
+    finally:
+        teardown(root, name)
+
+
+def test_ssh_lab_nodes_run_sshd_for_a_sudo_user(tmp_path):
+    if not os.access("/usr/sbin/sshd", os.X_OK):
+        pytest.skip("needs OpenSSH's sshd (Debian openssh-server)")
+    root, name = str(tmp_path), "pntk" + secrets.token_hex(3)
+    want = lab_params(root, name, 2, ssh=True)
+    path = want["path"]
+    try:
+        first, second, took = converge(want)
+        assert second.actions == [], describe_all(second.actions)
+        key = os.path.join(path, ".ssh", "id_ed25519")
+        ssh = ["ssh", "-i", key, "-o", "UserKnownHostsFile=%s/.ssh/known_hosts" % path,
+               "-o", "StrictHostKeyChecking=accept-new", "-o", "BatchMode=yes", "-o", "ConnectTimeout=5"]
+        for node, ip in (("node1", "192.168.1.11"), ("node2", "192.168.1.12")):
+            out = in_node(path, "controller", *ssh, "podnet@" + ip, "hostname; id -un; sudo -n id -u",
+                          check=True).stdout.split()
+            assert out == [node, "podnet", "0"], out
+            listening = in_node(path, node, "ss", "-Hltn", check=True).stdout.split("\n")
+            assert [line.split()[3] for line in listening if line] == [ip + ":22"]
+        # The user exists on the nodes only.
+        assert "podnet:" not in open("/etc/passwd").read()
+        # A reboot keeps the host key: the known host still matches.
+        converge(lab_params(root, name, 2, ssh=True, reboot=["node1"]))
+        out = in_node(path, "controller", *ssh, "-o", "StrictHostKeyChecking=yes", "podnet@192.168.1.11",
+                      "sudo -n cat /proc/self/net/dev >/dev/null && echo ok", check=True).stdout
+        assert out == "ok\n"
+        # ssh off: sshd stopped, controller removed.
+        first, second, _took = converge(lab_params(root, name, 2))
+        assert second.actions == []
+        assert sorted(a.op for a in first.actions if a.op in ("lab_sshd_stop", "ns_remove")) == [
+            "lab_sshd_stop", "lab_sshd_stop", "ns_remove"]
+        print("\n2-node lab with ssh: build %.2fs" % took)
+    finally:
+        teardown(root, name)
+    processes = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=True).stdout
+    assert not [line for line in processes.split("\n") if path in line]

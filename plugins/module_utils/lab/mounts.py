@@ -27,27 +27,98 @@ import time
 
 from ansible_collections.podnet.mesh.plugins.module_utils.core.errors import ToolError
 from ansible_collections.podnet.mesh.plugins.module_utils.kernel.netns import MOUNTINFO, check, libc, parse_mountinfo  # noqa: F401 (parse_mountinfo: part of this module's API)
-from ansible_collections.podnet.mesh.plugins.module_utils.lab.topology import MARKER, MARKER_TEXT, NODE_FILES
+from ansible_collections.podnet.mesh.plugins.module_utils.lab.topology import (
+    LAYERED, MARKER, MARKER_TEXT, NODE_DIRS, NODE_FILES, NODE_LAYERS, SSH_DIR)
 
 MS_BIND = 0x1000
 MS_REC = 0x4000
 MS_PRIVATE = 1 << 18
 MNT_DETACH = 0x2
 
-# The node's own view, set up inside its new namespaces: hostname; the copies
-# of the machine's named network namespaces and of every lab's namespace files
+# The node's own view, set up inside its new namespaces ($1 node name, $2 the
+# labs' root, $3 the node's directory): hostname; the copies of the machine's
+# named network namespaces unmounted; copy-on-write layers (overlayfs, upper and
+# work directories below $3/layers, kept across a reboot) over the machine
+# directories of LAYERED. When the node is new, its own system directories
+# (NODE_DIRS) are made empty in its layers: they hide the machine's, and are
+# plain directories the roles may also remove. Then every lab's namespace files
 # unmounted (lazily, with their submounts) so that this node does not keep
-# them alive; a private tmpfs on /run/netns for its pods; sysfs of its own
-# network namespace on /sys.
+# them alive; a private tmpfs on /run (cleared by a reboot, /run/netns for its
+# pods); sysfs of its own network namespace on /sys.
 NODE_SETUP = r"""
 set -e
 printf '%s\n' "$1" > /proc/sys/kernel/hostname
 umount -R -l /run/netns 2>/dev/null || true
+for top in @LAYERED@; do
+    layer="$3/layers$top"
+    mkdir -p "$layer/upper" "$layer/work"
+    mount -t overlay -o "lowerdir=$top,upperdir=$layer/upper,workdir=$layer/work,index=off" podnet-lab "$top"
+done
+if [ ! -e "$3/layers/.made" ]; then
+    for dir in @NODE_DIRS@; do
+        rm -rf "$dir"
+        mkdir -p "$dir"
+    done
+    grep -q "[[:space:]]$1\$" /etc/hosts 2>/dev/null || printf '127.0.1.1\t%s\n' "$1" >> /etc/hosts
+    : > "$3/layers/.made"
+fi
 for dir in "$2"/*/; do umount -R -l "$dir" 2>/dev/null || true; done
-mkdir -p /run/netns
-mount -t tmpfs -o mode=0755,size=4m podnet-lab-netns /run/netns
+mount -t tmpfs -o mode=0755,size=64m podnet-lab-run /run
+mkdir -p /run/netns /run/lock
 mount -t sysfs sysfs /sys
+""".replace("@LAYERED@", " ".join(LAYERED)).replace("@NODE_DIRS@", " ".join(NODE_DIRS))
+
+# sshd inside a node ($1 user, $2 uid, $3 the lab's public key, $4 the node's
+# address, $5 sshd): the user in the node's own /etc (its copy-on-write layer)
+# with passwordless sudo, its authorized key, the node's host key (made once,
+# kept across reboots), a configuration of the lab's, and sshd listening on the
+# node's address only. Its log is /run/podnet-lab-sshd.log inside the node.
+SSHD_SETUP = r"""
+set -e
+user=$1 uid=$2 key=$3 ip=$4 home=/home/$1 conf=/etc/ssh/podnet-lab
+for file in /etc/passwd /etc/shadow /etc/group; do
+    grep -v "^$user:" "$file" > "$file.podnet-lab" || true
+    cat "$file.podnet-lab" > "$file"
+    rm -f "$file.podnet-lab"
+done
+printf '%s:x:%s:%s:podnet lab:%s:/bin/sh\n' "$user" "$uid" "$uid" "$home" >> /etc/passwd
+printf '%s:*:19000:0:99999:7:::\n' "$user" >> /etc/shadow
+printf '%s:x:%s:\n' "$user" "$uid" >> /etc/group
+mkdir -p /etc/sudoers.d
+printf '%s ALL=(ALL:ALL) NOPASSWD: ALL\n' "$user" > /etc/sudoers.d/podnet-lab
+chmod 0440 /etc/sudoers.d/podnet-lab
+mkdir -p "$home/.ssh"
+printf '%s\n' "$key" > "$home/.ssh/authorized_keys"
+chmod 0755 "$home"
+chmod 0700 "$home/.ssh"
+chmod 0600 "$home/.ssh/authorized_keys"
+chown -R "$uid:$uid" "$home"
+mkdir -p "$conf"
+test -s "$conf/ssh_host_ed25519_key" || ssh-keygen -q -t ed25519 -N '' -C "root@$(hostname)" -f "$conf/ssh_host_ed25519_key"
+cat > "$conf/sshd_config" <<EOF
+ListenAddress $ip
+Port 22
+HostKey $conf/ssh_host_ed25519_key
+PidFile /run/sshd.pid
+UsePAM no
+PermitRootLogin no
+AllowUsers $user
+PubkeyAuthentication yes
+AuthorizedKeysFile .ssh/authorized_keys
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+X11Forwarding no
+PrintMotd no
+UseDNS no
+MaxSessions 100
+MaxStartups 100:30:200
+Subsystem sftp internal-sftp
+EOF
+mkdir -p /run/sshd
+chmod 0755 /run/sshd
+exec "$5" -f "$conf/sshd_config" -E /run/podnet-lab-sshd.log
 """
+SSHD = "/usr/sbin/sshd"
 
 
 def lab_mounts(mounts, lab):
@@ -121,9 +192,9 @@ def write_marker(lab):
 def unknown_entries(lab):
     """What the directory lab holds that no lab holds, as paths relative to it (sorted).
 
-    A lab holds its marker and member directories; a member directory holds only
-    namespace files (net, mnt, uts: regular files, bind-mounted or not). Nothing
-    is followed: a symbolic link is unknown.
+    A lab holds its marker, its SSH client directory (.ssh) and member
+    directories; a member directory holds namespace files (net, mnt, uts:
+    regular files, bind-mounted or not) and a node's layers directory. Nothing is followed: a symbolic link is unknown.
     """
     unknown = []
     try:
@@ -136,7 +207,7 @@ def unknown_entries(lab):
             mode = os.lstat(path).st_mode
         except OSError:
             continue
-        if entry == MARKER and stat.S_ISREG(mode):
+        if entry == MARKER and stat.S_ISREG(mode) or entry == SSH_DIR and stat.S_ISDIR(mode):
             continue
         if not stat.S_ISDIR(mode):
             unknown.append(entry)
@@ -148,11 +219,14 @@ def unknown_entries(lab):
             continue
         for name in inner:
             try:
-                regular = stat.S_ISREG(os.lstat(os.path.join(path, name)).st_mode)
+                inner_mode = os.lstat(os.path.join(path, name)).st_mode
             except OSError:
                 continue
-            if name not in NODE_FILES or not regular:
-                unknown.append("%s/%s" % (entry, name))
+            if name in NODE_FILES and stat.S_ISREG(inner_mode):
+                continue
+            if name == NODE_LAYERS and stat.S_ISDIR(inner_mode):
+                continue
+            unknown.append("%s/%s" % (entry, name))
     return unknown
 
 
@@ -163,7 +237,7 @@ def unshare_command(path, label, files, root, unshare="unshare"):
                         for k in files]
     if "mnt" in files:
         argv += ["--propagation", "private", "--", "/bin/sh", "-c", NODE_SETUP,
-                 "podnet-lab", label, root]
+                 "podnet-lab", label, root, path]
     else:
         argv += ["--", "true"]
     return argv
@@ -209,6 +283,17 @@ def unmount_all(path):
     raise ToolError("cannot unmount %s: still mounted after 16 unmounts" % path, errno.EBUSY)
 
 
+def remove_member_files(path, files):
+    """Remove the (unmounted) namespace files of a member, keeping its layers."""
+    for kind in files:
+        try:
+            os.unlink(os.path.join(path, kind))
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            raise ToolError("cannot remove %s: %s" % (os.path.join(path, kind), exc.strerror), exc.errno)
+
+
 def remove_tree(path):
     try:
         shutil.rmtree(path)
@@ -231,13 +316,32 @@ def namespace_inodes(paths):
     return found
 
 
+def ancestors(pid=None, proc="/proc"):
+    """pid (default: this process) and the PIDs of its parents, up to PID 1."""
+    pid = os.getpid() if pid is None else pid
+    found = []
+    while pid > 1 and pid not in found:
+        found.append(pid)
+        try:
+            with open(os.path.join(proc, str(pid), "stat")) as handle:
+                pid = int(handle.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            break
+    return found
+
+
 def processes_in(inodes, proc="/proc"):
-    """PIDs whose net, mnt or uts namespace is one of inodes."""
+    """PIDs whose net, mnt or uts namespace is one of inodes.
+
+    Never this process nor its parents: a playbook that runs inside the lab's
+    controller namespace removes it without stopping itself.
+    """
     pids = []
     if not inodes:
         return pids
+    spare = set(ancestors(proc=proc)) | {os.getpid()}
     for entry in os.listdir(proc):
-        if not entry.isdigit() or int(entry) == os.getpid():
+        if not entry.isdigit() or int(entry) in spare:
             continue
         for kind in NODE_FILES:
             try:
@@ -248,6 +352,26 @@ def processes_in(inodes, proc="/proc"):
                 pids.append(int(entry))
                 break
     return pids
+
+
+def sshd_processes(inodes, proc="/proc"):
+    """{(st_dev, st_ino) of a network namespace: [PIDs of sshd inside]} for the given inodes."""
+    found = {}
+    if not inodes:
+        return found
+    for entry in os.listdir(proc):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(os.path.join(proc, entry, "comm")) as handle:
+                if handle.read().strip() != "sshd":
+                    continue
+            st = os.stat(os.path.join(proc, entry, "ns", "net"))
+        except OSError:
+            continue
+        if (st.st_dev, st.st_ino) in inodes:
+            found.setdefault((st.st_dev, st.st_ino), []).append(int(entry))
+    return found
 
 
 def stop_processes(pids, grace=1.0):

@@ -29,8 +29,14 @@ from ansible_collections.podnet.mesh.plugins.module_utils.core.plan.links import
 from ansible_collections.podnet.mesh.plugins.module_utils.core.plan.routes import plan_routes
 from ansible_collections.podnet.mesh.plugins.module_utils.core.validate import route_key
 from ansible_collections.podnet.mesh.plugins.module_utils.lab.topology import (
-    BRIDGE, INFRA, LAB_PROTO, MARKER, NODE_FILES, SWITCH, current_view, members, natural, ns_file, topology,
-    wanted_view)
+    BRIDGE, INFRA, LAB_PROTO, MARKER, NODE_FILES, SWITCH, current_view, members, natural, ns_file,
+    ssh_paths, topology, wanted_view)
+
+# The lab's operations besides core.model.Op's.
+SSH_KEY = "lab_ssh_key"        # the lab's SSH client key pair and known_hosts
+SSHD_START = "lab_sshd_start"  # the SSH user and sshd inside a node
+SSHD_STOP = "lab_sshd_stop"    # sshd of a node stopped (the lab no longer has ssh)
+BOOT = "lab_boot"              # a node's enabled boot units run
 
 
 def plan(want, cur, assume_missing=False):  # pylint: disable=unused-argument
@@ -45,8 +51,16 @@ def plan(want, cur, assume_missing=False):  # pylint: disable=unused-argument
           strays: [paths of other mounts below the lab directory],
           links: {label: {ifname: link}} (namespaces with a mounted net file),
           routes: {label: [routes of table main]},
-          forwarding: {label: bool}}
+          forwarding: {label: bool},
+          ssh_key: the lab's SSH key pair exists,
+          layered: [member directories holding layers (a node of an earlier release has none)],
+          sshd: [nodes with sshd running inside]}
     assume_missing changes nothing: one plan makes every member of the lab it wires.
+
+    A node made (again) boots: after its wiring, sshd is started (with ssh) and
+    its enabled boot units run. A node in want["reboot"] is shut down (every
+    process inside stopped, its namespaces dropped) and made again; its
+    layers (its disk) stay.
     """
     lab = want["path"]
     _check_ownership(want, cur)
@@ -76,14 +90,22 @@ def plan(want, cur, assume_missing=False):  # pylint: disable=unused-argument
             if label in switch_links:
                 result.add(Op.LINK_DEL, ns_file(lab, SWITCH), label)
             _remove_member(result, lab, label, cur["members"][label])
+    if want.get("ssh") and not cur.get("ssh_key"):
+        result.add(SSH_KEY, None, lab, text="make the lab's SSH key %s" % ssh_paths(lab)["key"])
     create = []
+    reboot = set(want.get("reboot", ()))
     for label, files in members(want):
         have = set(cur["members"].get(label, ()))
-        if have == set(files):
+        # A node made by a release without layers shares the machine's files: made again.
+        unlayered = files == NODE_FILES and cur.get("layered") is not None and label not in cur["layered"]
+        if have == set(files) and label not in reboot and not unlayered:
             links[label] = cur["links"].get(label, {})
             continue
-        if have or label in cur.get("dirs", ()):
-            _remove_member(result, lab, label, sorted(have))
+        if label in reboot and have:
+            _remove_member(result, lab, label, sorted(have), keep=True,
+                           text="shut down node %s (stop its processes, drop its namespaces)" % label)
+        elif have or label in cur.get("dirs", ()):
+            _remove_member(result, lab, label, sorted(have), keep=True)
         create.append(label)
         fresh.add(label)
         links[label] = {}
@@ -106,7 +128,29 @@ def plan(want, cur, assume_missing=False):  # pylint: disable=unused-argument
             result.add(Op.SYSCTL, None, label, path=ns_file(lab, label),
                        key="net/ipv4/ip_forward", value="1",
                        text="enable IPv4 forwarding in %s" % ns_file(lab, label))
+    _plan_boot(result, want, cur, fresh)
     return result
+
+
+def _plan_boot(result, want, cur, fresh):
+    """sshd (started or stopped) and the boot units of nodes made (again)."""
+    lab = want["path"]
+    running = set(cur.get("sshd", ()))
+    for node in want["nodes"]:
+        label = node["name"]
+        ip = node["address"].split("/", 1)[0]
+        if want.get("ssh") and (label in fresh or label not in running):
+            result.add(SSHD_START, None, label, path=os.path.join(lab, label), ip=ip, user=want["ssh_user"],
+                       key=ssh_paths(lab)["key"],
+                       text="start sshd on node %s (%s:22, user %s)" % (label, ip, want["ssh_user"]))
+        elif not want.get("ssh") and label in running and label not in fresh:
+            result.add(SSHD_STOP, None, label, path=os.path.join(lab, label),
+                       text="stop sshd on node %s" % label)
+    for node in want["nodes"]:
+        label = node["name"]
+        if label in fresh:
+            result.add(BOOT, None, label, path=os.path.join(lab, label),
+                       text="boot node %s (run the units enabled in its /etc/systemd/system)" % label)
 
 
 def proven_lab(cur):
@@ -214,10 +258,11 @@ def _plan_routes(result, lab, topo, cur, fresh, readdressed):
         result.extend(routes)
 
 
-def _remove_member(result, lab, label, files):
+def _remove_member(result, lab, label, files, keep=False, text=None):
+    """The member's namespace files unmounted and removed; keep: its layers stay."""
     path = os.path.join(lab, label)
-    result.add(Op.NS_REMOVE, None, label, path=path, files=list(files),
-               text="remove %s" % path)
+    result.add(Op.NS_REMOVE, None, label, path=path, files=list(files), keep=keep,
+               text=text or ("remove the namespaces of %s" % path if keep else "remove %s" % path))
 
 
 def _plan_teardown(result, want, cur):

@@ -15,22 +15,29 @@ teardown runs without it.
 from __future__ import annotations
 
 import errno
+import json
 import os
 import subprocess
+import sys
 
 from ansible_collections.podnet.mesh.plugins.module_utils.core.errors import KernelError, ToolError
 from ansible_collections.podnet.mesh.plugins.module_utils.core import model
 from ansible_collections.podnet.mesh.plugins.module_utils.core.model import MAIN_TABLE, Op
 from ansible_collections.podnet.mesh.plugins.module_utils.kernel.netns import read_sysctl, write_sysctl
+from ansible_collections.podnet.mesh.plugins.module_utils.lab import boot
 from ansible_collections.podnet.mesh.plugins.module_utils.lab.mounts import (
-    is_marked, members_from_files, mount_private, namespace_inodes, processes_in, read_lab_mounts, remove_tree,
-    stop_processes, unknown_entries, unmount_all, unshare_command, write_marker)
+    SSHD, SSHD_SETUP, is_marked, members_from_files, mount_private, namespace_inodes, processes_in,
+    read_lab_mounts, remove_member_files, remove_tree, sshd_processes, stop_processes, unknown_entries,
+    unmount_all, unshare_command, write_marker)
+from ansible_collections.podnet.mesh.plugins.module_utils.lab.plan import BOOT, SSH_KEY, SSHD_START, SSHD_STOP
 from ansible_collections.podnet.mesh.plugins.module_utils.lab.topology import (
-    EXTERNAL, INFRA, ROUTER, members, ns_file)
+    CONTROLLER, EXTERNAL, NODE_LAYERS, NOT_NODES, ROUTER, SSH_UID, members, ns_file, ssh_paths)
 
 FORWARDING = "net/ipv4/ip_forward"
 # Node and infrastructure namespaces made at once (unshare processes).
 CREATE_PARALLEL = 64
+# Seconds a boot unit's command may take (systemd's default TimeoutStartSec).
+UNIT_TIMEOUT = 90
 
 
 # --------------------------------------------------------------------- read
@@ -41,7 +48,8 @@ def read(session, want):
     mounts = read_lab_mounts(lab)
     dirs = []
     if exists:
-        dirs = sorted(d for d in os.listdir(lab) if os.path.isdir(os.path.join(lab, d)))
+        dirs = sorted(d for d in os.listdir(lab)
+                      if not d.startswith(".") and os.path.isdir(os.path.join(lab, d)))
     cur = {
         "exists": exists or mounts["mounted"],
         "mounted": mounts["mounted"],
@@ -54,9 +62,14 @@ def read(session, want):
         "links": {},
         "routes": {},
         "forwarding": {},
+        "ssh_key": os.path.isfile(ssh_paths(lab)["key"]) and os.path.isfile(ssh_paths(lab)["key"] + ".pub"),
+        "layered": [d for d in dirs if os.path.isdir(os.path.join(lab, d, NODE_LAYERS))],
+        "sshd": [],
     }
     if want["state"] == "absent":
         return cur
+    if want.get("ssh") or CONTROLLER in cur["members"]:
+        cur["sshd"] = _sshd_nodes(lab, cur["members"])
     wanted = dict(members(want))
     for label, kinds in cur["members"].items():
         if "net" not in kinds or label not in wanted or set(kinds) != set(wanted[label]):
@@ -64,11 +77,19 @@ def read(session, want):
         ns = session.ns(ns_file(lab, label))
         links = ns.links(with_addresses=["eth0", "eth1"])
         cur["links"][label] = links
-        if label == EXTERNAL or label not in INFRA:
+        if label == EXTERNAL or label not in NOT_NODES:
             cur["routes"][label] = ns.routes(MAIN_TABLE, families=(4,), links=links)
         if label == ROUTER:
             cur["forwarding"][label] = read_sysctl(FORWARDING, ns_file(lab, label)) == "1"
     return cur
+
+
+def _sshd_nodes(lab, members_):
+    """Nodes with sshd running inside (sorted)."""
+    files = dict((label, ns_file(lab, label)) for label, kinds in members_.items()
+                 if label not in NOT_NODES and "net" in kinds)
+    inodes = dict((key, label) for label, path in files.items() for key in namespace_inodes([path]))
+    return sorted(inodes[key] for key in sshd_processes(set(inodes)))
 
 
 # ------------------------------------------------------------------ session
@@ -197,7 +218,10 @@ def _ns_remove(session, action):
         name = os.path.join(path, kind)
         session.forget(name)
         unmount_all(name)
-    remove_tree(path)
+    if action.args.get("keep"):
+        remove_member_files(path, action.args["files"])
+    else:
+        remove_tree(path)
 
 
 def _umount(session, action):  # pylint: disable=unused-argument
@@ -218,6 +242,143 @@ def _sysctl(session, action):  # pylint: disable=unused-argument
             args["key"], args["value"], args["path"], exc.strerror or exc), exc.errno)
 
 
+def _run(argv, what, timeout=120, env=None):
+    """Run argv; ToolError naming what (and the output) when it fails."""
+    try:
+        proc = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout,
+                              check=False, env=env)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise ToolError("%s: %s" % (what, getattr(exc, "strerror", None) or exc))
+    if proc.returncode != 0:
+        output = (proc.stderr + proc.stdout).decode("utf-8", "replace").strip()
+        raise ToolError("%s failed (exit code %d)%s" % (what, proc.returncode, ": " + output if output else ""))
+    return proc.stdout.decode("utf-8", "replace")
+
+
+def in_node(path, argv):
+    """argv that runs argv inside the node at path (network, mount and UTS namespace)."""
+    return ["nsenter", "--net=%s" % os.path.join(path, "net"), "--mount=%s" % os.path.join(path, "mnt"),
+            "--uts=%s" % os.path.join(path, "uts"), "--"] + list(argv)
+
+
+def _ssh_key(session, action):  # pylint: disable=unused-argument
+    paths = ssh_paths(action.name)
+    try:
+        os.makedirs(paths["control_dir"], mode=0o700, exist_ok=True)
+        os.chmod(paths["dir"], 0o700)
+        for name in (paths["key"], paths["key"] + ".pub"):
+            if os.path.lexists(name):
+                os.unlink(name)
+        open(paths["known_hosts"], "a").close()
+    except OSError as exc:
+        raise ToolError("cannot prepare %s: %s" % (paths["dir"], exc.strerror or exc), exc.errno)
+    _run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "podnet-lab", "-f", paths["key"]],
+         "making the lab's SSH key %s (ssh-keygen)" % paths["key"])
+
+
+def _sshd_start(session, action):  # pylint: disable=unused-argument
+    args = action.args
+    if not os.access(SSHD, os.X_OK):
+        raise ToolError("the lab's ssh option needs OpenSSH's sshd (%s) on this machine: "
+                        "apt-get install openssh-server sudo" % SSHD)
+    try:
+        with open(args["key"] + ".pub") as handle:
+            key = handle.read().strip()
+    except OSError as exc:
+        raise ToolError("cannot read %s.pub: %s" % (args["key"], exc.strerror), exc.errno)
+    _run(in_node(args["path"], ["/bin/sh", "-c", SSHD_SETUP, "podnet-lab", args["user"], str(SSH_UID), key,
+                                args["ip"], SSHD]),
+         "starting sshd on node %s" % action.name)
+
+
+def _sshd_stop(session, action):  # pylint: disable=unused-argument
+    inodes = namespace_inodes([os.path.join(action.args["path"], "net")])
+    stop_processes([pid for pids in sshd_processes(inodes).values() for pid in pids])
+
+
+def _boot(session, action):  # pylint: disable=unused-argument
+    """Run the node's enabled boot units, in order; the first that fails fails the task."""
+    path = action.args["path"]
+    if not _has_enabled_units(os.path.join(path, NODE_LAYERS, "etc", "upper", "systemd", "system")):
+        return
+    found = json.loads(_run(in_node(path, [sys.executable, "-c", boot.LIST_UNITS] + list(boot.BOOT_TARGETS)),
+                            "listing the boot units of node %s" % action.name))
+    if found["missing"]:
+        raise ToolError("node %s: enabled unit(s) %s point at no unit file"
+                        % (action.name, ", ".join(sorted(found["missing"]))))
+    try:
+        units = boot.order([boot.unit_info(name, unit["text"]) for name, unit in sorted(found["units"].items())])
+    except boot.BootError as exc:
+        raise ToolError("node %s: %s" % (action.name, exc))
+    for unit in units:
+        _start_unit(path, action.name, unit)
+
+
+def _has_enabled_units(system):
+    try:
+        entries = os.listdir(system)
+    except OSError:
+        return False
+    for entry in entries:
+        if entry.endswith((".wants", ".requires")):
+            try:
+                if os.listdir(os.path.join(system, entry)):
+                    return True
+            except OSError:
+                continue
+    return False
+
+
+def _start_unit(path, node, unit):
+    name = unit["name"]
+    for key, target, negate in unit["conditions"]:
+        test = boot.CONDITIONS[key]
+        script = ('[ -n "$(ls -A "$1" 2>/dev/null)" ]' if test == "dir-not-empty" else 'test %s "$1"' % test)
+        met = subprocess.run(in_node(path, ["/bin/sh", "-c", script, "podnet-lab", target]),
+                             stdin=subprocess.DEVNULL, capture_output=True, check=False).returncode == 0
+        if met == negate:
+            return  # as systemd: a unit whose condition fails is skipped
+    environment = {"PATH": boot.DEFAULT_PATH, "LANG": "C.UTF-8", "HOME": "/root", "USER": "root",
+                   "LOGNAME": "root", "SHELL": "/bin/sh", "INVOCATION_ID": "podnet-lab"}
+    for item in unit["environment_files"]:
+        optional = item.startswith("-")
+        item = item.lstrip("-")
+        try:
+            text = _run(in_node(path, ["cat", item]), "reading %s" % item)
+        except ToolError:
+            if optional:
+                continue
+            raise ToolError("node %s: unit %s failed: cannot read its EnvironmentFile %s" % (node, name, item))
+        environment.update(boot.environment_file(text))
+    environment.update(unit["environment"])
+    prefix = ["env", "-i"] + ["%s=%s" % item for item in sorted(environment.items())]
+    if unit["directory"]:
+        prefix = ["/bin/sh", "-c", 'cd "$1" && shift && exec "$@"', "podnet-lab", unit["directory"].lstrip("-")] + prefix
+    for key, line in unit["exec"]:
+        try:
+            argv, ignore = boot.command(line, name, environment)
+        except boot.BootError as exc:
+            raise ToolError("node %s: %s" % (node, exc))
+        if unit["type"] in boot.BACKGROUND and key == "ExecStart":
+            try:
+                subprocess.Popen(in_node(path, prefix + argv), stdin=subprocess.DEVNULL,
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+            except OSError as exc:
+                raise ToolError("node %s: unit %s failed: %s: %s" % (node, name, argv[0], exc.strerror or exc))
+            continue
+        try:
+            proc = subprocess.run(in_node(path, prefix + argv), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                  stderr=subprocess.STDOUT, check=False, timeout=UNIT_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            raise ToolError("node %s: boot unit %s failed: %s=%s did not finish within %d seconds"
+                            % (node, name, key, line, UNIT_TIMEOUT))
+        except OSError as exc:
+            raise ToolError("node %s: boot unit %s failed: %s" % (node, name, exc.strerror or exc))
+        if proc.returncode != 0 and not ignore:
+            raise ToolError("node %s: boot unit %s failed: %s=%s exited with code %d: %s" % (
+                node, name, key, line, proc.returncode, proc.stdout.decode("utf-8", "replace").strip()))
+
+
 # op -> handler(session, action): the lab's own operations; every other op goes to netlink.
 HANDLERS = {
     Op.LAB_MOUNT: _lab_mount,
@@ -225,4 +386,8 @@ HANDLERS = {
     Op.UMOUNT: _umount,
     Op.LAB_REMOVE: _lab_remove,
     Op.SYSCTL: _sysctl,
+    SSH_KEY: _ssh_key,
+    SSHD_START: _sshd_start,
+    SSHD_STOP: _sshd_stop,
+    BOOT: _boot,
 }

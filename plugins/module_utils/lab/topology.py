@@ -16,10 +16,18 @@ Layout of a lab called NAME under ROOT (default /run/podnet-lab)::
                                switch and eth1 towards the external host
     ROOT/NAME/external/net     the "external" host: eth0, a route to the switch
                                network via the router and nothing towards the pods
+    ROOT/NAME/controller/net   with ssh only: an address on the switch network, where
+                               ansible-playbook runs to reach the nodes' sshd
+    ROOT/NAME/.ssh/            with ssh only: the client key, known_hosts, control sockets
+    ROOT/NAME/<node>/layers/   copy-on-write layers (overlayfs) over the machine's /etc,
+                               /home, /opt, /usr/local and /var/lib: the node's disk
 
-A node's mount namespace has a private tmpfs on /run/netns (its pods' names
-never collide with another node's) and its own sysfs (/sys/class/net shows
-the node's links). Nothing is ever added to the namespace the module runs in.
+A node's mount namespace has a private tmpfs on /run (so /run/netns: its
+pods' names never collide with another node's), its own sysfs (/sys/class/net
+shows the node's links) and copy-on-write layers over the machine's /etc,
+/home, /opt, /usr/local and /var/lib, kept across a reboot, so that whatever
+a task writes there stays on the node. Its system directories (NODE_DIRS)
+start empty, whatever the machine has there. Nothing is ever added to the namespace the module runs in.
 
 Here: the node pattern of the inventory plugin (``generate``), validation of
 the module's parameters, the lab's members and their desired wiring
@@ -48,6 +56,28 @@ DEFAULT_NAME_PREFIX = "node"
 
 SWITCH, ROUTER, EXTERNAL = "switch", "router", "external"
 INFRA = (SWITCH, ROUTER, EXTERNAL)
+# With ssh: the namespace ansible-playbook runs in to reach the nodes over SSH.
+CONTROLLER = "controller"
+# Members that are not nodes.
+NOT_NODES = INFRA + (CONTROLLER,)
+# A node's own system directories: empty on a new node (the machine's are hidden),
+# in the node's layers like everything it writes below LAYERED.
+NODE_DIRS = ("/etc/podnet", "/etc/cni/net.d", "/etc/systemd/system", "/opt/cni/bin", "/var/lib/cni",
+             "/var/lib/podnet", "/usr/local/libexec/podnet")
+# Machine directories a node sees through a copy-on-write layer of its own
+# (below ROOT/NAME/<node>/layers/<dir>/upper): what a task changes there stays on the node.
+LAYERED = ("/etc", "/home", "/opt", "/usr/local", "/var/lib")
+# What a node's directory holds besides namespace files.
+NODE_LAYERS = "layers"
+# The lab's SSH client files (a name no member can have).
+SSH_DIR = ".ssh"
+SSH_KEY = "id_ed25519"
+SSH_KNOWN_HOSTS = "known_hosts"
+SSH_CONTROL_DIR = "cp"
+DEFAULT_SSH_USER = "podnet"
+# The user's ids inside the nodes (their /etc/passwd is the node's own).
+SSH_UID = 4200
+USER_RE = re.compile(r"^[a-z_][a-z0-9_-]{0,30}$")
 # The bridge in the switch namespace is called like the namespace.
 BRIDGE = SWITCH
 # The marker file the lab writes into its directory when it makes it: only a
@@ -67,7 +97,7 @@ LAB_PROTO = 4
 LAB_MAC_PREFIX = b"\x02\x70\x6e"
 # Reserved member names: the infrastructure namespaces, and "lo" (every
 # member's name is also the name of its port on the switch).
-RESERVED = INFRA + ("lo",)
+RESERVED = NOT_NODES + ("lo",)
 NODE_NAME_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,13}[A-Za-z0-9])?$")
 LAB_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 SAFE_PATH_RE = re.compile(r"^/[A-Za-z0-9_./@+-]*$")
@@ -194,7 +224,8 @@ def validate(params):
         raise ValidationError("root", root, "must not be /")
     want = {"name": name, "root": root, "path": lab_path(root, name), "state": state}
     if state == "absent":
-        want.update(nodes=[], gateway=None, external=None, router_external=None)
+        want.update(nodes=[], gateway=None, external=None, router_external=None, ssh=False,
+                    ssh_user=None, controller=None, reboot=[])
         return want
 
     gateway = _ipv4_address(params.get("gateway") or DEFAULT_GATEWAY, "gateway")
@@ -239,15 +270,49 @@ def validate(params):
                                   "is already taken by %s" % ips[str(iface.ip)])
         ips[str(iface.ip)] = "nodes[%d]" % index
         result.append({"name": node_name, "address": address})
+    ssh = bool(params.get("ssh"))
+    user = params.get("ssh_user") or DEFAULT_SSH_USER
+    if not isinstance(user, str) or not USER_RE.match(user) or user == "root":
+        raise ValidationError("ssh_user", user, "is not a valid user name for the nodes: 1-31 lower-case letters, "
+                                                "digits, '_' or '-', starting with a letter or '_', not root")
+    controller = None
+    if ssh:
+        controller = controller_address(gateway)
+        if str(ipaddress.ip_interface(controller).ip) in ips:
+            raise ValidationError("ssh", ssh, "needs the controller's address %s, which %s has"
+                                  % (controller, ips[str(ipaddress.ip_interface(controller).ip)]))
+    reboot = params.get("reboot") or []
+    if not isinstance(reboot, list):
+        raise ValidationError("reboot", reboot, "must be a list of node names")
+    for index, node_name in enumerate(reboot):
+        if node_name not in names:
+            raise ValidationError("reboot[%d]" % index, node_name, "is not one of the lab's nodes")
     want.update(nodes=result, gateway=gateway, external=external,
-                router_external=external_gateway(external))
+                router_external=external_gateway(external), ssh=ssh, ssh_user=user,
+                controller=controller, reboot=sorted(set(reboot), key=natural))
     return want
+
+
+def controller_address(gateway):
+    """The controller's address on the switch: the last host address of the switch network."""
+    net = ipaddress.ip_interface(gateway).network
+    return "%s/%d" % (net.broadcast_address - 1, net.prefixlen)
+
+
+def ssh_paths(lab):
+    """{dir, key, known_hosts, control_dir} of the lab's SSH client files."""
+    base = os.path.join(lab, SSH_DIR)
+    return {"dir": base, "key": os.path.join(base, SSH_KEY),
+            "known_hosts": os.path.join(base, SSH_KNOWN_HOSTS),
+            "control_dir": os.path.join(base, SSH_CONTROL_DIR)}
 
 
 # ----------------------------------------------------------------- topology
 def members(want):
     """(label, files) of every namespace of the lab, infrastructure first."""
     result = [(label, NET_FILES) for label in INFRA]
+    if want.get("ssh"):
+        result.append((CONTROLLER, NET_FILES))
     result.extend((node["name"], NODE_FILES) for node in want["nodes"])
     return result
 
@@ -271,6 +336,9 @@ def topology(want):
     addresses = {(ROUTER, "eth0"): [want["gateway"]], (ROUTER, "eth1"): [want["router_external"]],
                  (EXTERNAL, "eth0"): [want["external"]]}
     routes = {EXTERNAL: [_route(switch_net, str(router_ext.ip))]}
+    if want.get("ssh"):
+        veths.append((SWITCH, CONTROLLER, CONTROLLER, "eth0"))
+        addresses[(CONTROLLER, "eth0")] = [want["controller"]]
     for node in want["nodes"]:
         addresses[(node["name"], "eth0")] = [node["address"]]
         routes[node["name"]] = [_route("default", str(gw.ip))]
@@ -301,10 +369,11 @@ def current_view(want, cur):
         return {"name": want["name"], "path": want["path"], "state": "absent"}
     nodes = []
     for label in sorted(cur["members"], key=natural):
-        if label in INFRA:
+        if label in NOT_NODES:
             continue
         nodes.append(" ".join([label] + _addresses(cur, label, "eth0")))
-    view = {"name": want["name"], "path": want["path"], "state": "present", "nodes": nodes}
+    view = {"name": want["name"], "path": want["path"], "state": "present", "nodes": nodes,
+            "ssh": CONTROLLER in cur["members"]}
     # Addresses are read only when the lab is to be present.
     for key, label in (("gateway", ROUTER), ("external", EXTERNAL)):
         address = _first(_addresses(cur, label, "eth0"))
@@ -317,12 +386,16 @@ def wanted_view(want):
     """What the lab is to be, for diff mode."""
     if want["state"] == "absent":
         return {"name": want["name"], "path": want["path"], "state": "absent"}
-    return {
+    view = {
         "name": want["name"], "path": want["path"], "state": "present",
         "gateway": want["gateway"], "external": want["external"],
         "nodes": ["%s %s" % (n["name"], n["address"])
                   for n in sorted(want["nodes"], key=lambda n: natural(n["name"]))],
+        "ssh": want["ssh"],
     }
+    if want["reboot"]:
+        view["rebooted"] = list(want["reboot"])
+    return view
 
 
 def render(want, cur, predicted):
@@ -337,7 +410,7 @@ def render(want, cur, predicted):
         gateway, external = want["gateway"], want["external"]
     else:
         nodes = [(label, _first(_addresses(cur, label, "eth0")))
-                 for label in sorted(cur["members"], key=natural) if label not in INFRA]
+                 for label in sorted(cur["members"], key=natural) if label not in NOT_NODES]
         gateway = _first(_addresses(cur, ROUTER, "eth0"))
         external = _first(_addresses(cur, EXTERNAL, "eth0"))
     result.update({
@@ -346,7 +419,14 @@ def render(want, cur, predicted):
                        + [(kind, ns_file(lab, name, kind)) for kind in NODE_FILES])
                   for name, address in nodes],
         "namespaces": dict((label, ns_file(lab, label)) for label in INFRA),
+        "rebooted": list(want["reboot"]),
+        "ssh": None,
     })
+    if want["ssh"]:
+        paths = ssh_paths(lab)
+        result["ssh"] = {"user": want["ssh_user"], "controller": want["controller"],
+                         "controller_net": ns_file(lab, CONTROLLER), "key": paths["key"],
+                         "known_hosts": paths["known_hosts"], "control_dir": paths["control_dir"]}
     return result
 
 

@@ -37,6 +37,10 @@ class FakeLab:
         self.forwarding = {}
         self.ifindex = 100
         self.strays = []
+        self.ssh_key = False
+        self.sshd = set()   # nodes with sshd running
+        self.boots = []     # nodes booted, in order
+        self.disks = set()  # nodes whose disk exists
 
     def label(self, path):
         assert path.startswith(LAB + "/") and path.endswith("/net"), path
@@ -52,6 +56,9 @@ class FakeLab:
                           for k, v in self.links.items() if "net" in self.members.get(k, ())),
             "routes": dict((k, list(v.values())) for k, v in self.routes.items()),
             "forwarding": dict(self.forwarding),
+            "ssh_key": self.ssh_key,
+            "sshd": sorted(self.sshd),
+            "layered": sorted(self.disks),
         }
 
     def _link(self, label, name, kind, **kw):
@@ -86,16 +93,36 @@ class FakeLab:
     def _ns_create(self, a):
         assert not self.members.get(a.name), "creating over existing files"
         self.members[a.name] = set(a.args["files"])
+        self.disks.add(a.name)
         self.links[a.name] = {}
         self._link(a.name, "lo", None)
 
     def _ns_remove(self, a):
         self.members.pop(a.name, None)
+        self.sshd.discard(a.name)
+        if not a.args["keep"]:
+            self.disks.discard(a.name)
         self._drop_label(a.name)
+
+    def _lab_ssh_key(self, a):
+        assert not self.ssh_key
+        self.ssh_key = True
+
+    def _lab_sshd_start(self, a):
+        assert self.ssh_key and "net" in self.members[a.name]
+        assert self.links[a.name]["eth0"]["addresses"], "sshd before the node's address"
+        self.sshd.add(a.name)
+
+    def _lab_sshd_stop(self, a):
+        self.sshd.remove(a.name)
+
+    def _lab_boot(self, a):
+        assert self.routes.get(a.name), "boot before the node's default route"
+        self.boots.append(a.name)
 
     def _lab_remove(self, a):
         assert not self.members
-        self.exists = self.mounted = self.marked = False
+        self.exists = self.mounted = self.marked = self.ssh_key = False
         self.unknown = []
 
     def _bridge_add(self, a):

@@ -3,6 +3,8 @@
 """The lab on the file system, without root: mountinfo, unshare commands, processes."""
 from __future__ import annotations
 
+import os
+
 from ansible_collections.podnet.mesh.plugins.module_utils.lab import mounts
 
 ROOT = "/run/podnet-lab"
@@ -41,8 +43,12 @@ def test_unshare_commands():
     assert node[:4] == ["unshare", "--net=%s/node1/net" % LAB, "--mount=%s/node1/mnt" % LAB,
                         "--uts=%s/node1/uts" % LAB]
     assert node[4:9] == ["--propagation", "private", "--", "/bin/sh", "-c"]
-    assert node[-3:] == ["podnet-lab", "node1", ROOT]
+    assert node[-4:] == ["podnet-lab", "node1", ROOT, LAB + "/node1"]
     assert "mount -t tmpfs" in node[9] and "/run/netns" in node[9]
+    for path in ("/etc/podnet", "/etc/cni/net.d", "/etc/systemd/system", "/opt/cni/bin", "/var/lib/cni",
+                 "/var/lib/podnet", "/usr/local/libexec/podnet"):
+        assert path in node[9]
+    assert "for top in /etc /home /opt /usr/local /var/lib; do" in node[9]
     assert mounts.unshare_command(LAB + "/switch", "switch", ["net"], ROOT) == [
         "unshare", "--net=%s/switch/net" % LAB, "--", "true"]
 
@@ -84,3 +90,39 @@ def test_what_no_lab_holds_is_listed(tmp_path):
     (lab / "switch" / "link").symlink_to("/etc")
     (lab / "net").symlink_to(lab / "switch")
     assert mounts.unknown_entries(str(lab)) == ["net", "node1/home", "notes.txt", "switch/link"]
+
+
+def test_a_nodes_layers_and_the_ssh_directory_belong_to_the_lab(tmp_path):
+    lab = tmp_path / "lab"
+    (lab / "node1" / "layers" / "etc" / "upper").mkdir(parents=True)
+    (lab / "node1" / "net").write_text("")
+    (lab / ".ssh").mkdir()
+    mounts.write_marker(str(lab))
+    assert mounts.unknown_entries(str(lab)) == []
+    (lab / "node1" / "disk").mkdir()
+    (lab / ".other").mkdir()
+    (lab / ".other" / "x").write_text("")
+    assert mounts.unknown_entries(str(lab)) == [".other/x", "node1/disk"]
+
+
+def test_processes_never_include_this_process_nor_its_parents(tmp_path):
+    proc = tmp_path / "proc"
+    me, parent = os.getpid(), os.getppid()
+    for pid, ppid in ((me, parent), (parent, 1), (77, 1)):
+        (proc / str(pid) / "ns").mkdir(parents=True)
+        (proc / str(pid) / "ns" / "net").write_text("")
+        (proc / str(pid) / "stat").write_text("%d (x y) S %d 0 0\n" % (pid, ppid))
+    assert mounts.ancestors(proc=str(proc)) == [me, parent]
+    inodes = mounts.namespace_inodes([str(proc / str(pid) / "ns" / "net") for pid in (me, parent, 77)])
+    assert mounts.processes_in(inodes, str(proc)) == [77]
+
+
+def test_sshd_processes_by_network_namespace(tmp_path):
+    proc = tmp_path / "proc"
+    for pid, comm in (("20", "sshd"), ("21", "bash"), ("22", "sshd")):
+        (proc / pid / "ns").mkdir(parents=True)
+        (proc / pid / "comm").write_text(comm + "\n")
+        (proc / pid / "ns" / "net").write_text(pid)
+    inodes = mounts.namespace_inodes([str(proc / "20" / "ns" / "net"), str(proc / "21" / "ns" / "net")])
+    found = mounts.sshd_processes(inodes, str(proc))
+    assert sorted(found.values()) == [[20]]

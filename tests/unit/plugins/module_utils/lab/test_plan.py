@@ -50,7 +50,9 @@ def test_fresh_lab_is_built_in_order_and_converges():
 def test_plan_never_touches_the_namespace_the_module_runs_in():
     first = lab_plan.plan(want(5), FakeLab().cur())
     for action in first.actions:
-        if action.op in ("ns_create", "ns_remove", "lab_mount", "lab_remove", "sysctl", "umount"):
+        if action.op in ("ns_create", "ns_remove", "lab_mount", "lab_remove", "sysctl", "umount", "lab_ssh_key",
+                         "lab_sshd_start", "lab_sshd_stop", "lab_boot"):
+            assert action.ns is None and action.args.get("path", LAB + "/").startswith(LAB + "/"), action
             continue
         assert action.ns and action.ns.startswith(LAB + "/"), action
         if action.op == "veth_add":
@@ -63,7 +65,8 @@ def test_diff_lists_the_members():
     assert first.before == {"name": "t", "path": LAB, "state": "absent"}
     assert first.after == {
         "name": "t", "path": LAB, "state": "present", "gateway": "192.168.1.1/24",
-        "external": "203.0.113.10/24", "nodes": ["node1 192.168.1.11/24", "node2 192.168.1.12/24"]}
+        "external": "203.0.113.10/24", "nodes": ["node1 192.168.1.11/24", "node2 192.168.1.12/24"],
+        "ssh": False}
     assert second.before == second.after
 
 
@@ -266,3 +269,85 @@ def test_present_refuses_a_directory_with_other_content_and_takes_an_empty_one()
     cur.update(unknown=[])
     first = lab_plan.plan(want(1), cur)
     assert describe_all(first.actions)[0] == "mount %s privately on itself and mark it as a lab (.podnet-lab)" % LAB
+
+
+# ------------------------------------------------------------- reboot, ssh
+def test_a_reboot_makes_the_node_again_then_boots_it_and_keeps_its_layers():
+    fake = FakeLab()
+    converge(fake, want(3))
+    fake.boots = []
+    first = lab_plan.plan(want(3, reboot=["node2"]), fake.cur())
+    texts = describe_all(first.actions)
+    assert texts[0] == "shut down node node2 (stop its processes, drop its namespaces)"
+    assert first.actions[0].args["keep"] is True
+    assert ops(first)[1] == "ns_create" and first.actions[1].name == "node2"
+    assert ops(first)[-1] == "lab_boot" and first.actions[-1].name == "node2"
+    assert "rebooted" not in first.before and first.after["rebooted"] == ["node2"]
+    fake.apply(first.actions)
+    assert fake.boots == ["node2"] and "node2" in fake.disks
+    # Only node2 was touched; without reboot, nothing more to do; a reboot is always a change.
+    assert {a.name for a in first.actions if a.ns is None} == {"node2"}
+    assert lab_plan.plan(want(3), fake.cur()).actions == []
+    assert lab_plan.plan(want(3, reboot=["node2"]), fake.cur()).changed
+
+
+def test_a_new_node_boots_and_a_removed_node_loses_its_layers():
+    fake = FakeLab()
+    first, second = converge(fake, want(2))
+    assert fake.boots == ["node1", "node2"]
+    assert ops(first).index("lab_boot") > max(i for i, op in enumerate(ops(first)) if op == "route_add")
+    first, second = converge(fake, want(1))
+    assert [(a.name, a.args["keep"]) for a in first.actions if a.op == "ns_remove"] == [("node2", False)]
+    assert fake.disks == {"switch", "router", "external", "node1"}
+
+
+def test_ssh_adds_the_key_the_controller_and_sshd_on_every_node_then_is_removed():
+    fake = FakeLab()
+    converge(fake, want(2))
+    first, second = converge(fake, want(2, ssh=True))
+    assert second.actions == []
+    texts = describe_all(first.actions)
+    assert texts[0] == "make the lab's SSH key %s/.ssh/id_ed25519" % LAB
+    assert "create namespace %s/controller" % LAB in texts
+    assert texts[-2:] == ["start sshd on node node1 (192.168.1.11:22, user podnet)",
+                          "start sshd on node node2 (192.168.1.12:22, user podnet)"]
+    assert fake.links["controller"]["eth0"]["addresses"] == ["192.168.1.254/24"]
+    assert first.before["ssh"] is False and first.after["ssh"] is True
+    # sshd gone from a node: started again.
+    fake.sshd.discard("node2")
+    first, second = converge(fake, want(2, ssh=True))
+    assert describe_all(first.actions) == ["start sshd on node node2 (192.168.1.12:22, user podnet)"]
+    # A rebooted node gets sshd again, before its boot.
+    rebooted = lab_plan.plan(want(2, ssh=True, reboot=["node1"]), fake.cur())
+    assert ops(rebooted)[-2:] == ["lab_sshd_start", "lab_boot"] and rebooted.actions[-2].name == "node1"
+    first, second = converge(fake, want(2))
+    assert second.actions == []
+    assert sorted(describe_all(a for a in first.actions if a.op in ("lab_sshd_stop", "ns_remove"))) == [
+        "remove %s/controller" % LAB, "stop sshd on node node1", "stop sshd on node node2"]
+    assert fake.sshd == set() and "controller" not in fake.members
+
+
+@pytest.mark.parametrize("params, message", [
+    ({"reboot": ["node9"]}, "reboot[0]: 'node9' is not one of the lab's nodes"),
+    ({"reboot": "node1"}, "reboot: 'node1' must be a list of node names"),
+    ({"ssh": True, "nodes": [{"name": "node1", "address": "192.168.1.254/24"}]},
+     "ssh: true needs the controller's address 192.168.1.254/24, which nodes[0] has"),
+    ({"ssh": True, "ssh_user": "root"}, "ssh_user: 'root' is not a valid user name"),
+    ({"nodes": [{"name": "controller", "address": "192.168.1.20/24"}]}, "is reserved"),
+])
+def test_ssh_and_reboot_parameters_are_validated(params, message):
+    from ansible_collections.podnet.mesh.plugins.module_utils.core.errors import ValidationError
+
+    with pytest.raises(ValidationError) as err:
+        want(2, **params)
+    assert message in str(err.value)
+
+
+def test_a_node_of_an_earlier_release_without_layers_is_made_again():
+    fake = FakeLab()
+    converge(fake, want(2))
+    fake.disks.discard("node1")
+    first, second = converge(fake, want(2))
+    assert second.actions == []
+    assert [(a.op, a.name) for a in first.actions if a.op in ("ns_remove", "ns_create", "lab_boot")] == [
+        ("ns_remove", "node1"), ("ns_create", "node1"), ("lab_boot", "node1")]

@@ -20,6 +20,49 @@ except ImportError:
 
 # The registered result of podnet.mesh.node_info (the mesh_routes role reads it into this variable).
 NODE_INFO_VAR = "podnet_node_info"
+# The variable naming the inventory group of the nodes, and its default.
+GROUP_VAR = "podnet_nodes_group"
+DEFAULT_GROUP = "podnet_nodes"
+
+
+def _hosts(names):
+    return ", ".join(names)
+
+
+def nodes_group_problems(groups, group=DEFAULT_GROUP, play_hosts=None, limit=None):
+    """Everything wrong with the nodes group, and with a play meant to run on it.
+
+    groups: the magic variable groups; group: podnet_nodes_group; play_hosts:
+    ansible_play_hosts_all of the play (None: only the group is checked); limit:
+    ansible_limit (None when the run has no --limit). Hosts of the group that are
+    outside the play are fine under --limit; hosts of the play outside the group
+    never are.
+    """
+    if not isinstance(group, str) or not group:
+        return ["%s %r must be the name of the inventory group of the pod network's nodes" % (GROUP_VAR, group)]
+    if group not in groups:
+        known = sorted(g for g in groups if g not in ("all", "ungrouped"))
+        return ["%s is %r, but the inventory has no group of that name (groups: %s); set %s for all hosts "
+                "(group_vars/all.yml, or -e %s=GROUP) to the group of the pod network's nodes"
+                % (GROUP_VAR, group, _hosts(known) or "none", GROUP_VAR, GROUP_VAR)]
+    members = list(groups[group])
+    if not members:
+        return ["%s is %r, but group %s has no hosts" % (GROUP_VAR, group, group)]
+    if play_hosts is None:
+        return []
+    problems = []
+    strangers = [h for h in play_hosts if h not in members]
+    if strangers:
+        problems.append(
+            "%s run this play but are not in group %s (%s=%r): the pod network is built on that group's hosts "
+            "only, so run the play on group %s, or set %s to the group the play runs on"
+            % (_hosts(strangers), group, GROUP_VAR, group, group, GROUP_VAR))
+    missing = [h for h in members if h not in play_hosts]
+    if missing and not limit:
+        problems.append(
+            "%s are in group %s (%s=%r) but not in this play: run the play on the whole group (a subset with "
+            "--limit is fine), or take them out of the group" % (_hosts(missing), group, GROUP_VAR, group))
+    return problems
 
 
 def _node_ip(name, hv):
@@ -30,6 +73,15 @@ def _node_ip(name, hv):
     if not ip:
         ip = ((hv.get("ansible_facts") or {}).get("default_ipv4") or {}).get("address")
     return ip
+
+
+def _was_read(hv):
+    """Whether node_info read the node (or network facts were gathered)."""
+    info = hv.get(NODE_INFO_VAR) or {}
+    if "networks" in info or "default_ipv4" in info:
+        return True
+    facts = hv.get("ansible_facts") or {}
+    return "default_ipv4" in facts or "interfaces" in facts
 
 
 def _node_networks(hv):
@@ -58,6 +110,10 @@ def mesh_problems(nodes, hostvars, cluster_cidr=None):
     for name in nodes:
         hv = hostvars[name]
         raw = hv.get("podnet_pod_cidr")
+        if raw is None or raw == "":
+            problems.append("%s: podnet_pod_cidr is required for host %s (its pod CIDR, e.g. 10.244.1.0/24)"
+                            % (name, name))
+            continue
         try:
             cidr = ipaddress.ip_network(str(raw))
         except ValueError:
@@ -70,8 +126,14 @@ def mesh_problems(nodes, hostvars, cluster_cidr=None):
                 problems.append("%s and %s: pod CIDRs %s and %s overlap" % (other, name, ocidr, cidr))
         cidrs[name] = cidr
         ip = _node_ip(name, hv)
+        if not ip and not _was_read(hv):
+            problems.append(
+                "%s: podnet_node_ip is not set and the node's addresses could not be read (it is outside --limit, "
+                "unreachable or failed): set podnet_node_ip for %s, or run on it too" % (name, name))
+            continue
         if not ip:
-            problems.append("%s: podnet_node_ip is not set and the node has no IPv4 default route to take it from" % name)
+            problems.append("%s: podnet_node_ip is not set and the node has no IPv4 default route to take it from"
+                            % name)
             continue
         try:
             ip = ipaddress.ip_address(str(ip).split("/", 1)[0])
@@ -118,6 +180,38 @@ def pod_gateway(cidr, with_prefix=True):
     return "%s/%d" % (first, net.prefixlen) if with_prefix else str(first)
 
 
+def stale_bridges(node_info, bridge, gateway):
+    """Interfaces other than the bridge that hold the pod gateway address (from node_info).
+
+    Returns [{interface, addresses, only}], only: the gateway is the interface's one IPv4
+    address (what the bridge module leaves on a pod bridge). A node with two holders of
+    the gateway address sends pod traffic to whichever route the kernel prefers.
+    """
+    try:
+        gw = ipaddress.ip_interface(str(gateway))
+    except ValueError as exc:
+        raise AnsibleFilterError("stale_bridges: %r is not an address in CIDR form (%s)" % (gateway, exc))
+    held = {}
+    for entry in (node_info or {}).get("addresses") or []:
+        held.setdefault(entry.get("interface"), []).append(entry.get("address"))
+    found = []
+    for name, addresses in held.items():
+        if name == bridge:
+            continue
+        ours = [a for a in addresses if _same_interface(a, gw)]
+        if ours:
+            v4 = [a for a in addresses if ":" not in str(a)]
+            found.append({"interface": name, "addresses": addresses, "only": v4 == ours})
+    return found
+
+
+def _same_interface(address, gw):
+    try:
+        return ipaddress.ip_interface(str(address)) == gw
+    except ValueError:
+        return False
+
+
 def probe_report(nodes, hostvars, result_var="podnet_verify_check"):
     """A connectivity matrix a person can read at a glance, plus the failing pairs.
 
@@ -158,4 +252,5 @@ def probe_report(nodes, hostvars, result_var="podnet_verify_check"):
 class FilterModule:
     def filters(self):
         return {"mesh_routes": mesh_routes, "mesh_problems": mesh_problems, "pod_gateway": pod_gateway,
-                "probe_report": probe_report}
+                "probe_report": probe_report, "nodes_group_problems": nodes_group_problems,
+                "stale_bridges": stale_bridges}

@@ -92,6 +92,23 @@ options:
       - V(false) leaves the setting as it is. O(state=absent) never changes it.
     type: bool
     default: true
+  foreign:
+    description:
+      - What to do with a rule of another tool in the iptables C(nat) C(POSTROUTING) chain that
+        masquerades (or SNATs) traffic from O(source) to O(exempt), such as the hand-made
+        C(-s 10.244.0.0/16 -j MASQUERADE). The module's own chain returns exempt traffic to
+        C(POSTROUTING), so such a rule still NATs pod-to-pod traffic and pods on other nodes see
+        the node's address instead of the pod IP.
+      - Only rules that match on nothing but source, destination, output interface and comment are
+        judged; a rule before it in C(POSTROUTING) that returns or accepts all such traffic
+        shadows it.
+      - V(fail) refuses before any change, naming the rule. V(warn) goes on and reports the rule in
+        the task's warnings. V(remove) deletes the rule (with C(iptables-restore --noflush)), after the
+        module's own rules are in place; the deletion is one more entry of RV(actions) and in the diff.
+      - Ignored with O(state=absent).
+    type: str
+    choices: [fail, warn, remove]
+    default: fail
   state:
     description:
       - V(absent) removes the module's rules in every backend found on the node (the table
@@ -214,6 +231,7 @@ def main():
                         "default": "auto"},
             "forward": {"type": "bool", "default": True},
             "ip_forward": {"type": "bool", "default": True},
+            "foreign": {"type": "str", "choices": ["fail", "warn", "remove"], "default": "fail"},
             "state": _module.STATE_OPTION,
         },
         nat_plan.validate, read, nat_plan.plan, render, None,

@@ -24,6 +24,9 @@ failed; a failure after changes began lists the actions already done.
 
 from __future__ import annotations
 
+import errno
+import os
+
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible.module_utils.common.respawn import (
     has_respawned,
@@ -53,6 +56,27 @@ INSTALL_HINT = (
     "Install it on the node for the Python that runs the module: "
     "'apt-get install python3-pyroute2' (Debian/Ubuntu), 'dnf install python3-pyroute2' "
     "(Fedora/RHEL) or 'pip install \"pyroute2>=0.7\"'.")
+
+
+# What the kernel and the NAT tools say when the caller lacks CAP_NET_ADMIN.
+PERMISSION_CODES = (errno.EPERM, errno.EACCES)
+PERMISSION_TEXTS = ("Operation not permitted", "Permission denied")
+
+
+def root_hint(exc, euid=None):
+    """' ...needs root...' for an error that a run without root explains, else ''.
+
+    Unprivileged, netlink changes fail with EPERM and nft/iptables with "Operation not
+    permitted", which alone reads like a broken node or a missing tool.
+    """
+    euid = os.geteuid() if euid is None else euid
+    if euid == 0:
+        return ""
+    code = getattr(exc, "code", None)
+    if code not in PERMISSION_CODES and not any(text in str(exc) for text in PERMISSION_TEXTS):
+        return ""
+    return (" (the module runs as uid %d, not root: changing and reading the node's network, netns and NAT "
+            "rules needs root, run the task with become: true)" % euid)
 
 
 def require_pyroute2(module):
@@ -94,11 +118,12 @@ def run(module, validate, read, plan, render, key, session_factory=None):
             current = read(session, want)
         obj = render(want, current, planned, module.check_mode and changed)
     except ValidationError as exc:
-        module.fail_json(msg=str(exc), changed=False)
+        module.fail_json(msg=str(exc) + root_hint(exc), changed=False)
     except PodnetError as exc:
         # Report what was already done before the failing step.
         done = describe_all(getattr(session, "applied", []))
-        module.fail_json(msg=str(exc), errno=getattr(exc, "code", None), changed=bool(done), actions=done)
+        module.fail_json(msg=str(exc) + root_hint(exc), errno=getattr(exc, "code", None), changed=bool(done),
+                         actions=done)
     finally:
         session.close()
     for warning in planned.warnings if planned is not None else ():

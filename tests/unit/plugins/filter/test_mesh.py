@@ -94,3 +94,60 @@ def test_probe_report():
     assert report["failures"] == ["n2: red -> red@n1: source NATed", "n2: red -> 203.0.113.10: no ping"]
     assert report["lines"][1].startswith("red@n1 | -   .   | .")
     assert report["lines"][2].startswith("red@n2 | N   -   | X")
+
+
+GROUPS = {"all": ["cp1", "node1", "node2", "node3"], "ungrouped": [], "podnet_nodes": ["node1", "node2", "node3"],
+          "k8s_cluster": ["cp1", "node1", "node2", "node3"], "empty": []}
+
+
+@pytest.mark.parametrize("group, play, limit, expected", [
+    ("podnet_nodes", None, None, []),
+    ("podnet_nodes", ["node1", "node2", "node3"], None, []),
+    ("podnet_nodes", ["node1"], "node1", []),
+    ("nodes", None, None, ["podnet_nodes_group is 'nodes', but the inventory has no group of that name "
+                           "(groups: empty, k8s_cluster, podnet_nodes); set podnet_nodes_group for all hosts "
+                           "(group_vars/all.yml, or -e podnet_nodes_group=GROUP) to the group of the pod network's "
+                           "nodes"]),
+    ("empty", None, None, ["podnet_nodes_group is 'empty', but group empty has no hosts"]),
+    (None, None, None, ["podnet_nodes_group None must be the name of the inventory group of the pod network's nodes"]),
+    ("podnet_nodes", ["cp1", "node1", "node2", "node3"], None,
+     ["cp1 run this play but are not in group podnet_nodes (podnet_nodes_group='podnet_nodes'): the pod network is "
+      "built on that group's hosts only, so run the play on group podnet_nodes, or set podnet_nodes_group to the "
+      "group the play runs on"]),
+    ("podnet_nodes", ["node1", "node2"], None,
+     ["node3 are in group podnet_nodes (podnet_nodes_group='podnet_nodes') but not in this play: run the play on "
+      "the whole group (a subset with --limit is fine), or take them out of the group"]),
+])
+def test_nodes_group_problems(group, play, limit, expected):
+    assert mesh.nodes_group_problems(GROUPS, group, play, limit) == expected
+
+
+def test_node_outside_the_run_and_missing_pod_cidr_name_the_variable_to_set():
+    info_a = {"default_ipv4": {"address": "192.168.1.11"}, "networks": ["192.168.1.0/24"]}
+    hostvars = {"a": {"podnet_pod_cidr": "10.244.1.0/24", "podnet_node_info": info_a},
+                "b": {"podnet_pod_cidr": "10.244.2.0/24"},
+                "c": {"podnet_pod_cidr": "10.244.3.0/24", "podnet_node_info": {"default_ipv4": None,
+                                                                               "networks": ["192.168.1.0/24"]}},
+                "d": {}}
+    assert mesh.mesh_problems(["a", "b", "c", "d"], hostvars, "10.244.0.0/16") == [
+        "b: podnet_node_ip is not set and the node's addresses could not be read (it is outside --limit, "
+        "unreachable or failed): set podnet_node_ip for b, or run on it too",
+        "c: podnet_node_ip is not set and the node has no IPv4 default route to take it from",
+        "d: podnet_pod_cidr is required for host d (its pod CIDR, e.g. 10.244.1.0/24)"]
+
+
+def test_stale_bridges():
+    info = {"addresses": [
+        {"interface": "lo", "address": "127.0.0.1/8"},
+        {"interface": "cni0", "address": "10.244.1.1/24"},
+        {"interface": "podbr", "address": "10.244.1.1/24"},
+        {"interface": "br1", "address": "10.244.1.1/24"}, {"interface": "br1", "address": "192.0.2.1/24"},
+        {"interface": "br2", "address": "10.244.1.1/24"}, {"interface": "br2", "address": "fd00::1/64"},
+        {"interface": "br3", "address": "10.244.1.1/25"}]}
+    assert mesh.stale_bridges(info, "podbr", "10.244.1.1/24") == [
+        {"interface": "cni0", "addresses": ["10.244.1.1/24"], "only": True},
+        {"interface": "br1", "addresses": ["10.244.1.1/24", "192.0.2.1/24"], "only": False},
+        {"interface": "br2", "addresses": ["10.244.1.1/24", "fd00::1/64"], "only": True}]
+    assert mesh.stale_bridges({"skipped": True}, "cni0", "10.244.1.1/24") == []
+    with pytest.raises(AnsibleFilterError, match="not an address in CIDR form"):
+        mesh.stale_bridges(info, "cni0", "nope")

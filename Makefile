@@ -9,27 +9,36 @@ SHELL := /bin/bash
 PYTHON    ?= python3
 VENV      := $(CURDIR)/.venv
 VENV_PR07 := $(CURDIR)/.venv-pr07
+# The SSH flow's controllers: the lowest ansible-core supported, and the newest, which
+# needs Python >= 3.12 (the first found; without one the SSH flow uses .venv's 2.19).
+VENV_CORE217 := $(CURDIR)/.venv-core217
+VENV_NEWEST  := $(CURDIR)/.venv-core-newest
+PYTHON_NEWEST ?= $(shell for p in $(HOME)/.pyenv/versions/3.13*/bin/python3.13 $(HOME)/.pyenv/versions/3.12*/bin/python3.12 \
+	python3.13 python3.12; do "$$p" -c 'import sys; assert sys.version_info >= (3, 12)' 2>/dev/null \
+	&& { command -v "$$p"; break; }; done)
 BUILD     := $(CURDIR)/.build
 # ansible-test needs the collection below ansible_collections/NS/NAME.
 COLL      := $(BUILD)/ansible_collections/podnet/mesh
 UTILS     := $(CURDIR)/tests/utils
 NETNS_RUN := $(UTILS)/netns-run.sh
-SUITES    := unit kernel lint integration flow sanity bench
+SUITES    := unit kernel containerd libcni lint integration flow sanity bench
 
 # Kernel and netfilter tools, venv, shellcheck (sanity), git (the copy),
-# podman and the reference CNI plugins (kernel tests, bench).
+# podman, containerd and the reference CNI plugins (kernel, containerd and libcni
+# suites, bench), Go and libcni's sources (the libcni suite's driver).
 APT_PACKAGES := iproute2 nftables iptables python3-pyroute2 python3-venv procps \
-	iputils-ping shellcheck git podman runc busybox-static containernetworking-plugins time
+	iputils-ping shellcheck git podman runc busybox-static containernetworking-plugins time \
+	containerd golang-go golang-github-appc-cni-dev openssh-server sudo
 
 # pytest imports ansible_collections.podnet.mesh from the built copy.
-PYTEST_ENV := PYTHONPATH=$(BUILD) PYTHONDONTWRITEBYTECODE=1
+PYTEST_ENV := PYTHONPATH=$(BUILD) PYTHONDONTWRITEBYTECODE=1 PODNET_TEST_STRICT=1
 pytest = $(1)/bin/python -m pytest -q -p no:cacheprovider
 pyroute2_of = $$($(1)/bin/python -c 'import pyroute2; print("pyroute2", pyroute2.__version__)')
 # pip warns about every configured local index it cannot find.
 PIP_QUIET := { grep -v "^WARNING: Location 'file:" || true; }
 PLAYBOOK  := ANSIBLE_COLLECTIONS_PATH=$(BUILD) ANSIBLE_NOCOLOR=1 $(VENV)/bin/ansible-playbook -i $(COLL)/inventories/lab
 
-.PHONY: help apt venv collection unit kernel integration flow sanity lint bench profile test demo demo-down clean distclean
+.PHONY: help apt venv collection unit kernel containerd libcni integration flow sanity lint bench profile test demo demo-down clean distclean
 
 help:
 	@echo 'make test         venv, then every suite: $(SUITES); prints a summary'
@@ -37,6 +46,8 @@ help:
 	@echo 'make collection   copy the working tree to .build/ansible_collections/podnet/mesh'
 	@echo 'make unit         pytest tests/unit with .venv (pyroute2 0.9) and .venv-pr07 (pyroute2 0.7)'
 	@echo 'make kernel       pytest tests/kernel, as root in a private network namespace, both venvs'
+	@echo 'make containerd   pytest tests/containerd: sandboxes through containerd'"'"'s CRI, podnet beside the reference plugins'
+	@echo 'make libcni       pytest tests/libcni: the plugin through libcni 1.1 (a Go driver) and as libcni 1.2 drives it'
 	@echo 'make flow         pytest tests/flow: site, verify and teardown playbooks on a 3-node lab'
 	@echo 'make integration  ansible-test integration in a private network namespace'
 	@echo 'make sanity       ansible-test sanity (full default set)'
@@ -49,10 +60,10 @@ help:
 apt:
 	@$(UTILS)/ensure-apt.sh $(APT_PACKAGES)
 
-venv: apt $(VENV)/.installed $(VENV_PR07)/.installed
+venv: apt $(VENV)/.installed $(VENV_PR07)/.installed $(VENV_CORE217)/.installed $(VENV_NEWEST)/.installed
 
-# make_venv DIR REQUIREMENTS
-make_venv = test -x $(1)/bin/python || $(PYTHON) -m venv $(1); \
+# make_venv DIR REQUIREMENTS [PYTHON]
+make_venv = test -x $(1)/bin/python || $(or $(3),$(PYTHON)) -m venv $(1); \
 	$(1)/bin/python -m pip install -q --disable-pip-version-check -r $(2) 2>&1 | $(PIP_QUIET); \
 	$(1)/bin/python -m pip check; touch $(1)/.installed
 
@@ -61,6 +72,14 @@ $(VENV)/.installed: requirements-dev.txt requirements.txt benchmarks/requirement
 
 $(VENV_PR07)/.installed: requirements-pr07.txt requirements.txt
 	$(call make_venv,$(VENV_PR07),requirements-pr07.txt)
+
+$(VENV_CORE217)/.installed: requirements-core217.txt
+	$(call make_venv,$(VENV_CORE217),requirements-core217.txt)
+
+$(VENV_NEWEST)/.installed: requirements-core-newest.txt
+	@if [ -z "$(PYTHON_NEWEST)" ]; then \
+		echo "no Python >= 3.12 here: the SSH flow runs ansible-core 2.17 and .venv's"; \
+	else $(call make_venv,$(VENV_NEWEST),requirements-core-newest.txt,$(PYTHON_NEWEST)); fi
 
 # Every suite starts with a fresh copy of the working tree (tests/utils/build-collection.sh),
 # under a lock on .build held until its recipe ends, so parallel make runs never
@@ -83,6 +102,14 @@ kernel: venv
 	@$(copy); for v in $(VENV) $(VENV_PR07); do \
 		echo "== kernel tests with $$(basename $$v): $(call pyroute2_of,$$v)"; \
 		$(PYTEST_ENV) $(NETNS_RUN) $(call pytest,$$v) tests/kernel; done
+
+# A containerd of their own (containerd suite) and a Go driver on Debian's libcni
+# sources (libcni suite), each inside a fresh network namespace.
+containerd: venv
+	@$(copy); $(PYTEST_ENV) $(NETNS_RUN) $(call pytest,$(VENV)) tests/containerd
+
+libcni: venv
+	@$(copy); $(PYTEST_ENV) $(NETNS_RUN) $(call pytest,$(VENV)) tests/libcni
 
 # All targets share one namespace, so each removes what it creates. --local:
 # modules run with .venv's Python (pyroute2 0.9); nothing is installed.
@@ -129,4 +156,4 @@ clean:
 	rm -rf $(BUILD) tests/output .pytest_cache
 
 distclean: clean
-	rm -rf $(VENV) $(VENV_PR07)
+	rm -rf $(VENV) $(VENV_PR07) $(VENV_CORE217) $(VENV_NEWEST)

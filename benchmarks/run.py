@@ -14,7 +14,9 @@ tests/utils/netns-run.sh); nothing touches the machine's own network namespace.
    starts from a freshly built lab and destroys it afterwards.
 2. pod_route beside ``ip -batch`` (benchmarks/routes.py).
 3. CNI ADD and DEL of a batch of pods beside bridge + host-local (benchmarks/cni.py).
-4. Peak memory: of the controller (ansible-playbook and its forks: the largest
+4. Pod sandboxes through containerd's CRI, podnet beside bridge + host-local in
+   one daemon (benchmarks/containerd.py).
+5. Peak memory: of the controller (ansible-playbook and its forks: the largest
    process, from wait4, and the sum of their PSS, sampled) and of every module
    process on the nodes (GNU time around the node's Python).
 
@@ -23,7 +25,7 @@ bench.json (everything, with each sample), bench.md (tables) and
 converge.png (converge time against node count).
 
 usage: run.py [--quick] [--nodes 3,10,50] [--rounds 2,2,1] [--floor-max N] [--classic-warm-max N]
-              [--out DIR] [--only converge,routes,cni] [--keep]
+              [--out DIR] [--only converge,routes,cni,containerd] [--keep]
 """
 from __future__ import annotations
 
@@ -40,6 +42,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import cni as cni_bench  # noqa: E402  (beside this file)
+import containerd as containerd_bench  # noqa: E402
 import routes as routes_bench  # noqa: E402
 from converge import PAIRS, Bench, converge_stats, floor_yaml, memory_report, pair_ratios  # noqa: E402
 from harness import HERE, NODE_PYTHON, log, machine  # noqa: E402
@@ -50,9 +53,11 @@ from report import markdown, plot, targets  # noqa: E402
 # so one round at 50 nodes and the classic playbook's warm run at 3 nodes only (about 16 minutes
 # in all; --classic-warm-max 10 adds it at 10 nodes).
 FULL = {"nodes": [3, 10, 50], "rounds": [2, 2, 1], "classic_warm_max_nodes": 3, "floor_max_nodes": 50,
-        "routes": 1000, "routes_rounds": 7, "cni_pods": 50, "cni_rounds": 2}
+        "routes": 1000, "routes_rounds": 7, "cni_pods": 50, "cni_rounds": 2, "containerd_pods": 10,
+        "containerd_rounds": 3}
 QUICK = {"nodes": [3], "rounds": [1], "classic_warm_max_nodes": 3, "floor_max_nodes": 3,
-         "routes": 100, "routes_rounds": 1, "cni_pods": 5, "cni_rounds": 1}
+         "routes": 100, "routes_rounds": 1, "cni_pods": 5, "cni_rounds": 1, "containerd_pods": 2,
+         "containerd_rounds": 1}
 
 
 def main():
@@ -63,7 +68,7 @@ def main():
     parser.add_argument("--rounds", help="rounds per node count, comma separated")
     parser.add_argument("--floor-max", type=int, help="largest node count with a ping floor run")
     parser.add_argument("--classic-warm-max", type=int, help="largest node count with a classic warm run")
-    parser.add_argument("--only", default="converge,routes,cni", help="parts to run, comma separated")
+    parser.add_argument("--only", default="converge,routes,cni,containerd", help="parts to run, comma separated")
     parser.add_argument("--out", help="results directory (default benchmarks/results, quick: .../results/quick)")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
     opts = parser.parse_args()
@@ -122,6 +127,11 @@ def main():
             log("CNI ADD/DEL of %d pods, %d round(s)" % (plan["cni_pods"], plan["cni_rounds"]))
             report["cni"] = cni_bench.bench(plan["cni_rounds"], plan["cni_pods"], NODE_PYTHON,
                                             collection=bench.collection)
+        if "containerd" in only:
+            log("containerd CRI: %d pods per handler, %d round(s) of %d at once"
+                % (plan["containerd_pods"], plan["containerd_rounds"], containerd_bench.PARALLEL))
+            report["containerd"] = containerd_bench.bench(plan["containerd_pods"], plan["containerd_rounds"],
+                                                          NODE_PYTHON, collections=bench.collections, log=log)
     finally:
         bench.lab_down()
         if opts.keep:
@@ -129,10 +139,13 @@ def main():
         else:
             shutil.rmtree(work, ignore_errors=True)
     report["total_seconds"] = time.time() - started
-    report["targets"] = targets(report)
+    report["targets"] = targets(report) + containerd_bench.targets(report.get("containerd"))
     with open(os.path.join(out, "bench.json"), "w") as handle:
         json.dump(report, handle, indent=1, default=str)
     text = markdown(report)
+    section = containerd_bench.markdown(report.get("containerd"))
+    if section:  # before the targets table, when there is one
+        text = text.replace("## Targets", section + "\n## Targets", 1) if "## Targets" in text else text + section
     with open(os.path.join(out, "bench.md"), "w") as handle:
         handle.write(text)
     if report.get("converge"):

@@ -15,7 +15,9 @@ description:
     mount and UTS namespaces. There is no SSH and no address; the node is named by
     O(remote_addr).
   - Files are streamed through C(cat) inside the node. The node's file system is the
-    controller's, with the node's own C(/run/netns) and C(/sys).
+    controller's, with the node's own C(/run) (C(/run/netns) among it) and C(/sys), and
+    copy-on-write layers of its own over C(/etc), C(/home), C(/opt), C(/usr/local) and
+    C(/var/lib): what a task writes there stays on that node.
   - With pipelining on (C(ansible_pipelining=true), as the lab inventory sets it), a module
     costs one C(nsenter) process and no file transfer.
 author:

@@ -5,26 +5,148 @@
 """What both netlink sessions share, on the standard library alone.
 
 ``kernel.netlink`` (pyroute2's message classes, the modules) and ``kernel.lite``
-(the CNI plugin's own codec) read and change the kernel in their own way, but
-judge the result the same way: where a veth's other end is (``PeerFinder``),
+(the CNI plugin's own codec) decode and encode in their own way, and share the
+rest: a namespace handle's opening, sequence numbers, error handling and the
+reads built on others (``NamespaceBase``), the session's handles
+(``SessionBase``), where a veth's other end is (``SessionBase.peer_of``),
 whether what a concurrent creator made after an EEXIST is what an action wanted
 (``ALREADY_THERE``), and how an action runs through a handler table (``run``).
-Everything here works through the session's reads (``ns(...).links``,
-``routes``, ``nsid``, ``link_by_index``), so it holds for either session.
 """
 
 from __future__ import annotations
 
 import errno
 import ipaddress
+import os
 
+from ansible_collections.podnet.mesh.plugins.module_utils.core import model
 from ansible_collections.podnet.mesh.plugins.module_utils.core.errors import KernelError
 from ansible_collections.podnet.mesh.plugins.module_utils.core.model import Op
-from ansible_collections.podnet.mesh.plugins.module_utils.kernel.netns import netns_exists, netns_path, visible_namespaces
+from ansible_collections.podnet.mesh.plugins.module_utils.kernel import wire
+from ansible_collections.podnet.mesh.plugins.module_utils.kernel.netns import (
+    InNetns, netns_exists, netns_path, open_netns, visible_namespaces)
+
+# A dump the kernel interrupts (links changed meanwhile: a busy runtime next door) is read again.
+DUMP_ATTEMPTS = 20
 
 
-class PeerFinder:
-    """``peer_of`` for a session class that has ``ns(label)``."""
+class NamespaceBase:
+    """Netlink in one namespace (None: the one this process runs in), over one socket.
+
+    A named namespace (a name under /run/netns or a path) is entered in-thread to
+    make the socket, which stays bound to it; it is only opened, never created.
+    Subclasses decode (links, routes, addresses, _states, _link_by); INTERRUPTED
+    and REFUSED are the exceptions ``call`` reads again or turns into a KernelError.
+    """
+
+    INTERRUPTED = (wire.Interrupted,)
+    REFUSED = (OSError,)
+
+    def __init__(self, name, open_socket=wire.open_socket):
+        self.name = name
+        self.path = None if name is None else netns_path(name)
+        self._seq = 0
+        if name is not None and not netns_exists(name):
+            if os.path.lexists(self.path):
+                raise KernelError("open namespace %s" % name, name, errno.EINVAL,
+                                  "%s is not a network namespace" % self.path)
+            raise KernelError("open namespace %s" % name, name, errno.ENOENT, "no namespace at %s" % self.path)
+        try:
+            self.sock = self._inside(open_socket)
+        except OSError as exc:
+            raise KernelError.from_exception("open namespace %s" % name, name, exc)
+
+    def _inside(self, make):
+        if self.path is None:
+            return make()
+        with InNetns(self.path):
+            return make()
+
+    def close(self):
+        self.sock.close()
+
+    def next_seq(self):
+        self._seq += 1
+        return self._seq
+
+    def call(self, operation, func, *args, **kwargs):
+        """func(*args, **kwargs); a refusal becomes a KernelError naming operation; interrupted dumps are read again."""
+        for attempt in range(DUMP_ATTEMPTS):
+            try:
+                return func(*args, **kwargs)
+            except self.INTERRUPTED as exc:
+                if attempt == DUMP_ATTEMPTS - 1:
+                    raise KernelError.from_exception(operation, self.name, exc)
+            except self.REFUSED as exc:
+                raise KernelError.from_exception(operation, self.name, exc)
+        return None
+
+    def networks(self):
+        """The directly connected networks: those of every address in the namespace."""
+        return [ipaddress.ip_interface(address).network for _index, address in self.addresses()]
+
+    def link_by_index(self, index):
+        """The link with that ifindex as a dict (master named), or None."""
+        found = self._states(self._link_by(index=index))
+        return next(iter(found.values()), None)
+
+    def nsid(self, path):
+        """The id this namespace gives the namespace file at path, None when it has none.
+
+        A veth end whose peer is elsewhere carries the peer namespace's id
+        (link_netnsid); equal ids are the proof of where that peer is.
+        """
+        try:
+            fd = open_netns(path)
+        except OSError as exc:
+            raise KernelError.from_exception("open namespace %s" % path, self.name, exc)
+        try:
+            return self.call("look up the id of namespace %s" % path, wire.nsid, self.sock, fd, self.next_seq())
+        finally:
+            os.close(fd)
+
+
+class SessionBase(model.Session):
+    """ns() opens a namespace's handle once (NAMESPACE), forget() closes one, close() all; peer_of.
+
+    named_only refuses the namespace the code runs in (None) and names under
+    /run/netns: only namespace files given by path are opened (the lab).
+    """
+
+    NAMESPACE = NamespaceBase
+
+    def __init__(self, named_only=False):
+        self._handles = {}
+        self.applied = []
+        self.named_only = named_only
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self):
+        for handle in self._handles.values():
+            try:
+                handle.close()
+            except Exception:  # pylint: disable=broad-except
+                pass
+        self._handles = {}
+
+    def ns(self, name=None):
+        if self.named_only and (name is None or not name.startswith("/")):
+            raise KernelError("open namespace %s" % name, name, errno.EINVAL,
+                              "only namespace files given by path are opened here")
+        if name not in self._handles:
+            self._handles[name] = self.NAMESPACE(name)
+        return self._handles[name]
+
+    def forget(self, name):
+        """Close the handle of a namespace about to go away."""
+        handle = self._handles.pop(name, None)
+        if handle is not None:
+            handle.close()
 
     def peer_of(self, link, ns=None, hint=()):
         """Where the other end of veth link (read in namespace ns) is, proven by namespace ids.

@@ -27,21 +27,17 @@ an action that would make or remove one is refused.
 from __future__ import annotations
 
 import errno
-import ipaddress
 import os
 
 from ansible_collections.podnet.mesh.plugins.module_utils.core.describe import describe
 from ansible_collections.podnet.mesh.plugins.module_utils.core.errors import KernelError
-from ansible_collections.podnet.mesh.plugins.module_utils.core import model
 from ansible_collections.podnet.mesh.plugins.module_utils.core.model import Op
 from ansible_collections.podnet.mesh.plugins.module_utils.kernel import converge, rtnl, wire
 from ansible_collections.podnet.mesh.plugins.module_utils.kernel.netns import (
-    InNetns, netns_exists, netns_path, open_netns)
+    netns_exists, netns_path, open_netns)
 
 __all__ = ["Namespace", "Session", "link_state", "HANDLERS", "run"]
 
-# Dumps interrupted by changes meanwhile (a busy runtime next door) are read again this often.
-DUMP_ATTEMPTS = 20
 # setsockopt(SOL_NETLINK, ...): the kernel's own message with a refusal, and acknowledgements
 # that echo the request's header only.
 SOL_NETLINK = 270
@@ -98,51 +94,11 @@ def _address(msg):
     return "%s/%d" % (ip, msg["prefixlen"])
 
 
-class Namespace:
-    """Netlink in one namespace (None: the one this process runs in), over one socket.
-
-    A named namespace (a name under /run/netns or a path) is entered in-thread
-    to make the socket, which stays bound to it; it is only opened, never created.
-    """
+class Namespace(converge.NamespaceBase):
+    """Netlink in one namespace over one socket, decoded by kernel.rtnl (see converge.NamespaceBase)."""
 
     def __init__(self, name):
-        self.name = name
-        self.path = None if name is None else netns_path(name)
-        self._seq = 0
-        if name is not None and not netns_exists(name):
-            if os.path.lexists(self.path):
-                raise KernelError("open namespace %s" % name, name, errno.EINVAL,
-                                  "%s is not a network namespace" % self.path)
-            raise KernelError("open namespace %s" % name, name, errno.ENOENT, "no namespace at %s" % self.path)
-        try:
-            self.sock = self._inside(open_socket)
-        except OSError as exc:
-            raise _error("open namespace %s" % name, name, exc)
-
-    def _inside(self, make):
-        if self.path is None:
-            return make()
-        with InNetns(self.path):
-            return make()
-
-    def close(self):
-        self.sock.close()
-
-    def next_seq(self):
-        self._seq += 1
-        return self._seq
-
-    def call(self, operation, func, *args):
-        """func(*args); a refusal becomes a KernelError naming operation; interrupted dumps are read again."""
-        for attempt in range(DUMP_ATTEMPTS):
-            try:
-                return func(*args)
-            except wire.Interrupted as exc:
-                if attempt == DUMP_ATTEMPTS - 1:
-                    raise _error(operation, self.name, exc)
-            except OSError as exc:
-                raise _error(operation, self.name, exc)
-        return None
+        super().__init__(name, open_socket)
 
     def _dump(self, operation, msg_type, family=0):
         def once():
@@ -225,26 +181,6 @@ class Namespace:
                 found.append((msg["index"], address))
         return found
 
-    def networks(self):
-        """The directly connected networks: those of every address in the namespace."""
-        return [ipaddress.ip_interface(address).network for _index, address in self.addresses()]
-
-    def link_by_index(self, index):
-        """The link with that ifindex as a dict (master named), or None."""
-        found = self._states(self._link_by(index=index))
-        return next(iter(found.values()), None)
-
-    def nsid(self, path):
-        """The id this namespace gives the namespace file at path, None when it has none."""
-        try:
-            fd = open_netns(path)
-        except OSError as exc:
-            raise _error("open namespace %s" % path, self.name, exc)
-        try:
-            return self.call("look up the id of namespace %s" % path, wire.nsid, self.sock, fd, self.next_seq())
-        finally:
-            os.close(fd)
-
     def index(self, name):
         """The ifindex of link name; a KernelError (ENODEV) when there is none."""
         found = self._link_by(name=name)
@@ -253,37 +189,10 @@ class Namespace:
         return found[0]["index"]
 
 
-class Session(converge.PeerFinder, model.Session):
+class Session(converge.SessionBase):
     """ns() for reads, apply() for a plan's actions, applied, close(): kernel.netlink.Session's shape."""
 
-    def __init__(self):
-        self._handles = {}
-        self.applied = []
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def close(self):
-        for handle in self._handles.values():
-            try:
-                handle.close()
-            except OSError:
-                pass
-        self._handles = {}
-
-    def ns(self, name=None):
-        if name not in self._handles:
-            self._handles[name] = Namespace(name)
-        return self._handles[name]
-
-    def forget(self, name):
-        """Close the handle of a namespace about to go away."""
-        handle = self._handles.pop(name, None)
-        if handle is not None:
-            handle.close()
+    NAMESPACE = Namespace
 
     def apply(self, actions):
         """Run the actions in order, each through its handler; applied lists those done."""

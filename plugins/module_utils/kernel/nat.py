@@ -62,8 +62,8 @@ def _first_line(text):
     return lines[0] if lines else ""
 
 
-class Session(model.Session):
-    """Reads the node's NAT state and applies NAT actions with one Runner."""
+class ToolSession(model.Session):
+    """A session whose reads and changes go through one Runner (commands, files): nothing to close."""
 
     def __init__(self, runner):
         self.runner = runner
@@ -71,6 +71,10 @@ class Session(model.Session):
 
     def close(self):
         pass
+
+
+class Session(ToolSession):
+    """Reads the node's NAT state and applies NAT actions with one Runner."""
 
     # ---------------------------------------------------------------- reads
     def _read(self, argv, what):

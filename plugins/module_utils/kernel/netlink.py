@@ -26,18 +26,14 @@ import ipaddress
 import os
 
 from ansible_collections.podnet.mesh.plugins.module_utils.core.errors import KernelError
-from ansible_collections.podnet.mesh.plugins.module_utils.core import model
 from ansible_collections.podnet.mesh.plugins.module_utils.kernel import changes, converge, wire
 from ansible_collections.podnet.mesh.plugins.module_utils.kernel.netns import (
-    NETNS_RUN_DIR, InNetns, netns_exists, netns_path, open_netns)
+    NETNS_RUN_DIR, netns_exists)
 from ansible_collections.podnet.mesh.plugins.module_utils.kernel.pyroute2_parts import (
     HAS_PYROUTE2, PYROUTE2_IMPORT_ERROR, NetlinkDumpInterrupted, NetlinkError, ifaddrmsg, ifinfmsg, iproute, rtmsg)
 
 __all__ = ["HAS_PYROUTE2", "PYROUTE2_IMPORT_ERROR", "Namespace", "Session", "link_state"]
 
-# pyroute2 0.7 raises when links change during a dump (a busy container
-# runtime next door); 0.9 reads again by itself.
-DUMP_ATTEMPTS = 20
 IFF_UP = 0x1
 
 
@@ -87,37 +83,22 @@ def _address(msg):
     return "%s/%d" % (ip, msg["prefixlen"])
 
 
-class Namespace:
+class Namespace(converge.NamespaceBase):
     """Netlink in one namespace (None: the one this process runs in).
 
     Reads are dumps over a plain netlink socket, decoded by pyroute2's message
     classes; changes go through pyroute2's IPRoute, made on the first change. A
-    named namespace is entered in-thread: each socket is made while this thread is
-    inside the namespace, stays bound to it, and the thread comes back (only opened,
-    never created, as IPRoute(netns=...) would, and no helper process as with
-    pyroute2's NetNS).
+    named namespace is entered in-thread (converge.NamespaceBase): no helper
+    process as with pyroute2's NetNS, and never created as IPRoute(netns=...)
+    would.
     """
 
-    def __init__(self, name):
-        self.name = name
-        self.path = None if name is None else netns_path(name)
-        self._ipr = None
-        self._seq = 0
-        if name is not None and not netns_exists(name):
-            if os.path.lexists(self.path):
-                raise KernelError("open namespace %s" % name, name, errno.EINVAL,
-                                  "%s is not a network namespace" % self.path)
-            raise KernelError("open namespace %s" % name, name, errno.ENOENT, "no namespace at %s" % self.path)
-        try:
-            self.sock = self._inside(wire.open_socket)
-        except OSError as exc:
-            raise _error("open namespace %s" % name, name, exc)
+    INTERRUPTED = (NetlinkDumpInterrupted, wire.Interrupted)
+    REFUSED = (OSError, NetlinkError)
 
-    def _inside(self, make):
-        if self.path is None:
-            return make()
-        with InNetns(self.path):
-            return make()
+    def __init__(self, name):
+        self._ipr = None
+        super().__init__(name)
 
     @property
     def ipr(self):
@@ -130,29 +111,13 @@ class Namespace:
         return self._ipr
 
     def close(self):
-        self.sock.close()
+        super().close()
         if self._ipr is not None:
             self._ipr.close()
 
-    def _next_seq(self):
-        self._seq += 1
-        return self._seq
-
-    def call(self, operation, func, *args, **kwargs):
-        """func(*args, **kwargs); a refusal becomes a KernelError naming operation; interrupted dumps are read again."""
-        for attempt in range(DUMP_ATTEMPTS):
-            try:
-                return func(*args, **kwargs)
-            except (NetlinkDumpInterrupted, wire.Interrupted) as exc:
-                if attempt == DUMP_ATTEMPTS - 1:
-                    raise _error(operation, self.name, exc)
-            except (OSError, NetlinkError) as exc:
-                raise _error(operation, self.name, exc)
-        return None
-
     def dump(self, msg_class, msg_type, family=0):
         """All objects of one kind (RTM_GET* dump), as decoded pyroute2 messages."""
-        return wire.dump(self.sock, msg_class, msg_type, family, self._next_seq())
+        return wire.dump(self.sock, msg_class, msg_type, family, self.next_seq())
 
     def _dump(self, operation, msg_class, msg_type, family=0):
         return self.call(operation, self.dump, msg_class, msg_type, family)
@@ -191,7 +156,7 @@ class Namespace:
         """[the link message] for one link by name or index, [] if there is no such link."""
         fields = {"index": index} if index is not None else {"attrs": [("IFLA_IFNAME", name)]}
         try:
-            return [wire.get(self.sock, ifinfmsg, wire.RTM_GETLINK, self._next_seq(), **fields)]
+            return [wire.get(self.sock, ifinfmsg, wire.RTM_GETLINK, self.next_seq(), **fields)]
         except OSError as exc:
             if exc.errno == errno.ENODEV:
                 return []
@@ -237,30 +202,6 @@ class Namespace:
                 found.append((msg["index"], address))
         return found
 
-    def networks(self):
-        """The directly connected networks: those of every address in the namespace."""
-        return [ipaddress.ip_interface(address).network for _index, address in self.addresses()]
-
-    def link_by_index(self, index):
-        """The link with that ifindex as a dict (master named), or None."""
-        found = self._states(self._link_by(index=index))
-        return next(iter(found.values()), None)
-
-    def nsid(self, path):
-        """The id this namespace gives the namespace file at path, None when it has none.
-
-        A veth end whose peer is elsewhere carries the peer namespace's id
-        (link_netnsid); equal ids are the proof of where that peer is.
-        """
-        try:
-            fd = open_netns(path)
-        except OSError as exc:
-            raise _error("open namespace %s" % path, self.name, exc)
-        try:
-            return self.call("look up the id of namespace %s" % path, wire.nsid, self.sock, fd, self._next_seq())
-        finally:
-            os.close(fd)
-
     def index(self, name):
         found = self.call("look up link %s" % name, self.ipr.link_lookup, ifname=name)
         if not found:
@@ -268,7 +209,7 @@ class Namespace:
         return found[0]
 
 
-class Session(converge.PeerFinder, model.Session):
+class Session(converge.SessionBase):
     """The netlink session: ns() for reads, apply() for a plan's actions, close().
 
     ``applied`` lists the actions done so far (a failed run reports them). This
@@ -277,38 +218,7 @@ class Session(converge.PeerFinder, model.Session):
     under /run/netns: only namespace files given by path are opened (the lab).
     """
 
-    def __init__(self, named_only=False):
-        self._handles = {}
-        self.applied = []
-        self.named_only = named_only
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def close(self):
-        for handle in self._handles.values():
-            try:
-                handle.close()
-            except Exception:  # pylint: disable=broad-except
-                pass
-        self._handles = {}
-
-    def ns(self, name=None):
-        if self.named_only and (name is None or not name.startswith("/")):
-            raise KernelError("open namespace %s" % name, name, errno.EINVAL,
-                              "only namespace files given by path are opened here")
-        if name not in self._handles:
-            self._handles[name] = Namespace(name)
-        return self._handles[name]
-
-    def forget(self, name):
-        """Close the handle of a namespace about to go away."""
-        handle = self._handles.pop(name, None)
-        if handle is not None:
-            handle.close()
+    NAMESPACE = Namespace
 
     # ---------------------------------------------------------------- reads
     def addresses_held(self, network, skip=()):

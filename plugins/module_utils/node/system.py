@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import os
 
-from ansible_collections.podnet.mesh.plugins.module_utils.core import model
 from ansible_collections.podnet.mesh.plugins.module_utils.core.describe import describe
 from ansible_collections.podnet.mesh.plugins.module_utils.core.errors import ToolError
 from ansible_collections.podnet.mesh.plugins.module_utils.core.model import Op, Plan
+from ansible_collections.podnet.mesh.plugins.module_utils.kernel.nat import ToolSession
 
 # Load a kernel module (modprobe); an operation of the restore's own.
 MODPROBE = "modprobe"
@@ -55,15 +55,8 @@ def plan_kernel(want, current, assume_missing=False):  # pylint: disable=unused-
     return plan
 
 
-class Session(model.Session):
+class Session(ToolSession):
     """Reads and sets kernel modules and sysctls with one runner."""
-
-    def __init__(self, runner):
-        self.runner = runner
-        self.applied = []
-
-    def close(self):
-        pass
 
     def read(self, want):
         sysctls = {}

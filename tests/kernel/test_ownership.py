@@ -23,6 +23,7 @@ from ansible_collections.podnet.mesh.plugins.module_utils.core.plan import pod a
 from ansible_collections.podnet.mesh.plugins.module_utils.kernel import changes
 from ansible_collections.podnet.mesh.plugins.module_utils.kernel import netlink as _netlink
 from ansible_collections.podnet.mesh.plugins.module_utils.kernel import netns as _netns
+from ansible_collections.podnet.mesh.plugins.module_utils.kernel import reads as readers
 from ansible_collections.podnet.mesh.plugins.modules import bridge, pod_route, pods, veth
 from ansible_collections.podnet.mesh.tests.helpers.module_runner import run_main, stub_exits
 
@@ -248,7 +249,7 @@ def test_a_refused_batch_reports_every_change_it_applied(session, node):
 
 def test_pod_route_reports_what_a_refused_batch_applied(module, monkeypatch, session, node):
     """A host that changes between read and apply: the failure lists every change that was made."""
-    real, reads = pod_route.read, []
+    real, reads = readers.routes, []
 
     def read_then_change(session_, want):
         cur = real(session_, want)
@@ -257,7 +258,7 @@ def test_pod_route_reports_what_a_refused_batch_applied(module, monkeypatch, ses
         reads.append(cur)
         return cur
 
-    monkeypatch.setattr(pod_route, "read", read_then_change)
+    monkeypatch.setattr(readers, "routes", read_then_change)
     routes = [{"dst": "10.95.%d.0/24" % i, "via": "192.168.77.12"} for i in (30, 31, 32)]
     kind, result = module(pod_route, {"routes": routes})
     assert kind == "fail" and result["changed"] is True, result
@@ -303,14 +304,15 @@ def _converge(read, planner, want, barrier):
 def test_concurrent_bridge_runs_all_succeed(prefix, host_links):
     name = prefix + "b"
     host_links.append(name)
-    want = bridge.validate({"name": name, "addresses": ["10.96.7.1/24"], "mtu": None, "stp": False, "up": True,
-                            "state": "present"})
-    results = _race(lambda barrier: _converge(bridge.read, link_plan.plan_bridge, want, barrier))
+    want = bridge.validate({"name": name, "addresses": ["10.96.7.1/24"], "mac": None, "mtu": None, "stp": False,
+                            "up": True, "state": "present"})
+    results = _race(lambda barrier: _converge(readers.bridge, link_plan.plan_bridge, want, barrier))
     assert all(ok for ok, _detail in results), results
     assert all(detail[0] == "bridge_add" for _ok, detail in results)
     with _netlink.Session() as session:
         link = session.ns(None).links(with_addresses=[name])[name]
     assert link["kind"] == "bridge" and link["addresses"] == ["10.96.7.1/24"] and link["up"]
+    assert link["mac"] == "0a:58:0a:60:07:01"
 
 
 def test_concurrent_netns_runs_all_succeed(named_ns):
@@ -326,11 +328,11 @@ def test_concurrent_pods_runs_all_succeed(prefix, named_ns, host_links, pod_brid
     pod = named_ns("p", create=False)
     host_links.append(prefix + "v")
     want = pod_plan.validate(pods_args(pod_bridge, [{"name": pod, "veth": prefix + "v", "address": "10.96.1.5"}]))
-    results = _race(lambda barrier: _converge(pods.read, pod_plan.plan_pods, want, barrier))
+    results = _race(lambda barrier: _converge(readers.pods, pod_plan.plan_pods, want, barrier))
     assert all(ok for ok, _detail in results), results
     assert all(detail[:2] == ["netns_add", "veth_add"] for _ok, detail in results)
     with _netlink.Session() as session:
-        cur = pods.read(session, want)
+        cur = readers.pods(session, want)
         assert pod_plan.plan_pods(want, cur).actions == []
         place = cur["pods"][pod]["peer_at"]
     assert place["seen"] and place["netns"] == pod and place["link"]["name"] == "eth0"

@@ -134,7 +134,7 @@ def bench(rounds=3, pods=50, python="/usr/bin/python3", reference_dir="/usr/lib/
                 times[name]["DEL"].extend(dels)
                 times[name]["ADD_total"].append(sum(adds))
                 times[name]["DEL_total"].append(sum(dels))
-            floor.extend(interpreter_start(python) for _ in range(pods))
+            floor.extend(interpreter_start(python) for _round in range(pods))
     finally:
         for ns_name in made:
             if os.path.exists("/run/netns/" + ns_name):

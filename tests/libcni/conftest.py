@@ -112,7 +112,7 @@ def libcni_driver(session_dir):
     go = shutil.which("go")
     if go is None or not os.path.isdir(LIBCNI_SOURCES):
         _skip_or_fail("Go and libcni's sources are not installed (Debian: apt-get install golang-go "
-                    "golang-github-appc-cni-dev)")
+                      "golang-github-appc-cni-dev)")
     work = os.path.join(session_dir, "go")
     os.mkdir(work)
     out = os.path.join(work, "libcni-driver")
@@ -130,7 +130,7 @@ def reference_plugins():
     missing = [p for p in CHAINED if not os.access(os.path.join(REFERENCE_PLUGINS, p), os.X_OK)]
     if missing:
         _skip_or_fail("the reference plugins %s are not installed (Debian: apt-get install "
-                    "containernetworking-plugins)" % ", ".join(missing))
+                      "containernetworking-plugins)" % ", ".join(missing))
     return REFERENCE_PLUGINS
 
 

@@ -17,7 +17,7 @@ description:
   - Files are streamed through C(cat) inside the node. The node's file system is the
     controller's, with the node's own C(/run) (C(/run/netns) among it) and C(/sys), and
     copy-on-write layers of its own over C(/etc), C(/home), C(/opt), C(/usr/local) and
-    C(/var/lib): what a task writes there stays on that node.
+    C(/var/lib), so what a task writes there stays on that node.
   - With pipelining on (C(ansible_pipelining=true), as the lab inventory sets it), a module
     costs one C(nsenter) process and no file transfer.
 author:

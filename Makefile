@@ -25,10 +25,11 @@ SUITES    := unit kernel containerd libcni lint integration flow sanity bench
 
 # Kernel and netfilter tools, venv, shellcheck (sanity), git (the copy),
 # podman, containerd and the reference CNI plugins (kernel, containerd and libcni
-# suites, bench), Go and libcni's sources (the libcni suite's driver).
+# suites, bench), Go and libcni's sources (the libcni suite's driver), sshd and sudo
+# (the lab's SSH nodes), systemd's tools (the boot unit checked with systemd-analyze).
 APT_PACKAGES := iproute2 nftables iptables python3-pyroute2 python3-venv procps \
 	iputils-ping shellcheck git podman runc busybox-static containernetworking-plugins time \
-	containerd golang-go golang-github-appc-cni-dev openssh-server sudo
+	containerd golang-go golang-github-appc-cni-dev openssh-server sudo systemd
 
 # pytest imports ansible_collections.podnet.mesh from the built copy.
 PYTEST_ENV := PYTHONPATH=$(BUILD) PYTHONDONTWRITEBYTECODE=1 PODNET_TEST_STRICT=1

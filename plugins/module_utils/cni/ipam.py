@@ -229,6 +229,13 @@ def _refusal(path, why):
     return StateError("the IPAM state directory %s %s; refusing to use it" % (path, why))
 
 
+def _lock_refusal(path, mode):
+    """The refusal of a lock file that is not a regular file (mode: what it is instead)."""
+    if stat.S_ISLNK(mode):
+        return StateError("the IPAM lock %s is a symbolic link; refusing to follow it" % path)
+    return StateError("the IPAM lock %s is %s, not a regular file" % (path, _shape(mode)))
+
+
 def _check_dir(fd, path):
     """The directory behind fd is the plugin's own: owned by its user, writable by nobody else."""
     info = os.fstat(fd)
@@ -438,10 +445,8 @@ class Store:
             mode = os.stat(LOCK_FILE, dir_fd=fd, follow_symlinks=False).st_mode
         except FileNotFoundError:
             return
-        if stat.S_ISLNK(mode):
-            raise StateError("the IPAM lock %s is a symbolic link; refusing to follow it" % path)
         if not stat.S_ISREG(mode):
-            raise StateError("the IPAM lock %s is %s, not a regular file" % (path, _shape(mode)))
+            raise _lock_refusal(path, mode)
 
     def _open_lock(self, fd):
         path = os.path.join(self.dir, LOCK_FILE)
@@ -461,12 +466,12 @@ class Store:
                 continue  # removed in between: create it
             except OSError as exc:
                 if exc.errno == errno.ELOOP:
-                    raise StateError("the IPAM lock %s is a symbolic link; refusing to follow it" % path)
+                    raise _lock_refusal(path, stat.S_IFLNK)
                 raise StateError("cannot open the IPAM lock %s: %s" % (path, exc.strerror))
             mode = os.fstat(lock).st_mode
             if not stat.S_ISREG(mode):
                 os.close(lock)
-                raise StateError("the IPAM lock %s is %s, not a regular file" % (path, _shape(mode)))
+                raise _lock_refusal(path, mode)
             return lock
         raise StateError("the IPAM lock %s keeps vanishing" % path)
 

@@ -667,6 +667,11 @@ class Store:
         except OSError as exc:
             raise StateError("cannot release %s: %s" % (os.path.join(self.dir, name), exc.strerror or exc))
 
+    def has_leftovers(self):
+        """Whether a killed writer left a temporary file (the next locked scan sweeps it)."""
+        with self._directory() as fd:
+            return fd is not None and any(_is_temporary(name) for name in os.listdir(fd))
+
     def release(self, container_id, ifname, netns=None):
         """Release the addresses of one attachment; returns them (none is fine).
 

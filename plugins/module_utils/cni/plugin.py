@@ -303,7 +303,7 @@ class Plugin:
         # A gone namespace took the pair with it: then no netlink is needed at all.
         if _link_exists(self.veth):
             self._delete_veth(req.container_id, req.ifname)
-        if held:
+        if held or self.store.has_leftovers():
             with self.store.locked():
                 self.store.release(req.container_id, req.ifname, req.netns)
         return None

@@ -40,7 +40,8 @@ options:
         A MAC set explicitly never follows the ports.
       - When omitted, derived from the first IPv4 address of O(addresses) (V(0a:58) followed by
         its four bytes, as pod interfaces get theirs and as the CNI plugin pins the bridges it
-        creates); with no IPv4 address listed, the MAC is left as it is.
+        creates); with only IPv6 addresses, from the last four bytes of the first one; with no
+        address listed, the MAC is left as it is.
       - Changing the MAC of a bridge that already has pods makes them look the gateway up again
         (a few seconds); pin it before pods exist where that matters.
     type: str
@@ -121,7 +122,7 @@ actions:
 """
 
 from ansible_collections.podnet.mesh.plugins.module_utils.core import validate as v
-from ansible_collections.podnet.mesh.plugins.module_utils.core.model import bridge_mac
+from ansible_collections.podnet.mesh.plugins.module_utils.core.model import pinned_bridge_mac
 from ansible_collections.podnet.mesh.plugins.module_utils.core.plan import links
 from ansible_collections.podnet.mesh.plugins.module_utils.kernel import reads
 from ansible_collections.podnet.mesh.plugins.module_utils.module import run as _module
@@ -130,14 +131,10 @@ FIELDS = ("name", "ifindex", "mac", "mtu", "up", "stp", "addresses")
 
 
 def pinned_mac(mac, addresses):
-    """The MAC to pin: the one given, else derived from the first IPv4 address; None: leave it."""
+    """The MAC to pin: the one given, else derived from the first IPv4 address (IPv6 without one); None: leave it."""
     if mac is not None:
         return v.mac(mac, "mac")
-    for address in addresses or ():
-        derived = bridge_mac(address)
-        if derived is not None:
-            return derived
-    return None
+    return pinned_bridge_mac(addresses)
 
 
 def validate(params):

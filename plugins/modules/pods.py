@@ -15,6 +15,11 @@ description:
     whose host end is a port of O(bridge) and whose peer is the pod's O(pods[].interface),
     one address of O(pod_cidr) on that interface, C(lo) up, and a default route via the
     bridge address (tagged with the collection's routing protocol).
+  - Dual-stack with O(pod_cidrs) (one prefix per address family, IPv4 and IPv6) instead of
+    O(pod_cidr) - every pod gets one address of each and a default route per family via the
+    bridge's address of that family. IPv6 addresses are added without duplicate address
+    detection (usable at once), and a new pod interface with an IPv6 address does not accept
+    router advertisements (another pod could otherwise become the pods' IPv6 gateway).
   - The same wiring as M(podnet.mesh.netns), M(podnet.mesh.veth), M(podnet.mesh.netns_addr)
     and M(podnet.mesh.pod_route) (it uses their planners), for many pods in one module run.
   - A pod without an address keeps the one it has, or gets the lowest free address of
@@ -49,6 +54,14 @@ options:
       address:
         description: The pod's address in O(pod_cidr) (with or without the prefix length).
         type: str
+      addresses:
+        description:
+          - The pod's addresses, at most one per prefix of O(pod_cidrs) (with or without the prefix
+            length); may be given with O(pods[].address) when the two are of different families.
+          - A family without an address here keeps the pod's address of that family, or gets the
+            lowest free one.
+        type: list
+        elements: str
       veth:
         description: Host end name. Defaults to C(veth-<name>), or a stable hash when that is longer than 15 bytes.
         type: str
@@ -61,11 +74,21 @@ options:
     type: str
     default: cni0
   pod_cidr:
-    description: The node's pod CIDR, e.g. V(10.244.1.0/24).
+    description:
+      - The node's pod CIDR, e.g. V(10.244.1.0/24) or V(fd00:10:244:1::/64) (IPv4 /8 to /30, IPv6 /32 to /120).
+      - One of O(pod_cidr) and O(pod_cidrs) is required.
     type: str
-    required: true
+  pod_cidrs:
+    description:
+      - The node's pod CIDRs, at most one per address family, for dual-stack pods, e.g.
+        V([10.244.1.0/24, fd00:10:244:1::/64]). The first is the pods' primary family (their
+        returned O(pods[].address)).
+    type: list
+    elements: str
   gateway:
-    description: The pods' default gateway. Defaults to the first address of O(pod_cidr).
+    description:
+      - The pods' default gateway of its family. Defaults to the first address of the pod CIDR of
+        that family; every other family's gateway is the first address of its pod CIDR.
     type: str
   mtu:
     description: MTU of both veth ends. When omitted, left as it is.
@@ -93,16 +116,27 @@ EXAMPLES = r"""
       - name: red
         address: 10.244.1.2
       - name: blue
+
+- name: Dual-stack pods of node1
+  podnet.mesh.pods:
+    pod_cidrs: [10.244.1.0/24, "fd00:10:244:1::/64"]
+    pods:
+      - name: red
+        addresses: [10.244.1.2, "fd00:10:244:1::2"]
+      - name: blue
 """
 
 RETURN = r"""
 pods:
-  description: The pods as wired (in check mode, as they would be); empty with O(state=absent).
+  description:
+    - The pods as wired (in check mode, as they would be); empty with O(state=absent).
+    - C(address) and C(gateway) are those of the first pod CIDR; C(addresses) and C(gateways) list every family's.
   returned: always
   type: list
   elements: dict
   sample: [{"name": "red", "veth": "veth-red", "interface": "eth0", "address": "10.244.1.2/24",
-            "gateway": "10.244.1.1"}]
+            "gateway": "10.244.1.1", "addresses": ["10.244.1.2/24", "fd00:10:244:1::2/64"],
+            "gateways": ["10.244.1.1", "fd00:10:244:1::1"]}]
 actions:
   description: Kernel changes made, or in check mode to be made, in order.
   returned: always
@@ -129,12 +163,14 @@ def main():
                 "options": {
                     "name": {"type": "str", "required": True},
                     "address": {"type": "str"},
+                    "addresses": {"type": "list", "elements": "str"},
                     "veth": {"type": "str"},
                     "interface": {"type": "str", "default": POD_INTERFACE},
                 },
             },
             "bridge": {"type": "str", "default": DEFAULT_BRIDGE},
-            "pod_cidr": {"type": "str", "required": True},
+            "pod_cidr": {"type": "str"},
+            "pod_cidrs": {"type": "list", "elements": "str"},
             "gateway": {"type": "str"},
             "mtu": {"type": "int"},
             "hairpin": {"type": "bool"},

@@ -95,8 +95,8 @@ def attachment(conf, container_id, ifname, netns=None, address=None):
     address: the IPAM's address (without prefix), for ADD; None for removal.
     """
     return Pod(netns=netns, veth=attachment_veth(container_id, ifname), interface=ifname,
-               address=None if address is None else "%s/%d" % (address, conf["subnet"].prefixlen),
-               gateway=str(conf["gateway"]), bridge=conf["bridge"], mtu=conf["mtu"], hairpin=conf["hairpin"],
+               addresses=[] if address is None else ["%s/%d" % (address, conf["subnet"].prefixlen)],
+               gateways=[str(conf["gateway"])], bridge=conf["bridge"], mtu=conf["mtu"], hairpin=conf["hairpin"],
                owns_netns=False)
 
 

@@ -46,7 +46,7 @@ POD_MAC_PREFIX = b"\x0a\x58"
 
 __all__ = ["HOST", "ROUTE_PROTO", "MAIN_TABLE", "DEFAULT_BRIDGE", "DEFAULT_MTU", "POD_INTERFACE",
            "IFNAME_MAX_BYTES", "STALE", "Op", "Action", "Plan", "Session", "ns_label", "pod_gateway",
-           "derived_mac", "pod_mac", "bridge_mac", "broadcast_of", "host_veth_name"]
+           "derived_mac", "mac_source", "pod_mac", "bridge_mac", "pinned_bridge_mac", "broadcast_of", "host_veth_name"]
 
 
 def ns_label(ns):
@@ -61,36 +61,50 @@ def pod_gateway(cidr):
 
 
 def derived_mac(address, prefix):
-    """A MAC made of prefix (bytes) followed by the last bytes of an IPv4 address.
+    """A MAC made of prefix (bytes) followed by the last bytes of an address (IPv4 or IPv6).
 
     Interfaces made again with the same address keep their MAC, so the
-    neighbour entries others hold for them stay right. None for IPv6.
+    neighbour entries others hold for them stay right.
     """
     packed = ipaddress.ip_interface(address).ip.packed
-    if len(packed) != 4:
-        return None
-    return ":".join("%02x" % b for b in prefix + packed[len(prefix) - 2:])
+    return ":".join("%02x" % b for b in prefix + packed[len(packed) - 6 + len(prefix):])
+
+
+def mac_source(addresses):
+    """The address of a list (CIDRs or plain) a MAC derives from: the first IPv4 one, else the first; None if empty.
+
+    A dual-stack interface keeps the MAC it had as an IPv4-only one.
+    """
+    addresses = [str(a) for a in addresses or () if a is not None]
+    return next((a for a in addresses if ":" not in a), addresses[0] if addresses else None)
 
 
 def pod_mac(address):
-    """The MAC of a pod interface holding IPv4 address (CIDR or plain): 0a:58 + its 4 bytes.
+    """The MAC of a pod interface holding address (CIDR or plain): 0a:58 + the address's last 4 bytes.
 
     A pod re-created with the same address keeps its MAC, so neighbour entries that the node
     and the other pods hold for it stay right (a random MAC leaves them stale for seconds).
+    A dual-stack pod's MAC derives from its IPv4 address (``mac_source``).
     """
     return derived_mac(address, POD_MAC_PREFIX)
 
 
 def bridge_mac(gateway):
-    """The MAC a bridge holding gateway (CIDR or plain IPv4) is pinned to: 0a:58 + its 4 bytes.
+    """The MAC a bridge holding gateway (CIDR or plain) is pinned to: 0a:58 + its last 4 bytes.
 
     A bridge whose MAC nobody set takes the lowest MAC of its ports and changes it
     when that port goes: every pod's neighbour entry for the gateway is then wrong
     until it expires (tens of seconds without the gateway). A MAC set explicitly
     never follows the ports. Derived like a pod's, so the module and the CNI
-    plugin pin the same one. None for IPv6.
+    plugin pin the same one.
     """
     return derived_mac(gateway, POD_MAC_PREFIX)
+
+
+def pinned_bridge_mac(addresses):
+    """The MAC a bridge with these addresses is pinned to (``mac_source`` picks one); None for none."""
+    source = mac_source(addresses)
+    return None if source is None else bridge_mac(source)
 
 
 def broadcast_of(address):

@@ -30,12 +30,18 @@ IFNAME_REFUSED = "/:%"
 # A node's pod network is at most this wide, and never touches these blocks:
 # none of them can carry traffic between pods.
 POD_CIDR_MIN_PREFIX = 8
+# (widest, narrowest) prefix length of a node's pod network per family.
+POD_CIDR_PREFIXES = {4: (POD_CIDR_MIN_PREFIX, 30), 6: (32, 120)}
 NOT_POD_NETWORKS = (
     (ipaddress.ip_network("0.0.0.0/8"), "the unspecified 'this network' block 0.0.0.0/8"),
     (ipaddress.ip_network("127.0.0.0/8"), "the loopback block 127.0.0.0/8"),
     (ipaddress.ip_network("169.254.0.0/16"), "the link-local block 169.254.0.0/16"),
     (ipaddress.ip_network("224.0.0.0/4"), "the multicast block 224.0.0.0/4"),
     (ipaddress.ip_network("240.0.0.0/4"), "the reserved block 240.0.0.0/4 (with the broadcast address 255.255.255.255)"),
+    (ipaddress.ip_network("::/127"), "the unspecified and loopback addresses ::/127"),
+    (ipaddress.ip_network("::ffff:0:0/96"), "the IPv4-mapped block ::ffff:0:0/96"),
+    (ipaddress.ip_network("fe80::/10"), "the link-local block fe80::/10"),
+    (ipaddress.ip_network("ff00::/8"), "the multicast block ff00::/8"),
 )
 LIMITED_BROADCAST = ipaddress.ip_address("255.255.255.255")
 
@@ -187,20 +193,21 @@ def network(value, path):
 
 
 def pod_cidr(value, path):
-    """A node's pod network: IPv4 in CIDR form, /8 to /30, of addresses pods can have.
+    """A node's pod network in CIDR form, of addresses pods can have: IPv4 /8 to /30, IPv6 /32 to /120.
 
-    Refused: networks wider than /8 and any that touches the unspecified,
+    Refused: networks wider than that and any that touches the unspecified,
     loopback, link-local, multicast or reserved blocks (NOT_POD_NETWORKS).
     """
     net = ipaddress.ip_network(network(value, path))
-    if net.version != 4 or net.prefixlen > 30:
-        raise ValidationError(path, value, "must be an IPv4 network of at least 4 addresses")
-    if net.prefixlen < POD_CIDR_MIN_PREFIX:
+    low, high = POD_CIDR_PREFIXES[net.version]
+    if net.prefixlen > high:
+        raise ValidationError(path, value, "must be an IPv%d network of at least %d addresses (at most a /%d)"
+                              % (net.version, 2 ** (net.max_prefixlen - high), high))
+    if net.prefixlen < low:
         raise ValidationError(
-            path, value, "is wider than /%d: a node's pod network is at most a /%d"
-            % (POD_CIDR_MIN_PREFIX, POD_CIDR_MIN_PREFIX))
+            path, value, "is wider than /%d: a node's IPv%d pod network is at most a /%d" % (low, net.version, low))
     for block, what in NOT_POD_NETWORKS:
-        if net.overlaps(block):
+        if block.version == net.version and net.overlaps(block):
             raise ValidationError(path, value, "overlaps %s, which cannot hold pod addresses" % what)
     return net
 

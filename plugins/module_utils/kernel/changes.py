@@ -23,7 +23,7 @@ import time
 from ansible_collections.podnet.mesh.plugins.module_utils.core.describe import describe
 from ansible_collections.podnet.mesh.plugins.module_utils.core.errors import KernelError
 from ansible_collections.podnet.mesh.plugins.module_utils.core.model import Op
-from ansible_collections.podnet.mesh.plugins.module_utils.kernel import converge, wire
+from ansible_collections.podnet.mesh.plugins.module_utils.kernel import converge, rtnl, wire
 from ansible_collections.podnet.mesh.plugins.module_utils.kernel.netns import netns_exists, netns_path, open_netns
 from ansible_collections.podnet.mesh.plugins.module_utils.kernel.pyroute2_parts import NetlinkError, pr_netns, rtmsg
 
@@ -244,6 +244,8 @@ def _addr(session, action):
     ip, prefix = action.args["address"].split("/")
     command = "add" if action.op == Op.ADDR_ADD else "del"
     extra = {"broadcast": action.args["broadcast"]} if action.args.get("broadcast") else {}
+    if action.args.get("nodad") and action.op == Op.ADDR_ADD:
+        extra["flags"] = rtnl.IFA_F_NODAD
     ns.call(describe(action), ns.ipr.addr, command, index=ns.index(action.name), address=ip, prefixlen=int(prefix),
             **extra)
 
@@ -274,4 +276,5 @@ HANDLERS = {
     Op.ROUTE_ADD: _route,
     Op.ROUTE_REPLACE: _route,
     Op.ROUTE_DEL: _route,
+    Op.SYSCTL: converge.sysctl,
 }

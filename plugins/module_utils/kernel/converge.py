@@ -219,6 +219,23 @@ def _address_is_there(session, action):
     return link is not None and wanted in [ipaddress.ip_interface(a) for a in link["addresses"]]
 
 
+def sysctl(session, action):
+    """Write a per-interface sysctl (action.args: path under /proc/sys/net, value) inside action.ns.
+
+    /proc/sys/net belongs to the network namespace of the thread that opens it:
+    the file is opened from inside the namespace, like the namespace's socket.
+    """
+    handle = session.ns(action.ns)
+
+    def write():
+        with open(action.args["path"], "w") as sink:
+            sink.write(action.args["value"] + "\n")
+    try:
+        handle._inside(write)  # pylint: disable=protected-access
+    except OSError as exc:
+        raise KernelError.from_exception(action.args.get("text") or action.name, action.ns, exc)
+
+
 # op -> check(session, action) after EEXIST: whether what a concurrent run made is what the
 # action wanted (a bridge of that name, this very pair, the same address on the link, the
 # same route of ours); then the action counts as done.

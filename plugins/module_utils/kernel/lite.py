@@ -273,7 +273,8 @@ def _addr(session, action):
     index = ns.index(action.name)
     msg_type, flags = (rtnl.RTM_NEWADDR, rtnl.CREATE) if action.op == Op.ADDR_ADD else (rtnl.RTM_DELADDR, rtnl.CHANGE)
     ns.change(describe(action), lambda seq: rtnl.address_request(
-        msg_type, flags, seq, index, ip, int(prefix), action.args.get("broadcast")))
+        msg_type, flags, seq, index, ip, int(prefix), action.args.get("broadcast"),
+        bool(action.args.get("nodad")) and action.op == Op.ADDR_ADD))
 
 
 _ROUTE_FLAGS = {
@@ -327,4 +328,5 @@ HANDLERS = {
     Op.ROUTE_ADD: _route,
     Op.ROUTE_REPLACE: _route,
     Op.ROUTE_DEL: _route,
+    Op.SYSCTL: converge.sysctl,
 }

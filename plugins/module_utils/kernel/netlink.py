@@ -221,20 +221,22 @@ class Session(converge.SessionBase):
     NAMESPACE = Namespace
 
     # ---------------------------------------------------------------- reads
-    def addresses_held(self, network, skip=()):
-        """{address: namespace} of the addresses inside network held here or in any named namespace.
+    def addresses_held(self, networks, skip=()):
+        """{address: namespace} of the addresses inside networks (one or a list) held here or in any named namespace.
 
         Covers the namespace this code runs in (None) and every namespace under
         /run/netns but those in skip; each is opened for one address dump and
         closed again (a node with a thousand pods keeps no thousand sockets open).
         """
-        network = ipaddress.ip_network(network)
+        if not isinstance(networks, (list, tuple)):
+            networks = [networks]
+        networks = [ipaddress.ip_network(n) for n in networks]
         held = {}
 
         def take(handle, label):
             for _index, address in handle.addresses():
                 ip = ipaddress.ip_interface(address).ip
-                if ip in network:
+                if any(ip in network for network in networks):
                     held.setdefault(ip, label)
 
         take(self.ns(None), None)

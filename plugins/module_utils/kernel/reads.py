@@ -51,7 +51,7 @@ def pods(session, want):
                 "exists": True,
                 "links": links,
                 # The links just read name the routes' devices: no second link dump.
-                "routes": handle.routes(MAIN_TABLE, families=(4,), links=links) if want["state"] == "present" else [],
+                "routes": handle.routes(MAIN_TABLE, families=(4, 6), links=links) if want["state"] == "present" else [],
             }
         link = host.get(pod["veth"])
         if link is not None and link["kind"] == "veth":
@@ -61,5 +61,5 @@ def pods(session, want):
     if want["state"] == "present" and pod_plan.needs_free_address(want, cur):
         # Addresses held by other namespaces of the node (pods of earlier calls on the bridge
         # among them) are not free; read only when some pod needs a free address.
-        cur["held"] = session.addresses_held(want["pod_cidr"], skip=set(p["name"] for p in want["pods"]))
+        cur["held"] = session.addresses_held(want["pod_cidrs"], skip=set(p["name"] for p in want["pods"]))
     return cur

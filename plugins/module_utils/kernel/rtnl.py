@@ -87,6 +87,8 @@ IFF_UP = 0x1
 IFA_ADDRESS = 1
 IFA_LOCAL = 2
 IFA_BROADCAST = 4
+# ifaddrmsg flag: no duplicate address detection (the address is not tentative).
+IFA_F_NODAD = 0x02
 # Route attributes (linux/rtnetlink.h).
 RTA_DST = 1
 RTA_OIF = 4
@@ -242,11 +244,12 @@ def del_link(seq, index):
     return message(RTM_DELLINK, CHANGE, seq, ifinfomsg(index))
 
 
-def address_request(msg_type, flags, seq, index, address, prefixlen, broadcast=None):
+def address_request(msg_type, flags, seq, index, address, prefixlen, broadcast=None, nodad=False):
     """RTM_NEWADDR or RTM_DELADDR of address/prefixlen on link index.
 
     IPv4 carries IFA_LOCAL and IFA_ADDRESS (both the address), IPv6 IFA_ADDRESS
-    alone, as pyroute2 and iproute2 send them; broadcast adds IFA_BROADCAST.
+    alone, as pyroute2 and iproute2 send them; broadcast adds IFA_BROADCAST;
+    nodad sets IFA_F_NODAD in the header (an IPv6 address usable at once).
     """
     family = family_of(address)
     attrs = []
@@ -255,7 +258,8 @@ def address_request(msg_type, flags, seq, index, address, prefixlen, broadcast=N
     attrs.append(ip(IFA_ADDRESS, address))
     if broadcast:
         attrs.append(ip(IFA_BROADCAST, broadcast))
-    return message(msg_type, flags, seq, ifaddrmsg(family, prefixlen, index) + b"".join(attrs))
+    header = ifaddrmsg(family, prefixlen, index, IFA_F_NODAD if nodad else 0)
+    return message(msg_type, flags, seq, header + b"".join(attrs))
 
 
 def route_request(msg_type, flags, seq, family, dst_len, table, proto, scope, route_type, priority,

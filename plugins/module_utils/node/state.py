@@ -20,12 +20,15 @@ version 1 (docs/persistence.md)::
      "pods": {"bridge": "cni0", "pod_cidr": "10.244.1.0/24", "mtu": null,
               "pods": [{"name": "red", "address": "10.244.1.2/24", "veth": "veth-red", "interface": "eth0"}]}}
 
+A dual-stack node's pods section has ``pod_cidrs`` (one prefix per family) instead
+of ``pod_cidr``, and its pods ``addresses`` (one per family).
+
 Each section but ``kernel`` holds the options of the module the role calls
 (bridge, masquerade, pod_route, pods), is optional (absent or null: that
 concern is not restored) and is checked by the same validation as the module's,
 so a state file the restore accepts is one the modules would accept. A bridge
 without ``mac`` is pinned to the MAC the bridge module derives from its first
-IPv4 address. ``kernel`` holds the kernel modules to load and the sysctls to set
+IPv4 address (its first IPv6 address on an IPv6-only node). ``kernel`` holds the kernel modules to load and the sysctls to set
 that no module of the collection manages (the node_network role sets them with
 commands, e.g. for ``podnet_bridge_nf_call``); ``net.ipv4.ip_forward`` is the
 masquerade section's ``ip_forward``. Unknown keys are
@@ -40,7 +43,7 @@ import json
 from ansible_collections.podnet.mesh.plugins.module_utils.core import validate as v
 from ansible_collections.podnet.mesh.plugins.module_utils.core.errors import ValidationError
 from ansible_collections.podnet.mesh.plugins.module_utils.core.model import (
-    DEFAULT_BRIDGE, MAIN_TABLE, POD_INTERFACE, ROUTE_PROTO, bridge_mac)
+    DEFAULT_BRIDGE, MAIN_TABLE, POD_INTERFACE, ROUTE_PROTO, pinned_bridge_mac)
 from ansible_collections.podnet.mesh.plugins.module_utils.core.plan import nat as nat_plan
 from ansible_collections.podnet.mesh.plugins.module_utils.core.plan import pod as pod_plan
 
@@ -60,8 +63,8 @@ _BRIDGE = ("name", "addresses", "mac", "mtu")
 _MASQUERADE = ("state", "source", "exempt", "out_interface", "backend", "forward", "ip_forward", "foreign")
 _ROUTES = ("routes", "purge", "proto", "table")
 _ROUTE = v.ROUTE_KEYS
-_PODS = ("bridge", "pod_cidr", "gateway", "mtu", "hairpin", "proto", "pods")
-_POD = ("name", "address", "veth", "interface")
+_PODS = ("bridge", "pod_cidr", "pod_cidrs", "gateway", "mtu", "hairpin", "proto", "pods")
+_POD = ("name", "address", "addresses", "veth", "interface")
 
 
 def _section(doc, path, keys):
@@ -132,7 +135,7 @@ def bridge_want(doc, path="bridge"):
     if doc.get("mac") is not None:
         mac = v.mac(doc["mac"], path + ".mac")
     else:
-        mac = next((m for m in (bridge_mac(a) for a in addresses) if m is not None), None)
+        mac = pinned_bridge_mac(addresses)
     return {
         "name": v.ifname(doc.get("name") or DEFAULT_BRIDGE, path + ".name"),
         "addresses": addresses,
@@ -181,7 +184,7 @@ def pods_want(doc, path="pods"):
         pods.append(dict(_section(item, "%s.pods[%d]" % (path, index), _POD)))
         pods[-1].setdefault("interface", POD_INTERFACE)
     params = {"pods": pods, "bridge": doc.get("bridge") or DEFAULT_BRIDGE, "pod_cidr": doc.get("pod_cidr"),
-              "gateway": doc.get("gateway"), "mtu": doc.get("mtu"), "hairpin": doc.get("hairpin"),
+              "pod_cidrs": doc.get("pod_cidrs"), "gateway": doc.get("gateway"), "mtu": doc.get("mtu"), "hairpin": doc.get("hairpin"),
               "proto": doc.get("proto", ROUTE_PROTO), "state": "present"}
     if params["hairpin"] is not None:
         params["hairpin"] = _bool(params["hairpin"], path + ".hairpin", None)

@@ -33,8 +33,19 @@ def _plan_addresses(plan, ns, name, current, wanted):
             plan.add(Op.ADDR_DEL, ns, name, address=address)
     for address in wanted:
         if address not in have:
-            broadcast = broadcast_of(address)
-            plan.add(Op.ADDR_ADD, ns, name, address=address, **({"broadcast": broadcast} if broadcast else {}))
+            plan.add(Op.ADDR_ADD, ns, name, address=address, **_address_extras(address))
+
+
+def _address_extras(address):
+    """An IPv4 address's broadcast address; an IPv6 address is usable at once (no duplicate address detection).
+
+    Every address the collection adds is one it assigned itself (the pod gateway, a
+    pod's address): DAD would only hold it tentative for a second or more.
+    """
+    if ":" in address:
+        return {"nodad": True}
+    broadcast = broadcast_of(address)
+    return {"broadcast": broadcast} if broadcast else {}
 
 
 # --------------------------------------------------------------------- netns

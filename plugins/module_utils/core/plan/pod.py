@@ -31,7 +31,7 @@ import ipaddress
 from ansible_collections.podnet.mesh.plugins.module_utils.core import validate as v
 from ansible_collections.podnet.mesh.plugins.module_utils.core.errors import ConflictError, ValidationError
 from ansible_collections.podnet.mesh.plugins.module_utils.core.model import (
-    MAIN_TABLE, POD_INTERFACE, ROUTE_PROTO, Op, Plan, host_veth_name, pod_gateway, pod_mac)
+    MAIN_TABLE, POD_INTERFACE, ROUTE_PROTO, Op, Plan, host_veth_name, mac_source, pod_gateway, pod_mac)
 from ansible_collections.podnet.mesh.plugins.module_utils.core.plan.links import (
     PAIRED, plan_interface_addresses, plan_netns, plan_veth, veth_standing)
 from ansible_collections.podnet.mesh.plugins.module_utils.core.plan.routes import plan_routes, split_routes
@@ -41,13 +41,15 @@ _NEW_IFACE = {"up": False, "addresses": [], "kind": "veth"}
 
 
 Pod = collections.namedtuple(
-    "Pod", "netns veth interface address gateway bridge mtu hairpin proto owns_netns",
+    "Pod", "netns veth interface addresses gateways bridge mtu hairpin proto owns_netns",
     defaults=(None, None, ROUTE_PROTO, True))
 Pod.__doc__ = """One pod's wiring as wanted.
 
 netns: the pod's namespace (a name under /run/netns, or a path); veth: host end;
-interface: the pod's end; address: CIDR on it; gateway: the bridge's address;
-bridge; mtu and hairpin (None: leave as they are); proto: of its routes.
+interface: the pod's end; addresses: its CIDRs there, at most one per family
+(the MAC derives from the IPv4 one, else the first: ``model.mac_source``);
+gateways: the bridge's address of each of those families (one default route
+each); bridge; mtu and hairpin (None: leave as they are); proto: of its routes.
 owns_netns: the namespace is the pod's alone (the ``pods`` module): it is created
 and removed with the pod, its loopback brought up and routes of ours there not
 listed are purged. A CNI attachment shares its namespace with the runtime's other
@@ -55,16 +57,77 @@ attachments: none of that.
 """
 
 
+def _cidrs(params):
+    """pod_cidr or pod_cidrs -> the pod networks, at most one per family, in the order given."""
+    one, many = params.get("pod_cidr"), params.get("pod_cidrs")
+    if one is not None and many:
+        raise ValidationError("pod_cidrs", many, "cannot be given with pod_cidr (%s); list every family in pod_cidrs" % one)
+    if not many:
+        if one is None:
+            raise ValidationError("pod_cidr", one, "is required (or pod_cidrs: one prefix per address family)")
+        return [v.pod_cidr(one, "pod_cidr")]
+    if not isinstance(many, list):
+        raise ValidationError("pod_cidrs", many, "must be a list of pod CIDRs, at most one per address family")
+    cidrs = []
+    for index, value in enumerate(many):
+        cidr = v.pod_cidr(value, "pod_cidrs[%d]" % index)
+        for other in cidrs:
+            if other.version == cidr.version:
+                raise ValidationError("pod_cidrs[%d]" % index, value,
+                                      "is a second IPv%d prefix (also %s): one per address family" % (cidr.version, other))
+        cidrs.append(cidr)
+    return cidrs
+
+
+def _gateways(params, cidrs):
+    """The first host address of each pod CIDR; gateway, when given, replaces its family's."""
+    gateways = [pod_gateway(cidr) for cidr in cidrs]
+    if params.get("gateway") is not None:
+        gateway = v.ip_address(params["gateway"], "gateway")
+        cidr = next((c for c in cidrs if c.version == gateway.version), None)
+        if cidr is None or gateway not in cidr or gateway in (cidr.network_address, cidr.broadcast_address):
+            raise ValidationError("gateway", params["gateway"], "is not a host address of %s"
+                                  % " or ".join("pod CIDR %s" % c for c in cidrs))
+        gateways[cidrs.index(cidr)] = gateway
+    return gateways
+
+
+def _pod_addresses(item, path, cidrs, gateways, taken):
+    """A pod's given addresses (address and/or addresses) -> {family: ip}, each checked against its pod CIDR."""
+    given = []
+    if item.get("address") is not None:
+        given.append((str(item["address"]), path + ".address"))
+    extra = item.get("addresses")
+    if extra is not None:
+        if not isinstance(extra, list):
+            raise ValidationError(path + ".addresses", extra, "must be a list of addresses, at most one per address family")
+        given.extend((str(a), "%s.addresses[%d]" % (path, i)) for i, a in enumerate(extra))
+    result = {}
+    for text, where in given:
+        ip = v.ip_address(text.split("/", 1)[0], where)
+        cidr = next((c for c in cidrs if c.version == ip.version), None)
+        if cidr is None:
+            raise ValidationError(where, text, "is an IPv%d address but the pod CIDRs (%s) have no IPv%d prefix"
+                                  % (ip.version, ", ".join(str(c) for c in cidrs), ip.version))
+        if "/" in text and _network_of(text, where) != cidr:
+            raise ValidationError(where, text, "must have the prefix of pod CIDR %s" % cidr)
+        if ip not in cidr or ip in (cidr.network_address, cidr.broadcast_address):
+            raise ValidationError(where, text, "is not a host address of pod CIDR %s" % cidr)
+        if ip in gateways:
+            raise ValidationError(where, text, "is the gateway (bridge) address")
+        if ip.version in result:
+            raise ValidationError(where, text, "is a second IPv%d address (also %s): one per address family"
+                                  % (ip.version, result[ip.version]))
+        if ip in taken:
+            raise ValidationError(where, text, "is used twice (also pods[%d])" % taken[ip])
+        result[ip.version] = ip
+    return result
+
+
 def validate(params):
     """Module parameters -> want; every pod entry checked, paths name the index."""
-    cidr = v.pod_cidr(params["pod_cidr"], "pod_cidr")
-    gateway = params.get("gateway")
-    if gateway is None:
-        gateway = pod_gateway(cidr)
-    else:
-        gateway = v.ip_address(gateway, "gateway")
-        if gateway not in cidr or gateway in (cidr.network_address, cidr.broadcast_address):
-            raise ValidationError("gateway", params["gateway"], "is not a host address of pod_cidr %s" % cidr)
+    cidrs = _cidrs(params)
+    gateways = _gateways(params, cidrs)
     pods, names, veths, addresses = [], {}, {}, {}
     for index, item in enumerate(params["pods"]):
         path = "pods[%d]" % index
@@ -78,25 +141,14 @@ def validate(params):
         if veth in veths:
             raise ValidationError(path + ".veth", veth, "is used twice (also pods[%d])" % veths[veth])
         veths[veth] = index
-        address = item.get("address")
-        if address is not None:
-            text = str(address)
-            ip = v.ip_address(text.split("/", 1)[0], path + ".address")
-            if "/" in text and _network_of(text, path + ".address") != cidr:
-                raise ValidationError(path + ".address", address, "must have the prefix of pod_cidr %s" % cidr)
-            if ip not in cidr or ip in (cidr.network_address, cidr.broadcast_address):
-                raise ValidationError(path + ".address", address, "is not a host address of pod_cidr %s" % cidr)
-            if ip == gateway:
-                raise ValidationError(path + ".address", address, "is the gateway (bridge) address")
-            if ip in addresses:
-                raise ValidationError(path + ".address", address, "is used twice (also pods[%d])" % addresses[ip])
+        given = _pod_addresses(item, path, cidrs, gateways, addresses)
+        for ip in given.values():
             addresses[ip] = index
-            address = ip
         interface = v.ifname(item.get("interface") or POD_INTERFACE, path + ".interface")
-        pods.append({"name": name, "veth": veth, "interface": interface, "address": address})
+        pods.append({"name": name, "veth": veth, "interface": interface, "addresses": given})
     return {
-        "pods": pods, "bridge": v.ifname(params["bridge"], "bridge"), "pod_cidr": cidr,
-        "gateway": gateway, "mtu": v.mtu(params.get("mtu"), "mtu"),
+        "pods": pods, "bridge": v.ifname(params["bridge"], "bridge"), "pod_cidrs": cidrs,
+        "gateways": gateways, "mtu": v.mtu(params.get("mtu"), "mtu"),
         "hairpin": params.get("hairpin"), "state": params["state"],
         "proto": params.get("proto") or ROUTE_PROTO,
     }
@@ -120,58 +172,78 @@ def _current_address(pod_cur, iface, cidr):
 
 
 def needs_free_address(want, cur):
-    """Whether some pod gets the next free address: none given and none of the CIDR held already."""
-    cidr = want["pod_cidr"]
+    """Whether some pod gets the next free address of a pod CIDR: none given and none of it held already."""
     for pod in want["pods"]:
-        if pod["address"] is None and _current_address(cur["pods"].get(pod["name"], {}), pod["interface"],
-                                                       cidr) is None:
-            return True
+        for cidr in want["pod_cidrs"]:
+            if cidr.version not in pod["addresses"] and _current_address(
+                    cur["pods"].get(pod["name"], {}), pod["interface"], cidr) is None:
+                return True
     return False
 
 
 def assign_addresses(want, cur):
-    """Given addresses stay; a pod that has one of the CIDR keeps it; the rest get the lowest free.
+    """{pod: [its address in each pod CIDR, in their order]}.
 
-    Free: not the gateway, not given to or kept by a pod of this call, and not held
-    by any other namespace of the node (cur['held']: {ip: namespace}, the pods of
-    earlier calls on the same bridge among them).
+    Per pod CIDR: given addresses stay; a pod that has one of the CIDR keeps it; the
+    rest get the lowest free. Free: not the gateway, not given to or kept by a pod of
+    this call, and not held by any other namespace of the node (cur['held']: {ip:
+    namespace}, the pods of earlier calls on the same bridge among them).
     """
-    cidr, taken, result = want["pod_cidr"], {want["gateway"]}, {}
-    for pod in want["pods"]:
-        if pod["address"] is not None:
-            taken.add(pod["address"])
-    for pod in want["pods"]:
-        if pod["address"] is None:
-            have = _current_address(cur["pods"].get(pod["name"], {}), pod["interface"], cidr)
-            if have is not None and have not in taken:
-                result[pod["name"]] = have
-                taken.add(have)
     held = set(ipaddress.ip_address(ip) for ip in cur.get("held") or ())
-    free = (ip for ip in cidr.hosts() if ip not in taken and ip not in held)
-    for pod in want["pods"]:
-        if pod["address"] is not None:
-            result[pod["name"]] = pod["address"]
-        elif pod["name"] not in result:
-            try:
-                result[pod["name"]] = next(free)
-            except StopIteration:
-                raise ValidationError("pods", pod["name"], "gets no address: pod_cidr %s is full" % cidr)
+    result = dict((pod["name"], []) for pod in want["pods"])
+    for cidr, gateway in zip(want["pod_cidrs"], want["gateways"]):
+        family, taken, chosen = cidr.version, {gateway}, {}
+        for pod in want["pods"]:
+            if family in pod["addresses"]:
+                taken.add(pod["addresses"][family])
+        for pod in want["pods"]:
+            if family not in pod["addresses"]:
+                have = _current_address(cur["pods"].get(pod["name"], {}), pod["interface"], cidr)
+                if have is not None and have not in taken:
+                    chosen[pod["name"]] = have
+                    taken.add(have)
+        free = (ip for ip in cidr.hosts() if ip not in taken and ip not in held)
+        for pod in want["pods"]:
+            if family in pod["addresses"]:
+                chosen[pod["name"]] = pod["addresses"][family]
+            elif pod["name"] not in chosen:
+                try:
+                    chosen[pod["name"]] = next(free)
+                except StopIteration:
+                    raise ValidationError("pods", pod["name"], "gets no address: pod CIDR %s is full" % cidr)
+            result[pod["name"]].append("%s/%d" % (chosen[pod["name"]], cidr.prefixlen))
     return result
 
 
 def default_metric(routes, interface, family=4):
-    """The metric of an attachment's default route in a namespace it shares.
+    """The metric of an attachment's default route of one family in a namespace it shares.
 
-    Its own default route's metric when it has one; 0 when the namespace has no
-    default route; else one more than the highest there, so the first attachment
-    stays the primary one and each later one is a fallback that remains when an
-    earlier attachment is deleted (its routes go with its device).
+    Its own default route's metric when it has one; the family's usual metric
+    (0, IPv6 1024) when the namespace has no default route; else one more than
+    the highest there, so the first attachment stays the primary one and each
+    later one is a fallback that remains when an earlier attachment is deleted
+    (its routes go with its device).
     """
     defaults = [r for r in routes if r["dst"] == "default" and r["family"] == family]
     for route in defaults:
         if route.get("dev") == interface:
             return route["metric"]
-    return max(r["metric"] for r in defaults) + 1 if defaults else 0
+    return max(r["metric"] for r in defaults) + 1 if defaults else v.DEFAULT_METRIC[family]
+
+
+def _ipv6_interface_actions(pod, fresh):
+    """A new pod interface with an IPv6 address learns no route from router advertisements.
+
+    Another pod on the bridge could otherwise send one and become every pod's
+    IPv6 gateway. Its addresses are added without duplicate address detection
+    (``core.plan.links``), so they are usable at once.
+    """
+    plan = Plan({})
+    if fresh and any(":" in a for a in pod.addresses):
+        key = "net.ipv6.conf.%s.accept_ra" % pod.interface
+        plan.add(Op.SYSCTL, pod.netns, key, path="/proc/sys/net/ipv6/conf/%s/accept_ra" % pod.interface,
+                 value="0", text="set %s = 0 in namespace %s" % (key, pod.netns))
+    return plan
 
 
 def plan_pod(pod, cur):
@@ -189,14 +261,15 @@ def plan_pod(pod, cur):
         plan.extend(plan_netns({"name": pod.netns, "state": "present"}, cur["netns_exists"]))
     veth = plan_veth(
         {"name": pod.veth, "peer": pod.interface, "netns": pod.netns, "master": pod.bridge, "mtu": pod.mtu,
-         "hairpin": pod.hairpin, "up": True, "state": "present", "peer_mac": pod_mac(pod.address)},
+         "hairpin": pod.hairpin, "up": True, "state": "present", "peer_mac": pod_mac(mac_source(pod.addresses))},
         {"host": host, "peer": peer, "peer_at": cur.get("peer_at"), "stray_peer": None, "netns_exists": True,
          "master": cur["bridge"]})
     plan.extend(veth)
     fresh = any(a.op == Op.VETH_ADD for a in veth.actions)
+    plan.extend(_ipv6_interface_actions(pod, fresh))
     iface = dict(_NEW_IFACE, name=pod.interface, up=True) if fresh or peer is None else dict(peer, up=True)
     plan.extend(plan_interface_addresses(
-        {"netns": pod.netns, "interface": pod.interface, "addresses": [pod.address], "up": True,
+        {"netns": pod.netns, "interface": pod.interface, "addresses": list(pod.addresses), "up": True,
          "state": "present"},
         {"netns_exists": True, "link": iface,
          "lo": links.get("lo", {"up": False}) if pod.owns_netns else None}))
@@ -204,17 +277,19 @@ def plan_pod(pod, cur):
     ours, foreign = split_routes(routes, pod.proto)
     # In a namespace shared with other attachments the default route names its device,
     # with a metric of its own: the attachments' default routes never replace each other.
-    if pod.owns_netns:
-        default = {"dst": "default", "via": pod.gateway, "dev": None}
-    else:
-        default = {"dst": "default", "via": pod.gateway, "dev": pod.interface,
-                   "metric": default_metric(routes, pod.interface)}
-    default = v.route(default, "gateway")
+    defaults = []
+    for index, gateway in enumerate(pod.gateways):
+        if pod.owns_netns:
+            default = {"dst": "default", "via": gateway, "dev": None}
+        else:
+            default = {"dst": "default", "via": gateway, "dev": pod.interface,
+                       "metric": default_metric(routes, pod.interface, ipaddress.ip_address(gateway).version)}
+        defaults.append(v.route(default, "gateway" if index == 0 else "gateways[%d]" % index))
     plan.extend(plan_routes(
-        {"netns": pod.netns, "routes": [default], "purge": pod.owns_netns, "state": "present",
+        {"netns": pod.netns, "routes": defaults, "purge": pod.owns_netns, "state": "present",
          "proto": pod.proto, "table": MAIN_TABLE},
         {"netns_exists": True, "ours": ours, "foreign": foreign,
-         "connected": list(cur.get("networks") or []) + [ipaddress.ip_interface(pod.address).network],
+         "connected": list(cur.get("networks") or []) + [ipaddress.ip_interface(a).network for a in pod.addresses],
          "links": set(links) | {pod.interface, "lo"}}))
     return plan
 
@@ -263,7 +338,7 @@ def plan_pods(want, cur, assume_missing=False):
         if bridge["kind"] != "bridge":
             raise ConflictError("bridge", want["bridge"], "is a link of kind %s, not a bridge" % bridge["kind"])
     addresses = assign_addresses(want, cur) if want["state"] == "present" else {}
-    prefix = want["pod_cidr"].prefixlen
+    gateways = [str(g) for g in want["gateways"]]
     plan = Plan({"pods": {}}, {"pods": {}})
     plan.details["pods"] = []
     for item in want["pods"]:
@@ -279,9 +354,9 @@ def plan_pods(want, cur, assume_missing=False):
             "veth": item["veth"] if paired else None,
             "addresses": list(address),
         }
-        cidr_address = "%s/%d" % (addresses[name], prefix) if name in addresses else None
-        pod = Pod(netns=name, veth=item["veth"], interface=item["interface"], address=cidr_address,
-                  gateway=str(want["gateway"]), bridge=want["bridge"], mtu=want["mtu"], hairpin=want["hairpin"],
+        mine = addresses.get(name, [])
+        pod = Pod(netns=name, veth=item["veth"], interface=item["interface"], addresses=mine,
+                  gateways=gateways, bridge=want["bridge"], mtu=want["mtu"], hairpin=want["hairpin"],
                   proto=want["proto"])
         pod_cur = {"netns_exists": pcur["exists"], "host": host, "links": links, "routes": pcur.get("routes"),
                    "bridge": bridge, "peer_at": peer_at}
@@ -290,7 +365,8 @@ def plan_pods(want, cur, assume_missing=False):
             plan.after["pods"][name] = {"state": "absent", "veth": None, "addresses": []}
         else:
             plan.extend(plan_pod(pod, pod_cur))
-            plan.after["pods"][name] = {"state": "present", "veth": item["veth"], "addresses": [cidr_address]}
+            plan.after["pods"][name] = {"state": "present", "veth": item["veth"], "addresses": list(mine)}
             plan.details["pods"].append({"name": name, "veth": item["veth"], "interface": item["interface"],
-                                         "address": cidr_address, "gateway": str(want["gateway"])})
+                                         "address": mine[0], "gateway": gateways[0],
+                                         "addresses": list(mine), "gateways": list(gateways)})
     return plan

@@ -107,7 +107,13 @@ def plan_routes(want, cur, assume_missing=False):
         if route["dev"] is not None and cur["links"] is not None and route["dev"] not in cur["links"]:
             raise ValidationError(
                 path + ".dev", route["dev"], "does not exist in namespace %s" % ns_label(ns))
-        if route["via"] is not None and cur["connected"] is not None:
+        if route["via"] is not None and _ipv6_link_local(route["via"]):
+            # An IPv6 link-local gateway is on the link by definition; it names its link.
+            if route["dev"] is None:
+                raise ValidationError(
+                    path + ".via", route["via"],
+                    "is a link-local address: it is reachable on one interface only, so the route needs dev")
+        elif route["via"] is not None and cur["connected"] is not None:
             if route["via"] not in reachable:  # a thousand routes share a few gateways
                 via = ipaddress.ip_address(route["via"])
                 reachable[route["via"]] = any(via in net for net in cur["connected"] if net.version == via.version)
@@ -143,3 +149,8 @@ def plan_routes(want, cur, assume_missing=False):
     plan.details["routes"] = public_routes(result.values())
     plan.after = {"routes": sorted(route_text(r) for r in result.values())}
     return plan
+
+
+def _ipv6_link_local(address):
+    ip = ipaddress.ip_address(address)
+    return ip.version == 6 and ip.is_link_local

@@ -133,9 +133,10 @@ def test_network(value):
 def test_pod_cidr(value):
     def check(net):
         assert v.pod_cidr(str(net), "x") == net
-        assert net.version == 4 and 8 <= net.prefixlen <= 30
+        low, high = v.POD_CIDR_PREFIXES[net.version]
+        assert low <= net.prefixlen <= high
         for block, _what in v.NOT_POD_NETWORKS:
-            assert not net.overlaps(block)
+            assert block.version != net.version or not net.overlaps(block)
     refused_or(check, v.pod_cidr, value, "ipam.subnet")
 
 
@@ -195,6 +196,6 @@ def test_the_properties_run_on_a_fixed_budget():
     assert PROFILE.max_examples == EXAMPLES and PROFILE.derandomize
 
 
-@pytest.mark.parametrize("value", ["10.0.0.0/8", "10.244.1.0/24"])
+@pytest.mark.parametrize("value", ["10.0.0.0/8", "10.244.1.0/24", "fd00:10:244:1::/64", "2001:db8::/32"])
 def test_pod_cidr_round_trips(value):
     assert v.pod_cidr(str(v.pod_cidr(value, "x")), "x") == ipaddress.ip_network(value)

@@ -30,7 +30,8 @@ def test_the_roles_document_is_read_into_the_modules_wants():
     assert pods == pod_plan.validate({"pods": DOC["pods"]["pods"], "bridge": "cni0", "pod_cidr": "10.244.1.0/24",
                                       "gateway": None, "mtu": None, "hairpin": None, "proto": 149,
                                       "state": "present"})
-    assert [p["address"] for p in pods["pods"]] == [ipaddress.ip_address("10.244.1.2"), ipaddress.ip_address("10.244.1.3")]
+    assert [p["addresses"] for p in pods["pods"]] == [{4: ipaddress.ip_address("10.244.1.2")},
+                                                      {4: ipaddress.ip_address("10.244.1.3")}]
     assert state.wants["kernel"] == {"modules": [], "sysctls": []}
 
 
@@ -40,7 +41,8 @@ def test_sections_are_optional_and_a_mac_given_is_kept():
     assert state.concerns == ["bridge"] and state.node is None
     assert state.wants["bridge"]["mac"] == "0a:58:00:00:00:01"
     assert node_state.parse({"version": 1}).concerns == []
-    assert node_state.parse({"version": 1, "bridge": {"addresses": ["fd00::1/64"]}}).wants["bridge"]["mac"] is None
+    assert node_state.parse({"version": 1, "bridge": {"addresses": ["fd00::1/64"]}}).wants["bridge"]["mac"] == "0a:58:00:00:00:01"
+    assert node_state.parse({"version": 1, "bridge": {"addresses": []}}).wants["bridge"]["mac"] is None
 
 
 def test_kernel_section_keeps_order_and_normalises_names():
@@ -72,7 +74,7 @@ def test_kernel_section_keeps_order_and_normalises_names():
     (doc(routes={"routes": [], "proto": 300}), "routes.proto: 300"),
     (doc(routes={"routes": [], "purge": 1}), "routes.purge: 1 must be true or false"),
     (doc(pods={"pod_cidr": "10.244.1.0/24", "pods": [{"name": "red", "address": "10.244.9.2"}]}),
-     "pods.pods[0].address: '10.244.9.2' is not a host address of pod_cidr 10.244.1.0/24"),
+     "pods.pods[0].address: '10.244.9.2' is not a host address of pod CIDR 10.244.1.0/24"),
     (doc(pods={"pod_cidr": "10.244.1.0/24", "pods": [{"name": "red", "ip": "10.244.1.2"}]}),
      "pods.pods[0].ip: '10.244.1.2' is not part of"),
     (doc(pods={"pods": []}), "pods.pod_cidr: "),

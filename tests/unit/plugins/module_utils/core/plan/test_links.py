@@ -306,10 +306,19 @@ def test_check_mode_assumes_what_earlier_tasks_create():
 @pytest.mark.parametrize("address, mac", [
     ("10.244.1.2/24", "0a:58:0a:f4:01:02"),
     ("10.244.255.254", "0a:58:0a:f4:ff:fe"),
-    ("fd00::2/64", None),
+    ("fd00::2/64", "0a:58:00:00:00:02"),
+    ("fd00:10:244:1::a:2", "0a:58:00:0a:00:02"),
 ])
-def test_pod_mac_follows_the_ipv4_address(address, mac):
+def test_pod_mac_follows_the_address(address, mac):
     assert model.pod_mac(address) == mac
+
+
+def test_a_dual_stack_mac_derives_from_the_ipv4_address():
+    assert model.mac_source(["fd00::2/64", "10.244.1.2/24"]) == "10.244.1.2/24"
+    assert model.mac_source(["fd00::2/64"]) == "fd00::2/64"
+    assert model.mac_source([]) is None
+    assert model.pinned_bridge_mac(["fd00:10:244:1::1/64", "10.244.1.1/24"]) == "0a:58:0a:f4:01:01"
+    assert model.pinned_bridge_mac(["fd00:10:244:1::1/64"]) == "0a:58:00:00:00:01"
 
 
 def test_node_view_takes_the_default_route_interface_address():

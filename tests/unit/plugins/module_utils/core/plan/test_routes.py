@@ -131,11 +131,21 @@ def test_plan_routes_results_and_diff():
      "routes[0].via: '192.168.2.12' is not on a directly connected subnet in namespace host (connected: 192.168.1.0/24)"),
     (want([{"dst": "10.244.2.0/24", "dev": "eth9"}]), cur(), "routes[0].dev: 'eth9' does not exist"),
     (want([R2], netns="red"), cur(exists=False), "netns: 'red' does not exist"),
+    (want([{"dst": "default", "via": "fe80::1"}]), cur(),
+     "routes[0].via: 'fe80::1' is a link-local address: it is reachable on one interface only, so the route needs dev"),
 ])
 def test_plan_routes_refuses(w, c, message):
     with pytest.raises(ValidationError) as err:
         route_plan.plan_routes(w, c)
     assert str(err.value).startswith(message)
+
+
+def test_link_local_gateway_with_its_device_is_on_link():
+    """fe80::/10 is on every IPv6 link: no connected network names it, and none needs to."""
+    routes = [{"dst": "default", "via": "fe80::1", "dev": "eth0"}, {"dst": "fd00:2::/64", "via": "fe80::2", "dev": "eth0"}]
+    plan = route_plan.plan_routes(want(routes), cur(connected=("192.168.1.0/24", "fd00:1::/64")))
+    assert [(a.op, a.name) for a in plan.actions] == [("route_add", "default"), ("route_add", "fd00:2::/64")]
+    assert plan.details["added"][0] == {"dst": "default", "via": "fe80::1", "dev": "eth0", "metric": 1024}
 
 
 def test_thousand_routes_plan_in_one_pass():

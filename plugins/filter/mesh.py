@@ -65,14 +65,61 @@ def nodes_group_problems(groups, group=DEFAULT_GROUP, play_hosts=None, limit=Non
     return problems
 
 
-def _node_ip(name, hv):
-    """podnet_node_ip, else the default-route address read by node_info, else from setup facts."""
-    ip = hv.get("podnet_node_ip")
+def _prefix_list(hv, plural, singular):
+    """The prefixes of plural (a list, or one prefix as text), else of the singular shorthand; [] when neither is set."""
+    value = hv.get(plural)
+    if value is None or value == "" or value == []:
+        value = hv.get(singular)
+    if value is None or value == "":
+        return []
+    if isinstance(value, (list, tuple)):
+        return [str(item) for item in value]
+    return [str(value)]
+
+
+def prefixes(plural, singular=None):
+    """A list variable with its one-value shorthand -> the list: plural when set (a list, or one
+    value as text), else [singular]; [] when neither is set. podnet_pod_cidrs | prefixes(podnet_pod_cidr)."""
+    return _prefix_list({"p": plural, "s": singular}, "p", "s")
+
+
+def pod_cidrs(hv):
+    """A node's pod CIDRs (podnet_pod_cidrs, else [podnet_pod_cidr]) as written: one per family, any order."""
+    return _prefix_list(hv or {}, "podnet_pod_cidrs", "podnet_pod_cidr")
+
+
+def cluster_cidrs(hv):
+    """The cluster's prefixes (podnet_cluster_cidrs, else [podnet_cluster_cidr]) as written."""
+    return _prefix_list(hv or {}, "podnet_cluster_cidrs", "podnet_cluster_cidr")
+
+
+def pod_gateways(cidrs, with_prefix=True):
+    """The gateway of each pod CIDR of a list (the bridge's addresses), in the same order."""
+    if isinstance(cidrs, str):
+        cidrs = [cidrs]
+    return [pod_gateway(cidr, with_prefix) for cidr in cidrs or []]
+
+
+def _node_ip(name, hv, family=4):
+    """A node's address of family: from podnet_node_ips / podnet_node_ip, else the default-route
+    address node_info read, else the one of setup facts; None when there is none."""
+    listed = _prefix_list(hv, "podnet_node_ips", "podnet_node_ip")
+    for text in listed:
+        if _family(text) == family:
+            return text
+    key = "default_ipv%d" % family
+    ip = ((hv.get(NODE_INFO_VAR) or {}).get(key) or {}).get("address")
     if not ip:
-        ip = ((hv.get(NODE_INFO_VAR) or {}).get("default_ipv4") or {}).get("address")
-    if not ip:
-        ip = ((hv.get("ansible_facts") or {}).get("default_ipv4") or {}).get("address")
+        ip = ((hv.get("ansible_facts") or {}).get(key) or {}).get("address")
     return ip
+
+
+def _family(text):
+    """4 or 6 for an address (a prefix length ignored); None for anything that is no address."""
+    try:
+        return ipaddress.ip_address(str(text).split("/", 1)[0]).version
+    except ValueError:
+        return None
 
 
 def _was_read(hv):
@@ -96,54 +143,111 @@ def _node_networks(hv):
         for entry in [iface.get("ipv4")] + list(iface.get("ipv4_secondaries") or []):
             if entry and entry.get("network") and entry.get("netmask"):
                 nets.append(ipaddress.ip_network("%s/%s" % (entry["network"], entry["netmask"]), strict=False))
+        for entry in iface.get("ipv6") or []:
+            if entry.get("scope") == "global" and entry.get("address") and entry.get("prefix"):
+                nets.append(ipaddress.ip_network("%s/%s" % (entry["address"], entry["prefix"]), strict=False))
     return nets
 
 
+def _names(hv, plural, singular):
+    """How a variable is named in a message: the plural when it is set, else the singular."""
+    return plural if hv.get(plural) not in (None, "", []) else singular
+
+
+def _cluster_prefixes(cluster_cidr):
+    """podnet_cluster_cidrs (a list, or one prefix) -> ({family: network}, problems)."""
+    values = cluster_cidr if isinstance(cluster_cidr, (list, tuple)) else ([cluster_cidr] if cluster_cidr else [])
+    found, problems = {}, []
+    for value in values:
+        try:
+            net = ipaddress.ip_network(str(value))
+        except ValueError:
+            problems.append("podnet_cluster_cidr %r is not a network in CIDR form" % value)
+            continue
+        if net.version in found:
+            problems.append("podnet_cluster_cidrs has two IPv%d prefixes (%s and %s): one per address family"
+                            % (net.version, found[net.version], net))
+            continue
+        found[net.version] = net
+    return found, problems
+
+
+def _node_cidrs(name, hv, clusters, problems):
+    """One node's pod networks {family: network}; what is wrong goes to problems."""
+    var = _names(hv, "podnet_pod_cidrs", "podnet_pod_cidr")
+    raw = pod_cidrs(hv)
+    if not raw:
+        problems.append("%s: podnet_pod_cidr is required for host %s (its pod CIDR, e.g. 10.244.1.0/24; "
+                        "or podnet_pod_cidrs, one prefix per address family)" % (name, name))
+        return {}
+    cidrs = {}
+    for text in raw:
+        try:
+            cidr = ipaddress.ip_network(text)
+        except ValueError:
+            problems.append("%s: %s %r is not a network in CIDR form" % (name, var, text))
+            continue
+        if cidr.version in cidrs:
+            problems.append("%s: %s has two IPv%d prefixes (%s and %s): one per address family"
+                            % (name, var, cidr.version, cidrs[cidr.version], cidr))
+            continue
+        cluster = clusters.get(cidr.version)
+        if cluster is not None and not cidr.subnet_of(cluster):
+            problems.append("%s: %s %s is not inside podnet_cluster_cidr %s" % (name, var, cidr, cluster))
+        elif clusters and cluster is None:
+            problems.append("%s: %s %s is IPv%d, but the cluster prefixes (%s) have no IPv%d prefix"
+                            % (name, var, cidr, cidr.version, ", ".join(str(c) for c in clusters.values()),
+                               cidr.version))
+        cidrs[cidr.version] = cidr
+    if cidrs:
+        for family in sorted(set(clusters) - set(cidrs)):
+            problems.append("%s: %s (%s) has no IPv%d prefix, but the cluster is IPv%d too (%s): every node "
+                            "needs a pod CIDR of each family of the cluster"
+                            % (name, var, ", ".join(raw), family, family, clusters[family]))
+    return cidrs
+
+
 def mesh_problems(nodes, hostvars, cluster_cidr=None):
-    """Everything wrong with the cluster inventory, one readable line per problem."""
-    problems = []
-    try:
-        cluster = ipaddress.ip_network(str(cluster_cidr)) if cluster_cidr else None
-    except ValueError:
-        return ["podnet_cluster_cidr %r is not a network in CIDR form" % cluster_cidr]
-    cidrs, ips = {}, {}
+    """Everything wrong with the cluster inventory, one readable line per problem.
+
+    cluster_cidr: the cluster's prefix, or a list of them (one per family; podnet_cluster_cidrs).
+    Each node needs a node address of every family of its pod CIDRs: the peers route
+    that family's pod traffic to it.
+    """
+    clusters, problems = _cluster_prefixes(cluster_cidr)
+    if problems:
+        return problems
+    seen, ips = {}, {}
     for name in nodes:
         hv = hostvars[name]
-        raw = hv.get("podnet_pod_cidr")
-        if raw is None or raw == "":
-            problems.append("%s: podnet_pod_cidr is required for host %s (its pod CIDR, e.g. 10.244.1.0/24)"
-                            % (name, name))
-            continue
-        try:
-            cidr = ipaddress.ip_network(str(raw))
-        except ValueError:
-            problems.append("%s: podnet_pod_cidr %r is not a network in CIDR form" % (name, raw))
-            continue
-        if cluster is not None and not cidr.subnet_of(cluster):
-            problems.append("%s: podnet_pod_cidr %s is not inside podnet_cluster_cidr %s" % (name, cidr, cluster))
-        for other, ocidr in cidrs.items():
-            if cidr.overlaps(ocidr):
-                problems.append("%s and %s: pod CIDRs %s and %s overlap" % (other, name, ocidr, cidr))
-        cidrs[name] = cidr
-        ip = _node_ip(name, hv)
-        if not ip and not _was_read(hv):
-            problems.append(
-                "%s: podnet_node_ip is not set and the node's addresses could not be read (it is outside --limit, "
-                "unreachable or failed): set podnet_node_ip for %s, or run on it too" % (name, name))
-            continue
-        if not ip:
-            problems.append("%s: podnet_node_ip is not set and the node has no IPv4 default route to take it from"
-                            % name)
-            continue
-        try:
-            ip = ipaddress.ip_address(str(ip).split("/", 1)[0])
-        except ValueError:
-            problems.append("%s: podnet_node_ip %r is not an IP address" % (name, hv.get("podnet_node_ip")))
-            continue
-        if ip in ips:
-            problems.append("%s and %s: both have node IP %s" % (ips[ip], name, ip))
-        else:
-            ips[ip] = name
+        cidrs = _node_cidrs(name, hv, clusters, problems)
+        for family, cidr in sorted(cidrs.items()):
+            for other, ocidr in seen.items():
+                if ocidr.version == family and cidr.overlaps(ocidr):
+                    problems.append("%s and %s: pod CIDRs %s and %s overlap" % (other[0], name, ocidr, cidr))
+            seen[(name, family)] = cidr
+        var = _names(hv, "podnet_node_ips", "podnet_node_ip")
+        for family in sorted(cidrs):
+            ip = _node_ip(name, hv, family)
+            if not ip and not _was_read(hv):
+                problems.append(
+                    "%s: %s is not set and the node's addresses could not be read (it is outside --limit, "
+                    "unreachable or failed): set %s for %s, or run on it too" % (name, var, var, name))
+                break
+            if not ip:
+                what = "is not set" if not hv.get(var) else "has no IPv%d address" % family
+                problems.append("%s: %s %s and the node has no IPv%d default route to take it from"
+                                % (name, var, what, family))
+                continue
+            try:
+                ip = ipaddress.ip_address(str(ip).split("/", 1)[0])
+            except ValueError:
+                problems.append("%s: %s %r is not an IP address" % (name, var, ip))
+                continue
+            if ip in ips:
+                problems.append("%s and %s: both have node IP %s" % (ips[ip], name, ip))
+            else:
+                ips[ip] = name
     # host-gw needs every peer on a directly connected subnet.
     for name in nodes:
         nets = _node_networks(hostvars[name])
@@ -158,13 +262,21 @@ def mesh_problems(nodes, hostvars, cluster_cidr=None):
 
 
 def mesh_routes(nodes, hostvars, me):
-    """Routes from node me to every other node's pod CIDR via that node's IP."""
-    data = [{"name": n, "dst": hostvars[n].get("podnet_pod_cidr"), "via": _node_ip(n, hostvars[n])}
-            for n in nodes if n != me]
-    for item in data:
-        if not item["dst"] or not item["via"]:
-            raise AnsibleFilterError("mesh_routes: node %s lacks podnet_pod_cidr or podnet_node_ip" % item["name"])
-        item["via"] = str(item["via"]).split("/", 1)[0]
+    """Routes from node me to every pod CIDR of every other node, via that node's address of the CIDR's family."""
+    data = []
+    for name in nodes:
+        if name == me:
+            continue
+        cidrs = pod_cidrs(hostvars[name])
+        if not cidrs:
+            raise AnsibleFilterError("mesh_routes: node %s lacks podnet_pod_cidr or podnet_node_ip" % name)
+        for cidr in cidrs:
+            family = _family(cidr) or 4
+            via = _node_ip(name, hostvars[name], family)
+            if not via:
+                raise AnsibleFilterError("mesh_routes: node %s lacks podnet_pod_cidr or podnet_node_ip (no IPv%d "
+                                         "node address for %s)" % (name, family, cidr))
+            data.append({"name": name, "dst": cidr, "via": str(via).split("/", 1)[0]})
     if jmespath is not None:
         return jmespath.search("[].{dst: dst, via: via}", data)
     return [{"dst": d["dst"], "via": d["via"]} for d in data]
@@ -181,16 +293,19 @@ def pod_gateway(cidr, with_prefix=True):
 
 
 def stale_bridges(node_info, bridge, gateway):
-    """Interfaces other than the bridge that hold the pod gateway address (from node_info).
+    """Interfaces other than the bridge that hold a pod gateway address (from node_info).
 
-    Returns [{interface, addresses, only}], only: the gateway is the interface's one IPv4
-    address (what the bridge module leaves on a pod bridge). A node with two holders of
-    the gateway address sends pod traffic to whichever route the kernel prefers.
+    gateway: one address in CIDR form, or a list (a dual-stack node's gateways).
+    Returns [{interface, addresses, only}], only: every address the interface has of
+    the gateways' families is a pod gateway (what the bridge module leaves on a pod bridge). A node with two
+    holders of a gateway address sends pod traffic to whichever route the kernel prefers.
     """
-    try:
-        gw = ipaddress.ip_interface(str(gateway))
-    except ValueError as exc:
-        raise AnsibleFilterError("stale_bridges: %r is not an address in CIDR form (%s)" % (gateway, exc))
+    gateways = []
+    for text in gateway if isinstance(gateway, (list, tuple)) else [gateway]:
+        try:
+            gateways.append(ipaddress.ip_interface(str(text)))
+        except ValueError as exc:
+            raise AnsibleFilterError("stale_bridges: %r is not an address in CIDR form (%s)" % (text, exc))
     held = {}
     for entry in (node_info or {}).get("addresses") or []:
         held.setdefault(entry.get("interface"), []).append(entry.get("address"))
@@ -198,10 +313,11 @@ def stale_bridges(node_info, bridge, gateway):
     for name, addresses in held.items():
         if name == bridge:
             continue
-        ours = [a for a in addresses if _same_interface(a, gw)]
+        ours = [a for a in addresses if any(_same_interface(a, gw) for gw in gateways)]
         if ours:
-            v4 = [a for a in addresses if ":" not in str(a)]
-            found.append({"interface": name, "addresses": addresses, "only": v4 == ours})
+            families = set(gw.version for gw in gateways)
+            same_family = [a for a in addresses if _family(a) in families]
+            found.append({"interface": name, "addresses": addresses, "only": same_family == ours})
     return found
 
 
@@ -212,17 +328,52 @@ def _same_interface(address, gw):
         return False
 
 
+def _probe_family(address):
+    """4 or 6 for an address (CIDR suffix ignored); None for anything else."""
+    try:
+        return ipaddress.ip_address(str(address).split("/", 1)[0]).version
+    except ValueError:
+        return None
+
+
+def _probe_pod_addresses(pod):
+    """A probed pod's addresses: its addresses list, else its one address (results of older modules)."""
+    addresses = pod.get("addresses") or ([pod["address"]] if pod.get("address") else [])
+    return [str(a).split("/", 1)[0] for a in addresses]
+
+
+def _probe_matrix(pods, rows, externals, width):
+    """Lines of one matrix: pods as (label, address), address None when the pod has none."""
+    columns = [address for _name, address in pods]
+    header = " " * width + " | " + " ".join("%-3d" % (i + 1) for i in range(len(pods)))
+    if externals:
+        header += " | " + " ".join(externals)
+    lines = [header]
+    for index, (name, address) in enumerate(pods):
+        marks = []
+        for column in columns:
+            marks.append("-  " if column == address else "%-3s" % rows.get(name, {}).get(column, "X"))
+        line = "%-*s | %s" % (width, name, " ".join(marks))
+        if externals:
+            line += " | " + " ".join("%-*s" % (len(e), rows.get(name, {}).get(e, "X")) for e in externals)
+        lines.append(line + "   %d=%s" % (index + 1, address or "no address"))
+    return lines
+
+
 def probe_report(nodes, hostvars, result_var="podnet_verify_check"):
     """A connectivity matrix a person can read at a glance, plus the failing pairs.
 
     Rows are source pods, columns destination pods and then external hosts;
     '.' is a pass, 'X' a failure, 'N' a NATed pod-to-pod connection, '-' self.
+    With pods of both address families, one matrix per family under a heading
+    (IPv4, IPv6), its columns numbered by the pods' addresses of that family;
+    a pod without an address of a family is left out of that family's matrix.
     """
     rows, pods, failures, externals = {}, [], [], []
     for node in nodes:
         result = hostvars[node].get(result_var) or {}
         for pod in result.get("pods", []):
-            pods.append(("%s@%s" % (pod["name"], node), pod["address"] or "no address"))
+            pods.append(("%s@%s" % (pod["name"], node), _probe_pod_addresses(pod)))
         for res in result.get("results", []):
             src = "%s@%s" % (res["src"], node)
             mark = "." if res["ok"] else ("N" if res.get("nat") else "X")
@@ -230,27 +381,29 @@ def probe_report(nodes, hostvars, result_var="podnet_verify_check"):
             if res["kind"] == "external" and res["dst_address"] not in externals:
                 externals.append(res["dst_address"])
         failures.extend("%s: %s" % (node, line) for line in result.get("failures", []))
-    columns = [pod[1] for pod in pods] + externals
-    width = max([len(pod[0]) for pod in pods] + [4])
-    header = " " * width + " | " + " ".join("%-3d" % (i + 1) for i in range(len(pods)))
-    if externals:
-        header += " | " + " ".join(externals)
-    lines = [header]
-    for index, (name, address) in enumerate(pods):
-        marks = []
-        for column in columns[:len(pods)]:
-            marks.append("-  " if column == address else "%-3s" % rows.get(name, {}).get(column, "X"))
-        line = "%-*s | %s" % (width, name, " ".join(marks))
-        if externals:
-            line += " | " + " ".join("%-*s" % (len(e), rows.get(name, {}).get(e, "X")) for e in externals)
-        lines.append(line + "   %d=%s" % (index + 1, address))
+    families = sorted((set(_probe_family(a) for _name, addresses in pods for a in addresses)
+                       | set(_probe_family(a) for row in rows.values() for a in row)) - {None})
+    width = max([len(name) for name, _addresses in pods] + [4])
+    if len(families) < 2:
+        lines = _probe_matrix([(name, (addresses or [None])[0]) for name, addresses in pods], rows, externals, width)
+    else:
+        lines = []
+        for family in families:
+            matrix = [(name, ([a for a in addresses if _probe_family(a) == family] or [None])[0])
+                      for name, addresses in pods]
+            # A pod with addresses, none of this family, has no place here; one with none stays.
+            matrix = [(name, address) for (name, address), (_n, addresses) in zip(matrix, pods)
+                      if address is not None or not addresses]
+            lines.append("IPv%d" % family)
+            lines += _probe_matrix(matrix, rows, [e for e in externals if _probe_family(e) == family], width)
     total = sum(len(r) for r in rows.values())
     lines.append("%d probes, %d failed ('.' ok, 'X' failed, 'N' NATed, '-' self)" % (total, len(failures)))
-    return {"lines": lines, "failures": failures, "probes": total}
+    return {"lines": lines, "failures": failures, "probes": total, "families": families}
 
 
 class FilterModule:
     def filters(self):
-        return {"mesh_routes": mesh_routes, "mesh_problems": mesh_problems, "pod_gateway": pod_gateway,
+        return {"prefixes": prefixes, "pod_cidrs": pod_cidrs, "cluster_cidrs": cluster_cidrs, "pod_gateways": pod_gateways,
+                "mesh_routes": mesh_routes, "mesh_problems": mesh_problems, "pod_gateway": pod_gateway,
                 "probe_report": probe_report, "nodes_group_problems": nodes_group_problems,
                 "stale_bridges": stale_bridges}

@@ -13,7 +13,8 @@ version_added: 0.1.0
 description:
   - Reads, through netlink, what the inventory checks of the pod network need from a node. That is
     every address, the directly connected networks, and the address of the interface that holds the
-    IPv4 default route (the default for C(podnet_node_ip)).
+    IPv4 default route (the default for C(podnet_node_ip)) and the same for IPv6 (the default
+    IPv6 entry of C(podnet_node_ips)).
   - One netlink read, no shell commands and no name lookups, so it stays fast where
     C(ansible.builtin.setup) waits on DNS for the node's FQDN.
   - Changes nothing; the result is the same in check mode.
@@ -61,6 +62,13 @@ default_ipv4:
       description: The default route's gateway (null for a device route).
       type: str
       sample: 192.168.50.1
+default_ipv6:
+  description:
+    - The first global IPv6 address of the interface holding the IPv6 default route (lowest metric
+      first), or null when there is no such route or address. Same keys as RV(default_ipv4).
+  returned: always
+  type: dict
+  sample: {"address": "2001:db8:1::11", "prefix": 64, "interface": "eth0", "gateway": "2001:db8:1::1"}
 addresses:
   description: Every address (IPv6 link-local ones left out) with its interface, in kernel order.
   returned: always
@@ -99,7 +107,7 @@ def read(session, want):
         raise ValidationError("netns", ns, "does not exist")
     handle = session.ns(ns)
     links = handle.links()
-    return node_view(links, handle.addresses(), handle.routes(MAIN_TABLE, families=(4,), links=links))
+    return node_view(links, handle.addresses(), handle.routes(MAIN_TABLE, families=(4, 6), links=links))
 
 
 def render(want, cur, planned, predicted):

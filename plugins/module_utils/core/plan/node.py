@@ -14,7 +14,8 @@ def node_view(links, addresses, routes):
 
     links: name -> link (ifindex); addresses: [(ifindex, CIDR)]; routes: main-table routes.
     default_ipv4 is the first IPv4 address of the interface holding the IPv4 default route
-    with the lowest metric (what Ansible's default_ipv4 fact means), or None.
+    with the lowest metric (what Ansible's default_ipv4 fact means), or None; default_ipv6
+    the same for IPv6 (link-local addresses are never listed).
     """
     names = dict((link["ifindex"], name) for name, link in links.items())
     listed = [{"interface": names.get(index), "address": address} for index, address in addresses]
@@ -23,16 +24,20 @@ def node_view(links, addresses, routes):
         net = str(ipaddress.ip_interface(entry["address"]).network)
         if net not in networks:
             networks.append(net)
-    default = None
-    defaults = sorted((r for r in routes if r["dst"] == "default" and r["family"] == 4 and r["dev"]
+    return {"default_ipv4": _default_address(listed, routes, 4), "default_ipv6": _default_address(listed, routes, 6),
+            "addresses": listed, "networks": networks}
+
+
+def _default_address(listed, routes, family):
+    """The first address of family on the interface holding that family's default route with the lowest metric."""
+    defaults = sorted((r for r in routes if r["dst"] == "default" and r["family"] == family and r["dev"]
                        and r.get("type", "unicast") == "unicast"),
                       key=lambda r: r["metric"])
     for route in defaults:
         mine = [e["address"] for e in listed
-                if e["interface"] == route["dev"] and ipaddress.ip_interface(e["address"]).version == 4]
+                if e["interface"] == route["dev"] and ipaddress.ip_interface(e["address"]).version == family]
         if mine:
             iface = ipaddress.ip_interface(mine[0])
-            default = {"address": str(iface.ip), "prefix": iface.network.prefixlen, "interface": route["dev"],
-                       "gateway": route["via"]}
-            break
-    return {"default_ipv4": default, "addresses": listed, "networks": networks}
+            return {"address": str(iface.ip), "prefix": iface.network.prefixlen, "interface": route["dev"],
+                    "gateway": route["via"]}
+    return None

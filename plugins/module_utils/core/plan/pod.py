@@ -115,6 +115,8 @@ def _pod_addresses(item, path, cidrs, gateways, taken):
             raise ValidationError(where, text, "is not a host address of pod CIDR %s" % cidr)
         if ip in gateways:
             raise ValidationError(where, text, "is the gateway (bridge) address")
+        if result.get(ip.version) == ip:
+            continue  # the same address in address and addresses
         if ip.version in result:
             raise ValidationError(where, text, "is a second IPv%d address (also %s): one per address family"
                                   % (ip.version, result[ip.version]))

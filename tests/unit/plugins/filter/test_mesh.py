@@ -133,7 +133,75 @@ def test_node_outside_the_run_and_missing_pod_cidr_name_the_variable_to_set():
         "b: podnet_node_ip is not set and the node's addresses could not be read (it is outside --limit, "
         "unreachable or failed): set podnet_node_ip for b, or run on it too",
         "c: podnet_node_ip is not set and the node has no IPv4 default route to take it from",
-        "d: podnet_pod_cidr is required for host d (its pod CIDR, e.g. 10.244.1.0/24)"]
+        "d: podnet_pod_cidr is required for host d (its pod CIDR, e.g. 10.244.1.0/24; "
+        "or podnet_pod_cidrs, one prefix per address family)"]
+
+
+# ------------------------------------------------ dual-stack and IPv6-only inventories
+def hv2(i, families=(4, 6), **extra):
+    cidrs = {4: "10.244.%d.0/24" % i, 6: "fd00:10:244:%x::/64" % i}
+    ips = {4: "192.168.1.1%d" % i, 6: "2001:db8:1::1%d" % i}
+    h = {"podnet_pod_cidrs": [cidrs[f] for f in families], "podnet_node_ips": [ips[f] for f in families],
+         "podnet_node_info": {"networks": ["192.168.1.0/24", "2001:db8:1::/64"]}}
+    h.update(extra)
+    return h
+
+
+DUAL = {"node%d" % i: hv2(i) for i in (1, 2, 3)}
+CLUSTER = ["10.244.0.0/16", "fd00:10:244::/56"]
+
+
+def test_dual_stack_mesh_routes_go_via_the_peers_address_of_each_family():
+    assert mesh.mesh_routes(["node1", "node2", "node3"], DUAL, "node1") == [
+        {"dst": "10.244.2.0/24", "via": "192.168.1.12"}, {"dst": "fd00:10:244:2::/64", "via": "2001:db8:1::12"},
+        {"dst": "10.244.3.0/24", "via": "192.168.1.13"}, {"dst": "fd00:10:244:3::/64", "via": "2001:db8:1::13"}]
+    assert mesh.mesh_problems(["node1", "node2", "node3"], DUAL, CLUSTER) == []
+
+
+def test_ipv6_only_mesh_and_node_addresses_from_node_info():
+    hostvars = {"a": {"podnet_pod_cidrs": ["fd00:10:244:1::/64"],
+                      "podnet_node_info": {"default_ipv4": {"address": "192.168.1.11"},
+                                           "default_ipv6": {"address": "2001:db8:1::11"},
+                                           "networks": ["2001:db8:1::/64"]}},
+                "b": {"podnet_pod_cidr": "fd00:10:244:2::/64", "podnet_node_ip": "2001:db8:1::12"}}
+    assert mesh.mesh_routes(["a", "b"], hostvars, "b") == [{"dst": "fd00:10:244:1::/64", "via": "2001:db8:1::11"}]
+    assert mesh.mesh_problems(["a", "b"], hostvars, ["fd00:10:244::/56"]) == []
+
+
+@pytest.mark.parametrize("change, cluster, expected", [
+    ({"node3": hv2(3, families=(4,))}, CLUSTER,
+     "node3: podnet_pod_cidrs (10.244.3.0/24) has no IPv6 prefix, but the cluster is IPv6 too (fd00:10:244::/56)"),
+    ({"node3": hv2(3, podnet_pod_cidrs=["10.244.3.0/24", "fd00:10:245:3::/64"])}, CLUSTER,
+     "node3: podnet_pod_cidrs fd00:10:245:3::/64 is not inside podnet_cluster_cidr fd00:10:244::/56"),
+    ({"node3": hv2(3, podnet_pod_cidrs=["10.244.3.0/24", "10.244.4.0/24"])}, CLUSTER,
+     "node3: podnet_pod_cidrs has two IPv4 prefixes (10.244.3.0/24 and 10.244.4.0/24)"),
+    ({"node3": hv2(3, podnet_pod_cidrs=["10.244.3.0/24", "fd00:10:244:2::/64"])}, CLUSTER,
+     "node2 and node3: pod CIDRs fd00:10:244:2::/64 and fd00:10:244:2::/64 overlap"),
+    ({"node3": hv2(3, podnet_node_ips=["192.168.1.13"],
+                   podnet_node_info={"default_ipv6": None, "networks": ["192.168.1.0/24"]})}, CLUSTER,
+     "node3: podnet_node_ips has no IPv6 address and the node has no IPv6 default route to take it from"),
+    ({"node3": hv2(3, podnet_node_ips=["192.168.1.13", "2001:db8:1::12"])}, CLUSTER,
+     "node2 and node3: both have node IP 2001:db8:1::12"),
+    ({"node3": hv2(3, podnet_node_ips=["192.168.1.13", "2001:db8:2::13"])}, CLUSTER,
+     "node1: peer node3 (node IP 2001:db8:2::13) is not on a directly connected subnet of node1"),
+    ({}, ["10.244.0.0/16", "10.245.0.0/16"], "podnet_cluster_cidrs has two IPv4 prefixes"),
+    ({}, ["10.244.0.0/16"], "node1: podnet_pod_cidrs fd00:10:244:1::/64 is IPv6, but the cluster prefixes "
+                            "(10.244.0.0/16) have no IPv6 prefix"),
+])
+def test_dual_stack_problems_name_hosts_families_and_values(change, cluster, expected):
+    hostvars = dict(DUAL, **change)
+    problems = mesh.mesh_problems(["node1", "node2", "node3"], hostvars, cluster)
+    assert any(p.startswith(expected) for p in problems), problems
+
+
+def test_prefix_list_filters():
+    assert mesh.pod_cidrs({"podnet_pod_cidr": "10.244.1.0/24"}) == ["10.244.1.0/24"]
+    assert mesh.pod_cidrs({"podnet_pod_cidrs": ["fd00:10:244:1::/64", "10.244.1.0/24"], "podnet_pod_cidr": "x"}) == [
+        "fd00:10:244:1::/64", "10.244.1.0/24"]
+    assert mesh.pod_cidrs({}) == []
+    assert mesh.cluster_cidrs({"podnet_cluster_cidrs": "fd00:10:244::/56"}) == ["fd00:10:244::/56"]
+    assert mesh.pod_gateways(["10.244.1.0/24", "fd00:10:244:1::/64"]) == ["10.244.1.1/24", "fd00:10:244:1::1/64"]
+    assert mesh.pod_gateways("fd00:10:244:1::/64", False) == ["fd00:10:244:1::1"]
 
 
 def test_stale_bridges():
@@ -151,3 +219,12 @@ def test_stale_bridges():
     assert mesh.stale_bridges({"skipped": True}, "cni0", "10.244.1.1/24") == []
     with pytest.raises(AnsibleFilterError, match="not an address in CIDR form"):
         mesh.stale_bridges(info, "cni0", "nope")
+
+
+def test_stale_bridges_of_a_dual_stack_node():
+    info = {"addresses": [
+        {"interface": "old", "address": "10.244.1.1/24"}, {"interface": "old", "address": "fd00:10:244:1::1/64"},
+        {"interface": "half", "address": "fd00:10:244:1::1/64"}, {"interface": "half", "address": "fd00:99::1/64"}]}
+    assert mesh.stale_bridges(info, "cni0", ["10.244.1.1/24", "fd00:10:244:1::1/64"]) == [
+        {"interface": "old", "addresses": ["10.244.1.1/24", "fd00:10:244:1::1/64"], "only": True},
+        {"interface": "half", "addresses": ["fd00:10:244:1::1/64", "fd00:99::1/64"], "only": False}]

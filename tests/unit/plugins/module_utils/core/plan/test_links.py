@@ -335,6 +335,10 @@ def test_node_view_takes_the_default_route_interface_address():
                                     "gateway": "192.0.2.1"}
     assert view["networks"] == ["127.0.0.0/8", "192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24", "fd00::/64"]
     assert view["addresses"][4] == {"interface": "eth1", "address": "fd00::7/64"}
+    assert view["default_ipv6"] is None
+    routes.append({"dst": "default", "family": 6, "via": "fd00::1", "dev": "eth1", "metric": 1024, "proto": 4})
+    assert node_plan.node_view(links, addresses, routes)["default_ipv6"] == {
+        "address": "fd00::7", "prefix": 64, "interface": "eth1", "gateway": "fd00::1"}
 
 
 def test_node_view_without_a_usable_default_route():

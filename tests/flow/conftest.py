@@ -31,8 +31,9 @@ RECAP = re.compile(r"^(\S+)\s+: ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+f
 
 
 class Lab:
-    def __init__(self, name, nodes=3, ssh=False, bin=BIN):
+    def __init__(self, name, nodes=3, ssh=False, bin=BIN, inventory="lab"):
         self.name = name
+        self.inventory = inventory  # a directory under inventories/
         self.nodes = nodes
         self.ssh = ssh
         self.bin = bin
@@ -43,7 +44,7 @@ class Lab:
         env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=COLLECTIONS_PATH, ANSIBLE_FORCE_COLOR="0",
                    ANSIBLE_NOCOLOR="1", PODNET_LAB_NODES=str(nodes or self.nodes),
                    ANSIBLE_HOST_KEY_CHECKING="0")
-        argv = [os.path.join(self.bin, "ansible-playbook"), "-i", os.path.join(COLLECTION, "inventories", "lab"),
+        argv = [os.path.join(self.bin, "ansible-playbook"), "-i", os.path.join(COLLECTION, "inventories", self.inventory),
                 "-e", "podnet_lab_name=%s" % self.name, os.path.join(COLLECTION, "playbooks", playbook)]
         if self.ssh:
             # The inventory names the lab's SSH files after its lab_name option.
@@ -98,6 +99,26 @@ def lab():
     if os.geteuid() != 0:
         pytest.skip("the lab needs root")
     lab = Lab("pntf" + secrets.token_hex(3))
+    try:
+        yield lab
+    finally:
+        remove(lab)
+
+
+# The dual-stack and IPv6-only labs: inventory -> (the pod CIDRs of node2 and node3 that
+# node1 routes to, probes verify runs: 6 pods, each to 5 pods and 1 external host, per family).
+STACKS = {
+    "lab-dualstack": (["10.244.2.0/24", "10.244.3.0/24", "fd00:10:244:2::/64", "fd00:10:244:3::/64"], 72),
+    "lab-ipv6": (["fd00:10:244:2::/64", "fd00:10:244:3::/64"], 36),
+}
+
+
+@pytest.fixture(scope="module", params=sorted(STACKS))
+def stack_lab(request):
+    if os.geteuid() != 0:
+        pytest.skip("the lab needs root")
+    lab = Lab("pntd" + secrets.token_hex(3), inventory=request.param)
+    lab.routes, lab.probes = STACKS[request.param]
     try:
         yield lab
     finally:

@@ -191,3 +191,49 @@ def test_forward_drop_is_a_warning(run):
     del WARNINGS[:]
     run(dict(ARGS, backend="iptables", _ansible_check_mode=True), filter_table=FILTER_DROP)
     assert WARNINGS == []
+
+
+DUAL = {"source": ["10.244.0.0/16", "fd00:10:244::/56"], "exempt": ["10.244.0.0/16", "fd00:10:244::/56"]}
+SAVE6 = "/usr/sbin/ip6tables-save"
+RESTORE6 = "/usr/sbin/ip6tables-restore"
+
+
+def test_dual_stack_check_mode_predicts_both_families_and_sysctls(run, monkeypatch):
+    monkeypatch.setattr(FakeRunner, "read_file", lambda self, path: dict(
+        self.files, **{_nat.IP6_FORWARD_PATH: "0\n"}).get(path))
+    kind, result, runner = run(dict(DUAL, _ansible_check_mode=True, _ansible_diff=True))
+    assert kind == "exit" and result["changed"] is True
+    assert runner.write_commands() == [] and runner.writes == []
+    assert result["actions"] == ["create nftables table ip podnet (4 rules)", "create nftables table ip6 podnet (4 rules)",
+                                 "set net.ipv4.ip_forward = 1", "set net.ipv6.conf.all.forwarding = 1"]
+    assert result["rules_by_family"]["ipv6"][0] == "add table ip6 podnet"
+    assert result["rules"] == result["rules_by_family"]["ipv4"] + result["rules_by_family"]["ipv6"]
+    assert result["sysctls"] == {"net.ipv4.ip_forward": 1, "net.ipv6.conf.all.forwarding": 1}
+    assert result["diff"]["before"] == {"backend": None, "rules": [], "ip_forward": 0, "ipv6_forwarding": 0}
+    assert result["diff"]["after"]["ipv6_forwarding"] == 1 and result["diff"]["after"]["rules"] == result["rules"]
+
+
+def test_ipv4_only_returns_the_ipv4_shape(run):
+    kind, result, runner = run(dict(ARGS, _ansible_check_mode=True))
+    assert result["rules_by_family"]["ipv6"] == []
+    assert result["sysctls"] == {"net.ipv4.ip_forward": 1}
+    assert not [c for c, _d in runner.commands if "ip6" in " ".join(c)]
+
+
+@pytest.mark.parametrize("args, message", [
+    (dict(DUAL, source=["10.244.0.0/16", "fd00:10:244::1/56"]), "source[1]: 'fd00:10:244::1/56' is not a valid network"),
+    (dict(DUAL, exempt=["fd00:10:244::/56", "fd00::/200"]), "exempt[1]: 'fd00::/200' is not a valid network"),
+])
+def test_bad_ipv6_input_runs_no_command(run, args, message):
+    kind, result, runner = run(args)
+    assert kind == "fail" and result["msg"].startswith(message), result["msg"]
+    assert runner.commands == [] and runner.writes == []
+
+
+def test_iptables_without_ip6tables_fails_before_any_change(run, monkeypatch):
+    monkeypatch.setattr(FakeRunner, "read_file", lambda self, path: "1\n")
+    kind, result, runner = run(dict(DUAL, backend="iptables"))
+    assert kind == "fail" and result["changed"] is False
+    assert result["msg"].startswith("backend: 'iptables' was chosen but the ip6tables-save/ip6tables-restore command")
+    assert "source: fd00:10:244::/56" in result["msg"]
+    assert runner.write_commands() == [] and runner.writes == []

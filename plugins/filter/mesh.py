@@ -381,8 +381,8 @@ def probe_report(nodes, hostvars, result_var="podnet_verify_check"):
             if res["kind"] == "external" and res["dst_address"] not in externals:
                 externals.append(res["dst_address"])
         failures.extend("%s: %s" % (node, line) for line in result.get("failures", []))
-    families = sorted((set(_probe_family(a) for _name, addresses in pods for a in addresses)
-                       | set(_probe_family(a) for row in rows.values() for a in row)) - {None})
+    seen = [a for _name, addresses in pods for a in addresses] + [a for row in rows.values() for a in row]
+    families = sorted(set(_probe_family(a) for a in seen) - {None})
     width = max([len(name) for name, _addresses in pods] + [4])
     if len(families) < 2:
         lines = _probe_matrix([(name, (addresses or [None])[0]) for name, addresses in pods], rows, externals, width)

@@ -50,7 +50,8 @@ options:
         description:
           - Gateway address, of the same address family as O(routes[].dst). It must be
             on a subnet directly connected in the namespace (host-gw routing needs layer-2
-            adjacency); otherwise the task fails saying so.
+            adjacency); otherwise the task fails saying so. An IPv6 link-local gateway
+            (V(fe80::1)) needs O(routes[].dev) and is not checked.
         type: str
       dev:
         description:
@@ -60,6 +61,13 @@ options:
       metric:
         description: Route metric (priority). Defaults to the kernel's default, 0 for IPv4 and 1024 for IPv6.
         type: int
+      onlink:
+        description:
+          - The gateway O(routes[].via) is on O(routes[].dev) although no connected network holds it (a
+            peer's VXLAN endpoint address on the overlay device, see M(podnet.mesh.overlay)); needs both.
+            Not checked against the connected networks.
+        type: bool
+        default: false
   purge:
     description:
       - Also remove routes of ours (carrying O(proto), in O(table)) that are not listed.
@@ -182,6 +190,7 @@ def main():
                     "via": {"type": "str"},
                     "dev": {"type": "str"},
                     "metric": {"type": "int"},
+                    "onlink": {"type": "bool", "default": False},
                 },
             },
             "purge": {"type": "bool", "default": False},

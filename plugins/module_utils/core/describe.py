@@ -35,6 +35,15 @@ _TEXT = {
     Op.ROUTE_ADD: lambda a, where: "add route %s%s" % (route_text(a.args["route"]), where),
     Op.ROUTE_REPLACE: lambda a, where: "replace route %s%s" % (route_text(a.args["route"]), where),
     Op.ROUTE_DEL: lambda a, where: "delete route %s%s" % (route_text(a.args["route"]), where),
+    Op.VXLAN_ADD: lambda a, where: "create vxlan %s%s with VNI %d, port %d, local %s%s, MAC %s" % (
+        a.name, where, a.args["vni"], a.args["port"], a.args["local"],
+        " on %s" % a.args["dev"] if a.args.get("dev") else "", a.args["mac"]),
+    Op.FDB_ADD: lambda a, where: "add forwarding entry %s dst %s to %s%s" % (a.args["mac"], a.args["dst"], a.name, where),
+    Op.FDB_DEL: lambda a, where: "delete forwarding entry %s dst %s from %s%s" % (
+        a.args["mac"], a.args["dst"], a.name, where),
+    Op.NEIGH_REPLACE: lambda a, where: "set neighbour %s lladdr %s (permanent) on %s%s" % (
+        a.args["address"], a.args["mac"], a.name, where),
+    Op.NEIGH_DEL: lambda a, where: "delete neighbour %s on %s%s" % (a.args["address"], a.name, where),
 }
 
 
@@ -63,5 +72,7 @@ def route_text(route):
         parts.append("via %s" % route["via"])
     if route.get("dev"):
         parts.append("dev %s" % route["dev"])
+    if route.get("onlink"):
+        parts.append("onlink")
     parts.append("metric %d" % route["metric"])
     return " ".join(parts)

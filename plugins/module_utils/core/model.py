@@ -43,10 +43,13 @@ IFNAME_MAX_BYTES = 15
 STALE = "stale"
 # Locally administered, unicast MAC prefix of pod interfaces (as the reference plugins use).
 POD_MAC_PREFIX = b"\x0a\x58"
+# ... and of a node's VXLAN endpoint (VTEP), followed by the last bytes of its node address:
+# every peer derives it from the inventory, so no MAC is ever exchanged.
+VTEP_MAC_PREFIX = b"\x0e\x58"
 
 __all__ = ["HOST", "ROUTE_PROTO", "MAIN_TABLE", "DEFAULT_BRIDGE", "DEFAULT_MTU", "POD_INTERFACE",
            "IFNAME_MAX_BYTES", "STALE", "Op", "Action", "Plan", "Session", "ns_label", "pod_gateway",
-           "derived_mac", "mac_source", "pod_mac", "bridge_mac", "pinned_bridge_mac", "broadcast_of", "host_veth_name"]
+           "derived_mac", "mac_source", "pod_mac", "bridge_mac", "pinned_bridge_mac", "vtep_mac", "broadcast_of", "host_veth_name"]
 
 
 def ns_label(ns):
@@ -101,6 +104,11 @@ def bridge_mac(gateway):
     return derived_mac(gateway, POD_MAC_PREFIX)
 
 
+def vtep_mac(node_ip):
+    """The MAC of a node's VXLAN device: 0e:58 + the last 4 bytes of its node address (the VXLAN local address)."""
+    return derived_mac(node_ip, VTEP_MAC_PREFIX)
+
+
 def pinned_bridge_mac(addresses):
     """The MAC a bridge with these addresses is pinned to (``mac_source`` picks one); None for none."""
     source = mac_source(addresses)
@@ -153,6 +161,13 @@ class Op:
     ROUTE_REPLACE = "route_replace"
     ROUTE_DEL = "route_del"
     ROUTE_OPS = (ROUTE_ADD, ROUTE_REPLACE, ROUTE_DEL)
+    # The overlay: a VXLAN link, its forwarding entries (MAC -> remote VTEP) and its
+    # permanent neighbour entries (peer VTEP address -> MAC).
+    VXLAN_ADD = "vxlan_add"
+    FDB_ADD = "fdb_add"
+    FDB_DEL = "fdb_del"
+    NEIGH_REPLACE = "neigh_replace"
+    NEIGH_DEL = "neigh_del"
     # NAT tools (nft, iptables-restore) and sysctls.
     NFT_REPLACE = "nft_replace"
     NFT_DELETE = "nft_delete"

@@ -225,7 +225,7 @@ def choice(value, choices, path):
 # Routes ----------------------------------------------------------------------
 # Metric the kernel gives a route that names none: 0 for IPv4, 1024 for IPv6.
 DEFAULT_METRIC = {4: 0, 6: 1024}
-ROUTE_KEYS = ("dst", "via", "dev", "metric")
+ROUTE_KEYS = ("dst", "via", "dev", "metric", "onlink")
 U32_MAX = 2 ** 32 - 1
 
 
@@ -241,11 +241,13 @@ def ip_address(value, path):
 
 
 def route(value, path, default_family=4, next_hop=True):
-    """One route {dst, via, dev, metric} -> normalised dict with its family.
+    """One route {dst, via, dev, metric, onlink} -> normalised dict with its family.
 
     dst is a network in CIDR form (host bits zero) or 'default'; via, when
     given, must be of the same address family; a route needs via or dev
-    unless next_hop is False (routes named only to be removed).
+    unless next_hop is False (routes named only to be removed). onlink (with
+    via and dev): the gateway is on dev whatever the connected networks say
+    (the key is there only when true).
     """
     if not isinstance(value, dict):
         raise ValidationError(path, value, "must be a dict with dst and via and/or dev")
@@ -253,7 +255,12 @@ def route(value, path, default_family=4, next_hop=True):
     if unknown:
         raise ValidationError(
             path, value, "has unknown key(s) %s; allowed: %s" % (", ".join(unknown), ", ".join(ROUTE_KEYS)))
-    dst, via, dev, metric = (value.get(k) for k in ROUTE_KEYS)
+    dst, via, dev, metric, onlink = (value.get(k) for k in ROUTE_KEYS)
+    if onlink is not None and not isinstance(onlink, bool):
+        raise ValidationError(path + ".onlink", onlink, "must be true or false")
+    if onlink and (via is None or dev is None):
+        raise ValidationError(path + ".onlink", onlink,
+                              "needs via and dev: the gateway is taken to be on that link without a route to it")
     if via is not None:
         via = ip_address(via, path + ".via")
     if dev is not None:
@@ -277,13 +284,16 @@ def route(value, path, default_family=4, next_hop=True):
         metric = DEFAULT_METRIC[family]
     else:
         metric = integer(metric, path + ".metric", 0, U32_MAX)
-    return {
+    result = {
         "dst": "default" if net.prefixlen == 0 else str(net),
         "family": family,
         "via": None if via is None else str(via),
         "dev": dev,
         "metric": metric,
     }
+    if onlink:
+        result["onlink"] = True
+    return result
 
 
 def route_key(r):

@@ -104,6 +104,8 @@ def _route_kwargs(ns, action):
         kwargs["gateway"] = route["via"]
     if route.get("dev"):
         kwargs["oif"] = ns.index(route["dev"])
+    if route.get("onlink") and action.op != Op.ROUTE_DEL:
+        kwargs["flags"] = wire.RTNH_F_ONLINK
     if action.op == Op.ROUTE_DEL:
         kwargs["scope"] = wire.RT_SCOPE_NOWHERE
     else:
@@ -119,7 +121,7 @@ def _route_message(kwargs, op, seq):
     for key, attr in (("dst", "RTA_DST"), ("gateway", "RTA_GATEWAY"), ("oif", "RTA_OIF")):
         if key in kwargs:
             attrs.append((attr, kwargs[key]))
-    fields = dict((f, kwargs[f]) for f in ("family", "dst_len", "proto", "scope", "type"))
+    fields = dict((f, kwargs[f]) for f in ("family", "dst_len", "proto", "scope", "type", "flags") if f in kwargs)
     return wire.request(rtmsg, msg_type, flags, seq, table=table if table < 256 else 0, attrs=attrs, **fields)
 
 
@@ -190,6 +192,37 @@ def _veth_add(session, action):
         ns.call(describe(action), ns.ipr.link, "add", ifname=action.name, kind="veth", peer=peer)
     finally:
         os.close(fd)
+
+
+def _vxlan_add(session, action):
+    ns = session.ns(action.ns)
+    args = action.args
+    family = 6 if ":" in args["local"] else 4
+    kwargs = {"ifname": action.name, "kind": "vxlan", "vxlan_id": args["vni"], "vxlan_port": args["port"],
+              "vxlan_learning": 0, "address": args["mac"],
+              ("vxlan_local" if family == 4 else "vxlan_local6"): args["local"]}
+    if args.get("dev"):
+        kwargs["vxlan_link"] = ns.index(args["dev"])
+    if args.get("mtu") is not None:
+        kwargs["mtu"] = args["mtu"]
+    ns.call(describe(action), ns.ipr.link, "add", **kwargs)
+    if args.get("alias"):
+        ns.call(describe(action), ns.ipr.link, "set", index=ns.index(action.name), ifalias=args["alias"])
+
+
+def _fdb(session, action):
+    ns = session.ns(action.ns)
+    command = "append" if action.op == Op.FDB_ADD else "del"
+    ns.call(describe(action), ns.ipr.fdb, command, ifindex=ns.index(action.name), lladdr=action.args["mac"],
+            dst=action.args["dst"])
+
+
+def _neigh(session, action):
+    ns = session.ns(action.ns)
+    extra = {"lladdr": action.args["mac"], "state": wire.NUD_PERMANENT} if action.op == Op.NEIGH_REPLACE else {}
+    family = wire.AF_INET6 if ":" in action.args["address"] else wire.AF_INET
+    ns.call(describe(action), ns.ipr.neigh, "replace" if action.op == Op.NEIGH_REPLACE else "del",
+            ifindex=ns.index(action.name), dst=action.args["address"], family=family, **extra)
 
 
 def _link_del(session, action):
@@ -277,4 +310,9 @@ HANDLERS = {
     Op.ROUTE_REPLACE: _route,
     Op.ROUTE_DEL: _route,
     Op.SYSCTL: converge.sysctl,
+    Op.VXLAN_ADD: _vxlan_add,
+    Op.FDB_ADD: _fdb,
+    Op.FDB_DEL: _fdb,
+    Op.NEIGH_REPLACE: _neigh,
+    Op.NEIGH_DEL: _neigh,
 }

@@ -31,6 +31,7 @@ from ansible_collections.podnet.mesh.plugins.module_utils.kernel.netns import (
     NETNS_RUN_DIR, netns_exists)
 from ansible_collections.podnet.mesh.plugins.module_utils.kernel.pyroute2_parts import (
     HAS_PYROUTE2, PYROUTE2_IMPORT_ERROR, NetlinkDumpInterrupted, NetlinkError, ifaddrmsg, ifinfmsg, iproute, rtmsg)
+from ansible_collections.podnet.mesh.plugins.module_utils.kernel.pyroute2_parts import ndmsg as pr_ndmsg
 
 __all__ = ["HAS_PYROUTE2", "PYROUTE2_IMPORT_ERROR", "Namespace", "Session", "link_state"]
 
@@ -58,7 +59,7 @@ def link_state(msg, names):
             if slave is not None:
                 hairpin = bool(slave.get_attr("IFLA_BRPORT_MODE"))
     master = msg.get_attr("IFLA_MASTER")
-    return {
+    state = {
         "name": msg.get_attr("IFLA_IFNAME"),
         "ifindex": msg["index"],
         "kind": kind,
@@ -72,6 +73,16 @@ def link_state(msg, names):
         "hairpin": hairpin,
         "addresses": [],
     }
+    if msg.get_attr("IFLA_IFALIAS"):
+        state["alias"] = msg.get_attr("IFLA_IFALIAS")
+    if kind == "vxlan" and info.get_attr("IFLA_INFO_DATA") is not None:
+        data = info.get_attr("IFLA_INFO_DATA")
+        state["vxlan"] = {
+            "vni": data.get_attr("IFLA_VXLAN_ID"), "port": data.get_attr("IFLA_VXLAN_PORT"),
+            "local": data.get_attr("IFLA_VXLAN_LOCAL") or data.get_attr("IFLA_VXLAN_LOCAL6"),
+            "link": data.get_attr("IFLA_VXLAN_LINK"), "learning": bool(data.get_attr("IFLA_VXLAN_LEARNING")),
+        }
+    return state
 
 
 def _address(msg):
@@ -81,6 +92,11 @@ def _address(msg):
     if msg["family"] != wire.AF_INET6:
         ip = msg.get_attr("IFA_LOCAL") or ip
     return "%s/%d" % (ip, msg["prefixlen"])
+
+
+def _kernel_neighbour(address):
+    ip = ipaddress.ip_address(address)
+    return ip.is_multicast or ip.is_link_local
 
 
 class Namespace(converge.NamespaceBase):
@@ -162,6 +178,23 @@ class Namespace(converge.NamespaceBase):
                 return []
             raise _error("read link %s" % (name if index is None else index), self.name, exc)
 
+    def neighbour_entries(self, ifindex):
+        """(fdb, neighbours) of one link: its forwarding entries [{mac, dst}] (those with a remote
+        destination, as a VXLAN device holds them) and its neighbour entries [{address, mac, permanent}]."""
+        ndmsg = pr_ndmsg()
+        fdb, neighbours = [], []
+        for msg in self._dump("list forwarding entries", ndmsg, wire.RTM_GETNEIGH, wire.AF_BRIDGE):
+            if msg["ifindex"] == ifindex and msg.get_attr("NDA_DST"):
+                fdb.append({"mac": msg.get_attr("NDA_LLADDR"), "dst": msg.get_attr("NDA_DST")})
+        for family in (wire.AF_INET, wire.AF_INET6):
+            for msg in self._dump("list neighbours", ndmsg, wire.RTM_GETNEIGH, family):
+                address = msg.get_attr("NDA_DST")
+                # Multicast and link-local entries are the kernel's own (IPv6 neighbour discovery).
+                if msg["ifindex"] == ifindex and address and not _kernel_neighbour(address):
+                    neighbours.append({"address": msg.get_attr("NDA_DST"), "mac": msg.get_attr("NDA_LLADDR"),
+                                       "permanent": bool(msg["state"] & wire.NUD_PERMANENT)})
+        return fdb, neighbours
+
     def routes(self, table, families=(4, 6), links=None):
         """Every route of one table as dicts (dst, family, via, dev, metric, proto, type).
 
@@ -191,6 +224,8 @@ class Namespace(converge.NamespaceBase):
                     "proto": msg["proto"],
                     "type": wire.ROUTE_TYPES.get(msg["type"], str(msg["type"])),
                 })
+                if msg["flags"] & wire.RTNH_F_ONLINK:
+                    result[-1]["onlink"] = True
         return result
 
     def addresses(self):

@@ -65,6 +65,11 @@ def iproute():
     return importlib.import_module("pyroute2.iproute.linux").IPRoute
 
 
+def ndmsg():
+    """pyroute2's neighbour message class (forwarding and neighbour entries), imported on first use."""
+    return importlib.import_module("pyroute2.netlink.rtnl.ndmsg").ndmsg
+
+
 def pr_netns():
     """pyroute2's netns module (create and remove named namespaces), imported on first use."""
     return importlib.import_module("pyroute2.netns")

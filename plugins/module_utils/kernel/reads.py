@@ -63,3 +63,15 @@ def pods(session, want):
         # among them) are not free; read only when some pod needs a free address.
         cur["held"] = session.addresses_held(want["pod_cidrs"], skip=set(p["name"] for p in want["pods"]))
     return cur
+
+
+def overlay(session, want):
+    """The overlay device (None when missing), its underlay device's ifindex, and its FDB and neighbour entries."""
+    handle = session.ns(None)
+    names = [want["name"]] + ([want["dev"]] if want["dev"] else [])
+    links = handle.links(only=names)
+    link = links.get(want["name"])
+    fdb, neighbours = handle.neighbour_entries(link["ifindex"]) if link is not None and link["kind"] == "vxlan" \
+        else ([], [])
+    dev = links.get(want["dev"]) if want["dev"] else None
+    return {"link": link, "dev_index": None if dev is None else dev["ifindex"], "fdb": fdb, "neighbours": neighbours}

@@ -40,6 +40,7 @@ RTM_DELROUTE = 25
 RTM_GETROUTE = 26
 RTM_NEWNSID = 88
 RTM_GETNSID = 90
+RTM_GETNEIGH = 30
 # Attributes of RTM_*NSID (linux/net_namespace.h).
 NETNSA_NSID = 1
 NETNSA_FD = 3
@@ -49,9 +50,15 @@ RT_SCOPE_UNIVERSE = 0
 RT_SCOPE_NOWHERE = 255
 RTN_UNICAST = 1
 # Route types (rtm_type) by number, as route dicts name them.
+# rtmsg flag of a route whose gateway is on its device without a route to it.
+RTNH_F_ONLINK = 0x04
 ROUTE_TYPES = {0: "unspec", 1: "unicast", 2: "local", 3: "broadcast", 4: "anycast", 5: "multicast",
                6: "blackhole", 7: "unreachable", 8: "prohibit", 9: "throw", 10: "nat", 11: "xresolve"}
+AF_INET = 2
 AF_INET6 = 10
+AF_BRIDGE = 7
+# Neighbour states (ndmsg): an entry set by hand that never expires.
+NUD_PERMANENT = 0x80
 FAMILIES = {4: socket.AF_INET, 6: socket.AF_INET6}
 _HEADER = struct.Struct("=IHHI")
 _ERRNO = struct.Struct("=i")
@@ -98,11 +105,11 @@ def receive(sock, pending):
             offset += (length + 3) & ~3
 
 
-def request(msg_class, msg_type, flags, seq, **fields):
+def request(msg_class, msg_type, header_flags, seq, **fields):
     """The bytes of one request built by pyroute2's msg_class; attrs among fields."""
     msg = msg_class()
     msg["header"]["type"] = msg_type
-    msg["header"]["flags"] = flags
+    msg["header"]["flags"] = header_flags
     msg["header"]["sequence_number"] = seq
     for key, value in fields.items():
         msg[key] = value

@@ -41,7 +41,10 @@ def _foreign_text(route):
 
 
 def _public_route(route):
-    return dict((k, route.get(k)) for k in ("dst", "via", "dev", "metric"))
+    public = dict((k, route.get(k)) for k in ("dst", "via", "dev", "metric"))
+    if route.get("onlink"):
+        public["onlink"] = True
+    return public
 
 
 def public_routes(routes):
@@ -52,7 +55,8 @@ def public_routes(routes):
 
 def _same_route(want, have):
     """A route is converged when gateway and (if asked for) device agree."""
-    return want["via"] == have["via"] and (want["dev"] is None or want["dev"] == have["dev"])
+    return want["via"] == have["via"] and (want["dev"] is None or want["dev"] == have["dev"]) \
+        and bool(want.get("onlink")) == bool(have.get("onlink"))
 
 
 def plan_routes(want, cur, assume_missing=False):
@@ -107,7 +111,9 @@ def plan_routes(want, cur, assume_missing=False):
         if route["dev"] is not None and cur["links"] is not None and route["dev"] not in cur["links"]:
             raise ValidationError(
                 path + ".dev", route["dev"], "does not exist in namespace %s" % ns_label(ns))
-        if route["via"] is not None and _ipv6_link_local(route["via"]):
+        if route.get("onlink"):
+            pass  # the gateway is on dev by the route's own word (an overlay's peer VTEP)
+        elif route["via"] is not None and _ipv6_link_local(route["via"]):
             # An IPv6 link-local gateway is on the link by definition; it names its link.
             if route["dev"] is None:
                 raise ValidationError(

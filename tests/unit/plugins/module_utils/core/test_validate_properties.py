@@ -152,7 +152,7 @@ def test_ip_address(value):
 @given(route_inputs)
 def test_route(value):
     def check(normal):
-        again = dict((key, normal[key]) for key in v.ROUTE_KEYS)
+        again = dict((key, normal.get(key)) for key in v.ROUTE_KEYS)
         assert v.route(again, "x", default_family=normal["family"]) == normal
     refused_or(check, v.route, value, "routes[4]")
 
@@ -161,7 +161,7 @@ def test_route(value):
 @given(st.one_of(anything, st.lists(route_inputs, max_size=4)))
 def test_route_list(value):
     def check(normal):
-        again = [dict((key, item[key]) for key in v.ROUTE_KEYS) for item in normal]
+        again = [dict((key, item.get(key)) for key in v.ROUTE_KEYS) for item in normal]
         if all(item["family"] == 4 for item in normal):
             assert v.route_list(again, "x") == normal
     refused_or(check, v.route_list, value, "routes")

@@ -207,13 +207,16 @@ def _node_cidrs(name, hv, clusters, problems):
     return cidrs
 
 
-def mesh_problems(nodes, hostvars, cluster_cidr=None):
+def mesh_problems(nodes, hostvars, cluster_cidr=None, backend="host-gw"):
     """Everything wrong with the cluster inventory, one readable line per problem.
 
     cluster_cidr: the cluster's prefix, or a list of them (one per family; podnet_cluster_cidrs).
     Each node needs a node address of every family of its pod CIDRs: the peers route
-    that family's pod traffic to it.
+    that family's pod traffic to it. backend (podnet_backend): with host-gw every peer
+    must be on a directly connected subnet; vxlan and auto reach the others through the overlay.
     """
+    if backend not in BACKENDS:
+        return ["podnet_backend %r must be one of %s" % (backend, ", ".join(BACKENDS))]
     clusters, problems = _cluster_prefixes(cluster_cidr)
     if problems:
         return problems
@@ -249,7 +252,7 @@ def mesh_problems(nodes, hostvars, cluster_cidr=None):
             else:
                 ips[ip] = name
     # host-gw needs every peer on a directly connected subnet.
-    for name in nodes:
+    for name in nodes if backend == "host-gw" else ():
         nets = _node_networks(hostvars[name])
         if not nets:
             continue
@@ -257,29 +260,113 @@ def mesh_problems(nodes, hostvars, cluster_cidr=None):
             if not any(ip in net for net in nets if net.version == ip.version):
                 problems.append(
                     "%s: peer %s (node IP %s) is not on a directly connected subnet of %s (%s); host-gw "
-                    "routing needs layer-2 adjacency" % (name, peer, ip, name, ", ".join(str(n) for n in nets)))
+                    "routing needs layer-2 adjacency (podnet_backend auto or vxlan reaches it through a VXLAN "
+                    "overlay)" % (name, peer, ip, name, ", ".join(str(n) for n in nets)))
     return problems
 
 
-def mesh_routes(nodes, hostvars, me):
-    """Routes from node me to every pod CIDR of every other node, via that node's address of the CIDR's family."""
-    data = []
+BACKENDS = ("host-gw", "vxlan", "auto")
+# The overlay device the mesh_routes role makes (podnet.mesh.overlay's default name).
+OVERLAY_DEVICE = "podnet.vxlan"
+
+
+def _backend(backend):
+    if backend not in BACKENDS:
+        raise AnsibleFilterError("podnet_backend %r must be one of %s" % (backend, ", ".join(BACKENDS)))
+    return backend
+
+
+def _underlay(name, hv):
+    """The address a node's VXLAN tunnels use: its IPv4 node address, else its IPv6 one."""
+    for family in (4, 6):
+        ip = _node_ip(name, hv, family)
+        if ip:
+            return str(ip).split("/", 1)[0]
+    return None
+
+
+def _peer_mode(backend, my_networks, peer_ip):
+    """host-gw or vxlan for one peer: auto is host-gw to a peer on a directly connected subnet.
+
+    A node whose networks were not read (podnet_check_adjacency false) takes every peer
+    as adjacent, as host-gw always did.
+    """
+    if backend != "auto":
+        return backend
+    if not my_networks or not peer_ip:
+        return "host-gw"
+    ip = ipaddress.ip_address(peer_ip)
+    return "host-gw" if any(ip in net for net in my_networks if net.version == ip.version) else "vxlan"
+
+
+def mesh_table(nodes, hostvars, me, backend="host-gw"):
+    """Every peer of node me with the way it is reached: [{name, mode, node_ip, pod_cidrs, routes, summary}].
+
+    mode: host-gw (routes via the peer's node address of each family) or vxlan (routes via
+    the peer's VTEP addresses, the first address of each of its pod CIDRs, on the overlay
+    device, onlink); node_ip: the peer's underlay address (its IPv4 node address, else IPv6).
+    """
+    backend = _backend(backend)
+    mine = _node_networks(hostvars[me]) if me in hostvars else []
+    table = []
     for name in nodes:
         if name == me:
             continue
-        cidrs = pod_cidrs(hostvars[name])
+        hv = hostvars[name]
+        cidrs = pod_cidrs(hv)
         if not cidrs:
             raise AnsibleFilterError("mesh_routes: node %s lacks podnet_pod_cidr or podnet_node_ip" % name)
+        underlay = _underlay(name, hv)
+        mode = _peer_mode(backend, mine, underlay)
+        routes = []
         for cidr in cidrs:
             family = _family(cidr) or 4
-            via = _node_ip(name, hostvars[name], family)
+            if mode == "vxlan":
+                vtep = str(ipaddress.ip_network(cidr).network_address)
+                routes.append({"dst": cidr, "via": vtep, "dev": OVERLAY_DEVICE, "onlink": True})
+                continue
+            via = _node_ip(name, hv, family)
             if not via:
                 raise AnsibleFilterError("mesh_routes: node %s lacks podnet_pod_cidr or podnet_node_ip (no IPv%d "
                                          "node address for %s)" % (name, family, cidr))
-            data.append({"name": name, "dst": cidr, "via": str(via).split("/", 1)[0]})
+            routes.append({"dst": cidr, "via": str(via).split("/", 1)[0]})
+        summary = "%s %s via %s: %s" % (name, mode, underlay, ", ".join(cidrs))
+        table.append({"name": name, "mode": mode, "node_ip": underlay, "pod_cidrs": cidrs, "routes": routes,
+                      "summary": summary})
+    return table
+
+
+def mesh_routes(nodes, hostvars, me, backend="host-gw"):
+    """Routes from node me to every pod CIDR of every other node: via that node's address of the CIDR's
+    family (host-gw), or via its VTEP address on the overlay device, onlink (vxlan)."""
+    return [dict(route) for peer in mesh_table(nodes, hostvars, me, backend) for route in peer["routes"]]
+
+
+def underlay_address(hv, name=None):
+    """A node's underlay address (its VXLAN tunnels' local end): its IPv4 node address, else its IPv6 one."""
+    return _underlay(name, hv or {})
+
+
+def overlay_peers(nodes, hostvars, me, backend="host-gw"):
+    """The peers node me reaches over VXLAN, as podnet.mesh.overlay takes them: [{node_ip, vtep}]."""
+    table = mesh_table(nodes, hostvars, me, backend)
     if jmespath is not None:
-        return jmespath.search("[].{dst: dst, via: via}", data)
-    return [{"dst": d["dst"], "via": d["via"]} for d in data]
+        return jmespath.search("[?mode=='vxlan'].{node_ip: node_ip, vtep: routes[].via}", table)
+    return [{"node_ip": peer["node_ip"], "vtep": [route["via"] for route in peer["routes"]]}
+            for peer in table if peer["mode"] == "vxlan"]
+
+
+def mesh_mtu(nodes, hostvars, backend="host-gw", underlay_mtu=1500):
+    """The pods' MTU when any two nodes of the cluster talk over VXLAN (the underlay's less the
+    VXLAN overhead, 50 bytes over IPv4, 70 over IPv6), else None (left as it is)."""
+    if _backend(backend) == "host-gw":
+        return None
+    worst = 0
+    for me in nodes:
+        for peer in mesh_table(nodes, hostvars, me, backend):
+            if peer["mode"] == "vxlan":
+                worst = max(worst, 70 if ":" in (peer["node_ip"] or "") else 50)
+    return int(underlay_mtu) - worst if worst else None
 
 
 def pod_gateway(cidr, with_prefix=True):
@@ -403,7 +490,8 @@ def probe_report(nodes, hostvars, result_var="podnet_verify_check"):
 
 class FilterModule:
     def filters(self):
-        return {"prefixes": prefixes, "pod_cidrs": pod_cidrs, "cluster_cidrs": cluster_cidrs, "pod_gateways": pod_gateways,
+        return {"mesh_table": mesh_table, "underlay_address": underlay_address, "overlay_peers": overlay_peers, "mesh_mtu": mesh_mtu,
+                "prefixes": prefixes, "pod_cidrs": pod_cidrs, "cluster_cidrs": cluster_cidrs, "pod_gateways": pod_gateways,
                 "mesh_routes": mesh_routes, "mesh_problems": mesh_problems, "pod_gateway": pod_gateway,
                 "probe_report": probe_report, "nodes_group_problems": nodes_group_problems,
                 "stale_bridges": stale_bridges}

@@ -5,10 +5,10 @@
 """Restore a node from its state file: each concern read, planned and applied as its module does it.
 
 For every concern the state holds (``node.state.CONCERNS`` order: kernel modules
-and sysctls, masquerade and forwarding, bridge, routes, pods) the restore reads
+and sysctls, masquerade and forwarding, bridge, overlay, routes, pods) the restore reads
 the node as the module of that concern reads it, plans with the same planner
 (``node.system.plan_kernel`` for the kernel settings, ``core.plan.nat.plan``,
-``core.plan.links.plan_bridge``, ``core.plan.routes.plan_routes`` with purge of
+``core.plan.links.plan_bridge``, ``core.plan.overlay.plan_overlay``, ``core.plan.routes.plan_routes`` with purge of
 our routes, ``core.plan.pod.plan_pods``) and applies the plan through the same
 session (``node.system``, ``kernel.nat``, ``kernel.netlink``). A node that is as recorded gets
 empty plans: a second run changes nothing and says so.
@@ -29,6 +29,7 @@ from ansible_collections.podnet.mesh.plugins.module_utils.core.describe import d
 from ansible_collections.podnet.mesh.plugins.module_utils.core.errors import ConflictError, PodnetError
 from ansible_collections.podnet.mesh.plugins.module_utils.core.plan import links as link_plan
 from ansible_collections.podnet.mesh.plugins.module_utils.core.plan import nat as nat_plan
+from ansible_collections.podnet.mesh.plugins.module_utils.core.plan import overlay as overlay_plan
 from ansible_collections.podnet.mesh.plugins.module_utils.core.plan import pod as pod_plan
 from ansible_collections.podnet.mesh.plugins.module_utils.core.plan import routes as route_plan
 from ansible_collections.podnet.mesh.plugins.module_utils.kernel import reads
@@ -46,15 +47,16 @@ def read_tools(session, want):
     return session.read(want)
 
 
-READERS = {"kernel": read_tools, "masquerade": read_tools, "bridge": reads.bridge, "routes": reads.routes,
-           "pods": reads.pods}
+READERS = {"kernel": read_tools, "masquerade": read_tools, "bridge": reads.bridge, "overlay": reads.overlay,
+           "routes": reads.routes, "pods": reads.pods}
 PLANNERS = {"kernel": system.plan_kernel, "masquerade": nat_plan.plan, "bridge": link_plan.plan_bridge,
-            "routes": route_plan.plan_routes, "pods": pod_plan.plan_pods}
+            "overlay": overlay_plan.plan_overlay, "routes": route_plan.plan_routes, "pods": pod_plan.plan_pods}
 # Which session a concern reads and changes through: kernel settings, the NAT tools, or netlink.
 SYSTEM = "system"
 NAT = "nat"
 NETLINK = "netlink"
-SESSION_OF = {"kernel": SYSTEM, "masquerade": NAT, "bridge": NETLINK, "routes": NETLINK, "pods": NETLINK}
+SESSION_OF = {"kernel": SYSTEM, "masquerade": NAT, "bridge": NETLINK, "overlay": NETLINK, "routes": NETLINK,
+              "pods": NETLINK}
 
 
 # --------------------------------------------------------------------- plan

@@ -24,7 +24,7 @@ A dual-stack node's pods section has ``pod_cidrs`` (one prefix per family) inste
 of ``pod_cidr``, and its pods ``addresses`` (one per family).
 
 Each section but ``kernel`` holds the options of the module the role calls
-(bridge, masquerade, pod_route, pods), is optional (absent or null: that
+(bridge, masquerade, overlay, pod_route, pods), is optional (absent or null: that
 concern is not restored) and is checked by the same validation as the module's,
 so a state file the restore accepts is one the modules would accept. A bridge
 without ``mac`` is pinned to the MAC the bridge module derives from its first
@@ -45,6 +45,7 @@ from ansible_collections.podnet.mesh.plugins.module_utils.core.errors import Val
 from ansible_collections.podnet.mesh.plugins.module_utils.core.model import (
     DEFAULT_BRIDGE, MAIN_TABLE, POD_INTERFACE, ROUTE_PROTO, pinned_bridge_mac)
 from ansible_collections.podnet.mesh.plugins.module_utils.core.plan import nat as nat_plan
+from ansible_collections.podnet.mesh.plugins.module_utils.core.plan import overlay as overlay_plan
 from ansible_collections.podnet.mesh.plugins.module_utils.core.plan import pod as pod_plan
 
 # The shape this code writes and reads.
@@ -54,14 +55,15 @@ DEFAULT_PATH = "/etc/podnet/state.json"
 MAX_SIZE = 16 * 1024 * 1024
 # The concerns, in the order the restore makes them: kernel modules and sysctls, NAT
 # and forwarding (no packet leaves a pod unmasqueraded), the bridge the pods join,
-# the mesh, the pods.
-CONCERNS = ("kernel", "masquerade", "bridge", "routes", "pods")
+# the overlay device the mesh's routes to non-adjacent peers go through, the mesh, the pods.
+CONCERNS = ("kernel", "masquerade", "bridge", "overlay", "routes", "pods")
 
 _TOP = ("version", "node") + CONCERNS
 _KERNEL = ("modules", "sysctls")
 _BRIDGE = ("name", "addresses", "mac", "mtu")
 _MASQUERADE = ("state", "source", "exempt", "out_interface", "backend", "forward", "ip_forward", "foreign")
 _ROUTES = ("routes", "purge", "proto", "table")
+_OVERLAY = ("name", "vni", "port", "local", "dev", "mac", "mtu", "peers", "purge", "state")
 _ROUTE = v.ROUTE_KEYS
 _PODS = ("bridge", "pod_cidr", "pod_cidrs", "gateway", "mtu", "hairpin", "proto", "pods")
 _POD = ("name", "address", "addresses", "veth", "interface")
@@ -159,6 +161,20 @@ def masquerade_want(doc, path="masquerade"):
         raise ValidationError("%s.%s" % (path, exc.path), exc.value, exc.reason)
 
 
+def overlay_want(doc, path="overlay"):
+    """The overlay section -> the want of core.plan.overlay.plan_overlay (the overlay module's validate)."""
+    doc = _section(doc, path, _OVERLAY)
+    params = {"name": doc.get("name"), "vni": doc.get("vni", overlay_plan.DEFAULT_VNI),
+              "port": doc.get("port", overlay_plan.DEFAULT_PORT), "local": doc.get("local"), "dev": doc.get("dev"),
+              "mac": doc.get("mac"), "mtu": doc.get("mtu"), "peers": _list(doc.get("peers"), path + ".peers"),
+              "purge": _bool(doc.get("purge"), path + ".purge", True), "state": doc.get("state") or "present"}
+    v.choice(params["state"], ("present", "absent"), path + ".state")
+    try:
+        return overlay_plan.validate(params)
+    except ValidationError as exc:
+        raise ValidationError("%s.%s" % (path, exc.path), exc.value, exc.reason)
+
+
 def routes_want(doc, path="routes"):
     """The routes section -> the want of core.plan.routes.plan_routes (the pod_route module's validate)."""
     doc = _section(doc, path, _ROUTES)
@@ -195,7 +211,8 @@ def pods_want(doc, path="pods"):
         raise ValidationError("%s.%s" % (path, exc.path), exc.value, exc.reason)
 
 
-WANTS = {"kernel": kernel_want, "bridge": bridge_want, "masquerade": masquerade_want, "routes": routes_want, "pods": pods_want}
+WANTS = {"kernel": kernel_want, "bridge": bridge_want, "masquerade": masquerade_want, "overlay": overlay_want,
+         "routes": routes_want, "pods": pods_want}
 
 
 class NodeState:

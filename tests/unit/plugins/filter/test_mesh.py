@@ -48,7 +48,8 @@ def test_node_info_result_gives_node_ip_and_networks():
     assert mesh.mesh_problems(["a", "b"], hostvars, "10.244.0.0/16") == []
     problems = mesh.mesh_problems(["a", "b", "c"], hostvars, "10.244.0.0/16")
     assert problems == ["a: peer c (node IP 192.168.9.23) is not on a directly connected subnet of a "
-                        "(127.0.0.0/8, 192.168.1.0/24); host-gw routing needs layer-2 adjacency"]
+                        "(127.0.0.0/8, 192.168.1.0/24); host-gw routing needs layer-2 adjacency (podnet_backend "
+                        "auto or vxlan reaches it through a VXLAN overlay)"]
 
 
 def test_clean_inventory_has_no_problems():
@@ -228,3 +229,54 @@ def test_stale_bridges_of_a_dual_stack_node():
     assert mesh.stale_bridges(info, "cni0", ["10.244.1.1/24", "fd00:10:244:1::1/64"]) == [
         {"interface": "old", "addresses": ["10.244.1.1/24", "fd00:10:244:1::1/64"], "only": True},
         {"interface": "half", "addresses": ["fd00:10:244:1::1/64", "fd00:99::1/64"], "only": False}]
+
+
+# ------------------------------------------------ host-gw, vxlan and auto
+def routed():
+    """node1 and node2 on 192.168.1.0/24, node3 on 192.168.2.0/24 (a router joins them)."""
+    def node(i, subnet):
+        return {"podnet_pod_cidrs": ["10.244.%d.0/24" % i, "fd00:10:244:%x::/64" % i],
+                "podnet_node_ips": ["192.168.%d.1%d" % (subnet, i), "2001:db8:%d::1%d" % (subnet, i)],
+                "podnet_node_info": {"networks": ["192.168.%d.0/24" % subnet, "2001:db8:%d::/64" % subnet]}}
+    return {"node1": node(1, 1), "node2": node(2, 1), "node3": node(3, 2)}
+
+
+NAMES = ["node1", "node2", "node3"]
+
+
+def test_auto_is_host_gw_to_adjacent_peers_and_vxlan_to_the_rest():
+    table = mesh.mesh_table(NAMES, routed(), "node1", "auto")
+    assert [(p["name"], p["mode"], p["node_ip"]) for p in table] == [
+        ("node2", "host-gw", "192.168.1.12"), ("node3", "vxlan", "192.168.2.13")]
+    assert mesh.mesh_routes(NAMES, routed(), "node1", "auto") == [
+        {"dst": "10.244.2.0/24", "via": "192.168.1.12"}, {"dst": "fd00:10:244:2::/64", "via": "2001:db8:1::12"},
+        {"dst": "10.244.3.0/24", "via": "10.244.3.0", "dev": "podnet.vxlan", "onlink": True},
+        {"dst": "fd00:10:244:3::/64", "via": "fd00:10:244:3::", "dev": "podnet.vxlan", "onlink": True}]
+    assert mesh.overlay_peers(NAMES, routed(), "node1", "auto") == [
+        {"node_ip": "192.168.2.13", "vtep": ["10.244.3.0", "fd00:10:244:3::"]}]
+    assert mesh.overlay_peers(NAMES, routed(), "node3", "auto") == [
+        {"node_ip": "192.168.1.11", "vtep": ["10.244.1.0", "fd00:10:244:1::"]},
+        {"node_ip": "192.168.1.12", "vtep": ["10.244.2.0", "fd00:10:244:2::"]}]
+
+
+def test_backends_force_one_mode_and_the_pods_mtu_follows():
+    assert [p["mode"] for p in mesh.mesh_table(NAMES, routed(), "node1", "vxlan")] == ["vxlan", "vxlan"]
+    assert [p["mode"] for p in mesh.mesh_table(NAMES, routed(), "node1", "host-gw")] == ["host-gw", "host-gw"]
+    assert mesh.overlay_peers(NAMES, routed(), "node1") == []
+    assert mesh.mesh_mtu(NAMES, routed(), "auto") == 1450
+    assert mesh.mesh_mtu(NAMES, routed(), "auto", 9000) == 8950
+    assert mesh.mesh_mtu(NAMES, routed(), "host-gw") is None
+    assert mesh.mesh_mtu(NAMES[:2], routed(), "auto") is None  # every pair adjacent: no overlay
+    with pytest.raises(AnsibleFilterError, match="podnet_backend 'gre' must be one of host-gw, vxlan, auto"):
+        mesh.mesh_table(NAMES, routed(), "node1", "gre")
+
+
+def test_only_host_gw_needs_every_peer_adjacent():
+    cluster = ["10.244.0.0/16", "fd00:10:244::/56"]
+    problems = mesh.mesh_problems(NAMES, routed(), cluster, "host-gw")
+    assert any("node1: peer node3 (node IP 192.168.2.13) is not on a directly connected subnet" in p
+               and "podnet_backend auto or vxlan" in p for p in problems), problems
+    assert mesh.mesh_problems(NAMES, routed(), cluster, "auto") == []
+    assert mesh.mesh_problems(NAMES, routed(), cluster, "vxlan") == []
+    assert mesh.mesh_problems(NAMES, routed(), cluster, "gre") == [
+        "podnet_backend 'gre' must be one of host-gw, vxlan, auto"]

@@ -109,3 +109,18 @@ def test_load_reads_files_and_refuses_what_is_no_state(tmp_path):
 
 def test_dumps_is_stable():
     assert node_state.dumps(DOC) == node_state.dumps(json.loads(node_state.dumps(DOC)))
+
+
+def test_the_overlay_section_is_the_overlay_modules_options():
+    doc = {"version": 1, "overlay": {"local": "192.168.1.11", "peers": [{"node_ip": "192.168.2.13",
+                                                                         "vtep": ["10.244.3.0"]}]},
+           "routes": {"routes": [{"dst": "10.244.3.0/24", "via": "10.244.3.0", "dev": "podnet.vxlan", "onlink": True}]}}
+    state = node_state.parse(doc)
+    assert state.concerns == ["overlay", "routes"]
+    assert state.wants["overlay"]["peers"] == [{"node_ip": "192.168.2.13", "vtep": ["10.244.3.0"],
+                                               "mac": "0e:58:c0:a8:02:0d"}]
+    assert state.wants["overlay"]["port"] == 8472 and state.wants["overlay"]["name"] == "podnet.vxlan"
+    assert state.wants["routes"]["routes"][0]["onlink"] is True
+    with pytest.raises(ValidationError) as err:
+        node_state.parse({"version": 1, "overlay": {"local": "192.168.1.11", "peers": [{"node_ip": "x", "vtep": []}]}})
+    assert str(err.value).startswith("overlay.peers[0].node_ip: 'x' is not an IP address")

@@ -356,6 +356,17 @@ def overlay_peers(nodes, hostvars, me, backend="host-gw"):
             for peer in table if peer["mode"] == "vxlan"]
 
 
+def mesh_report(nodes, hostvars, backend="host-gw"):
+    """The mesh as lines a person reads: one per ordered pair of nodes, with its mode."""
+    lines = []
+    for me in nodes:
+        for peer in mesh_table(nodes, hostvars, me, backend):
+            lines.append("%s -> %s" % (me, peer["summary"]))
+    modes = [line.split(" ")[3] for line in lines]
+    lines.append("%d pairs: %d host-gw, %d vxlan" % (len(lines), modes.count("host-gw"), modes.count("vxlan")))
+    return lines
+
+
 def mesh_mtu(nodes, hostvars, backend="host-gw", underlay_mtu=1500):
     """The pods' MTU when any two nodes of the cluster talk over VXLAN (the underlay's less the
     VXLAN overhead, 50 bytes over IPv4, 70 over IPv6), else None (left as it is)."""
@@ -490,7 +501,7 @@ def probe_report(nodes, hostvars, result_var="podnet_verify_check"):
 
 class FilterModule:
     def filters(self):
-        return {"mesh_table": mesh_table, "underlay_address": underlay_address, "overlay_peers": overlay_peers, "mesh_mtu": mesh_mtu,
+        return {"mesh_report": mesh_report, "mesh_table": mesh_table, "underlay_address": underlay_address, "overlay_peers": overlay_peers, "mesh_mtu": mesh_mtu,
                 "prefixes": prefixes, "pod_cidrs": pod_cidrs, "cluster_cidrs": cluster_cidrs, "pod_gateways": pod_gateways,
                 "mesh_routes": mesh_routes, "mesh_problems": mesh_problems, "pod_gateway": pod_gateway,
                 "probe_report": probe_report, "nodes_group_problems": nodes_group_problems,

@@ -280,3 +280,10 @@ def test_only_host_gw_needs_every_peer_adjacent():
     assert mesh.mesh_problems(NAMES, routed(), cluster, "vxlan") == []
     assert mesh.mesh_problems(NAMES, routed(), cluster, "gre") == [
         "podnet_backend 'gre' must be one of host-gw, vxlan, auto"]
+
+
+def test_mesh_report_names_every_pair_and_its_mode():
+    lines = mesh.mesh_report(NAMES, routed(), "auto")
+    assert lines[0] == "node1 -> node2 host-gw via 192.168.1.12: 10.244.2.0/24, fd00:10:244:2::/64"
+    assert lines[1] == "node1 -> node3 vxlan via 192.168.2.13: 10.244.3.0/24, fd00:10:244:3::/64"
+    assert lines[-1] == "6 pairs: 2 host-gw, 4 vxlan"

@@ -281,3 +281,28 @@ def test_kernel_sysctls_are_set_and_then_left_alone(tmp_path, program, node):
     second = _restore(sys.executable, program, node.fresh, str(state_file))
     assert second.returncode == 0, second
     assert second.stdout.splitlines() == ["podnet-restore: restored %s: no change" % state_file]
+
+
+def test_the_overlay_and_the_routes_through_it_are_restored(tmp_path, program, node):
+    """The overlay section is made before the routes section's onlink routes through its device."""
+    _sh("ip", "netns", "add", node.fresh)
+    node.uplink_in(node.fresh)
+    doc = {"version": 1,
+           "overlay": {"local": NODE_IP.split("/")[0], "peers": [{"node_ip": "192.168.78.13", "vtep": ["10.244.3.0"]}]},
+           "routes": {"routes": [{"dst": "10.244.3.0/24", "via": "10.244.3.0", "dev": "podnet.vxlan", "onlink": True}],
+                      "purge": True}}
+    state_file = tmp_path / "state.json"
+    state_file.write_text(node_state.dumps(doc))
+    first = _restore(sys.executable, program, node.fresh, str(state_file))
+    assert first.returncode == 0, first.stdout + first.stderr
+    lines = first.stdout.splitlines()
+    assert lines[0] == ("podnet-restore: overlay: create vxlan podnet.vxlan with VNI 1, port 8472, local 192.168.77.11, "
+                        "MAC 0e:58:c0:a8:4d:0b"), lines
+    assert "podnet-restore: routes: add route 10.244.3.0/24 via 10.244.3.0 dev podnet.vxlan onlink metric 0" in lines
+    neigh = json.loads(_sh("ip", "-n", node.fresh, "-j", "neigh", "show", "dev", "podnet.vxlan").stdout)
+    assert [(n["dst"], n["lladdr"]) for n in neigh] == [("10.244.3.0", "0e:58:c0:a8:4e:0d")]
+    routes = json.loads(_sh("ip", "-n", node.fresh, "-j", "route", "show", "proto", "149").stdout)
+    assert [(r["dst"], r["gateway"], r["dev"], r["flags"]) for r in routes] == [
+        ("10.244.3.0/24", "10.244.3.0", "podnet.vxlan", ["onlink"])]
+    second = _restore(sys.executable, program, node.fresh, str(state_file), "--json")
+    assert second.returncode == 0 and json.loads(second.stdout)["summary"] == "no change", second.stdout

@@ -55,7 +55,8 @@ help:
 	@echo 'make lint         ansible-lint --profile production'
 	@echo 'make bench        benchmarks/run.py: converge, pod_route and CNI side by side (QUICK=1: a tiny run)'
 	@echo 'make profile      benchmarks/profile.py: import times and profiles of a module run and a CNI ADD'
-	@echo 'make demo         the 3-node lab: lab up, site.yml, verify.yml (make demo-down removes it)'
+	@echo 'make demo         the 3-node lab: lab up, site.yml, verify.yml (make demo-down removes it);'
+	@echo '                  INVENTORY=inventories/lab-dualstack (or lab-ipv6) for IPv6, on demo and demo-down'
 	@echo 'make clean        remove .build and test output; make distclean also removes the venvs'
 
 apt:
@@ -147,6 +148,9 @@ test: venv
 
 # Three simulated nodes on this machine, converged and verified; left up for a
 # look around (docs/lab.md) until make demo-down.
+# INVENTORY=inventories/lab-dualstack (or lab-ipv6): another lab inventory of the collection.
+demo demo-down: INVENTORY ?= inventories/lab
+demo demo-down: PLAYBOOK = ANSIBLE_COLLECTIONS_PATH=$(BUILD) ANSIBLE_NOCOLOR=1 $(VENV)/bin/ansible-playbook -i $(COLL)/$(INVENTORY)
 demo: collection
 	@$(PLAYBOOK) $(COLL)/playbooks/lab.yml
 

@@ -20,7 +20,15 @@ description:
     widened (192.168.1.1/23 for 250 nodes); every smaller lab keeps its addresses."
   - "Per host: C(ansible_connection=podnet.mesh.nsenter), C(ansible_host) (the node name),
     C(ansible_python_interpreter), C(ansible_pipelining), C(podnet_pod_cidr),
-    C(podnet_node_ip) (without prefix) and C(podnet_pods)."
+    C(podnet_node_ip) (without prefix) and C(podnet_pods) (list of C({name, address}))."
+  - "With O(stack=dual) or O(stack=ipv6), the lab's network gets IPv6 beside IPv4 (IPv4 stays for the
+    connection and SSH): node I(i) also has the address network(O(gateway6)) + the digits of
+    O(node_offset) + I(i) read as hex (2001:db8:1::11, ::12, ...: it reads like its IPv4 twin), the
+    IPv6 pod prefix I(i) of length O(pod_prefix6) in O(cluster_cidr6) (fd00:10:244:I(i)::/64, I(i) in
+    hex) and pods at its 2nd, 3rd, ... address. Per host then, instead of the singular names,
+    C(podnet_pod_cidrs), C(podnet_node_ips) (without prefix) and C(podnet_pods) (list of
+    C({name, addresses})), each with the IPv4 value first and the IPv6 one second (O(stack=dual)),
+    or the IPv6 one only (O(stack=ipv6))."
   - "With O(ssh), per host instead: C(ansible_connection=ssh), C(ansible_host) (the node's
     address), C(ansible_user) (O(ssh_user)), C(ansible_ssh_private_key_file),
     C(ansible_ssh_common_args) (the lab's C(known_hosts), C(StrictHostKeyChecking=accept-new), a
@@ -28,11 +36,15 @@ description:
     from the lab's controller namespace only: run C(ansible-playbook) inside it."
   - "Group O(group): C(podnet_cluster_cidr), C(podnet_bridge), C(podnet_verify_external)
     (the external host) and C(podnet_install_prerequisites=false) (a lab node's C(/usr) is the
-    machine's: packages would go on the machine, not on the node)."
+    machine's: packages would go on the machine, not on the node). With O(stack=dual) or
+    O(stack=ipv6), C(podnet_cluster_cidrs) instead of C(podnet_cluster_cidr), and
+    C(podnet_verify_external) lists the external host's addresses of the stack."
   - "Group C(all), so that plays on C(localhost) see them too: C(podnet_lab_name),
     C(podnet_lab_root), C(podnet_lab_gateway), C(podnet_lab_external), C(podnet_lab_ssh),
     C(podnet_lab_ssh_user) and C(podnet_lab_nodes) (list of C({name, address}), what the
-    C(podnet.mesh.lab) role builds)."
+    C(podnet.mesh.lab) role builds). With O(stack=dual) or O(stack=ipv6) also
+    C(podnet_lab_ipv6=true), C(podnet_lab_gateway6), C(podnet_lab_external6), and every
+    C(podnet_lab_nodes) entry has C(address6)."
   - Group variables from C(group_vars/) files next to the configuration override these.
   - The configuration file name must end with C(podnet.yml) or C(podnet.yaml).
 author:
@@ -90,6 +102,36 @@ options:
     description: Prefix length of every node's pod CIDR.
     type: int
     default: 24
+  stack:
+    description:
+      - The pod network's address families. V(ipv4) is the classic lab. V(dual) gives the lab's
+        network IPv6 beside IPv4 and every pod an IPv4 and an IPv6 address. V(ipv6) is the same lab
+        network with an IPv6-only pod network.
+      - The lab's own network keeps IPv4 in every stack (the connection plugin and SSH use it).
+    type: str
+    choices: [ipv4, dual, ipv6]
+    default: ipv4
+  gateway6:
+    description: With O(stack=dual) or O(stack=ipv6), the lab router's IPv6 address on the switch, in CIDR form.
+    type: str
+    default: 2001:db8:1::1/64
+  external6:
+    description:
+      - With O(stack=dual) or O(stack=ipv6), the lab's external host's IPv6 address, in CIDR form.
+      - The router takes the first address of its network (V(2001:db8:113::1)).
+    type: str
+    default: 2001:db8:113::10/64
+  cluster_cidr6:
+    description:
+      - With O(stack=dual) or O(stack=ipv6), the IPv6 cluster CIDR (in C(podnet_cluster_cidrs)).
+      - The default /56 holds the /64 pod prefixes of 255 nodes, as the default IPv4 cluster CIDR
+        holds 255 /24; a larger lab needs a shorter prefix here (and in O(cluster_cidr)).
+    type: str
+    default: fd00:10:244::/56
+  pod_prefix6:
+    description: Prefix length of every node's IPv6 pod prefix.
+    type: int
+    default: 64
   pods:
     description: Pod names on every node.
     type: list
@@ -133,6 +175,11 @@ EXAMPLES = r"""
 plugin: podnet.mesh.lab
 nodes: 3
 
+# inventories/lab-dualstack/lab.podnet.yml holds the same with IPv6 beside IPv4:
+#   plugin: podnet.mesh.lab
+#   nodes: 3
+#   stack: dual
+
 # Fifty nodes, without editing the file:
 #   PODNET_LAB_NODES=50 ansible-inventory -i inventories/lab --graph
 
@@ -143,6 +190,7 @@ nodes: 3
 """
 
 import os
+from ipaddress import ip_interface, ip_network
 
 from ansible.errors import AnsibleParserError
 from ansible.module_utils.common.text.converters import to_native
@@ -150,7 +198,8 @@ from ansible.plugins.inventory import BaseInventoryPlugin
 
 from ansible_collections.podnet.mesh.plugins.module_utils.core.errors import ValidationError
 from ansible_collections.podnet.mesh.plugins.module_utils.core.validate import interface_address
-from ansible_collections.podnet.mesh.plugins.module_utils.lab.topology import generate, lab_path, member_name, ssh_paths
+from ansible_collections.podnet.mesh.plugins.module_utils.lab.topology import (
+    STACKS, generate, lab_path, member_name, ssh_paths)
 
 COUNT_ENV = "PODNET_LAB_NODES"
 
@@ -169,13 +218,25 @@ def lab_count(configured, environ=None):
 
 def lab_inventory(options, count):
     """{hosts: {name: vars}, group: vars, all: vars} for the options (dict) and count."""
+    stack = options.get("stack") or "ipv4"
+    ipv6 = stack != "ipv4"
     try:
+        if stack not in STACKS:
+            raise ValueError("stack %r is not one of %s" % (stack, ", ".join(STACKS)))
+        extra = {}
+        if ipv6:
+            extra = {"gateway6": options["gateway6"], "cluster_cidr6": options["cluster_cidr6"],
+                     "pod_prefix6": options["pod_prefix6"]}
         lab = generate(count, gateway=options["gateway"], cluster_cidr=options["cluster_cidr"],
                        pod_prefix=options["pod_prefix"], pods=options["pods"],
-                       offset=options["node_offset"], name_prefix=options["name_prefix"])
+                       offset=options["node_offset"], name_prefix=options["name_prefix"], **extra)
         for node in lab["nodes"]:
             member_name(node["name"], "name_prefix")
         external = interface_address(options["external"], "external")
+        external6 = interface_address(options["external6"], "external6") if ipv6 else None
+        if external6 is not None and ip_interface(external6).version != 6:
+            raise ValueError("external6 %s is not an IPv6 address" % external6)
+        cluster6 = str(ip_network(options["cluster_cidr6"])) if ipv6 else None
     except (ValueError, ValidationError) as exc:
         raise AnsibleParserError("podnet.mesh.lab inventory: %s" % to_native(exc))
     hosts = {}
@@ -186,10 +247,8 @@ def lab_inventory(options, count):
             "ansible_host": node["name"],
             "ansible_python_interpreter": options["python_interpreter"],
             "ansible_pipelining": options["pipelining"],
-            "podnet_pod_cidr": node["pod_cidr"],
-            "podnet_node_ip": node["ip"],
-            "podnet_pods": node["pods"],
         }
+        hosts[node["name"]].update(_pod_network(stack, node))
         if ssh:
             hosts[node["name"]].update({
                 "ansible_connection": "ssh",
@@ -205,22 +264,46 @@ def lab_inventory(options, count):
                 "ansible_become": True,
                 "ansible_become_method": "sudo",
             })
+    externals = {"ipv4": [external], "dual": [external, external6], "ipv6": [external6]}[stack]
     group = {
         "podnet_cluster_cidr": options["cluster_cidr"],
         "podnet_bridge": options["bridge"],
-        "podnet_verify_external": [external.split("/", 1)[0]],
+        "podnet_verify_external": [address.split("/", 1)[0] for address in externals],
         "podnet_install_prerequisites": False,
     }
+    if ipv6:
+        del group["podnet_cluster_cidr"]
+        group["podnet_cluster_cidrs"] = _of_stack(stack, options["cluster_cidr"], cluster6)
     every = {
         "podnet_lab_name": options["lab_name"],
         "podnet_lab_root": options["lab_root"],
         "podnet_lab_gateway": lab["gateway"],
         "podnet_lab_external": external,
-        "podnet_lab_nodes": [{"name": n["name"], "address": n["address"]} for n in lab["nodes"]],
+        "podnet_lab_nodes": [dict((key, n[key]) for key in ("name", "address", "address6") if key in n)
+                             for n in lab["nodes"]],
         "podnet_lab_ssh": bool(options.get("ssh")),
         "podnet_lab_ssh_user": options.get("ssh_user") or "podnet",
     }
+    if ipv6:
+        every.update(podnet_lab_ipv6=True, podnet_lab_gateway6=lab["gateway6"], podnet_lab_external6=external6)
     return {"hosts": hosts, "group": group, "all": every}
+
+
+def _of_stack(stack, ipv4, ipv6):
+    """[the IPv4 value, the IPv6 value] (dual), or the one of the stack's family."""
+    return {"ipv4": [ipv4], "dual": [ipv4, ipv6], "ipv6": [ipv6]}[stack]
+
+
+def _pod_network(stack, node):
+    """A node's pod network variables: the singular names (ipv4), the plural ones (dual, ipv6)."""
+    if stack == "ipv4":
+        return {"podnet_pod_cidr": node["pod_cidr"], "podnet_node_ip": node["ip"], "podnet_pods": node["pods"]}
+    return {
+        "podnet_pod_cidrs": _of_stack(stack, node["pod_cidr"], node["pod_cidr6"]),
+        "podnet_node_ips": _of_stack(stack, node["ip"], node["ip6"]),
+        "podnet_pods": [{"name": pod["name"], "addresses": _of_stack(stack, pod["address"], pod["address6"])}
+                        for pod in node["pods"]],
+    }
 
 
 class InventoryModule(BaseInventoryPlugin):
@@ -236,7 +319,8 @@ class InventoryModule(BaseInventoryPlugin):
         self._read_config_data(path)
         options = dict((key, self.get_option(key)) for key in (
             "lab_name", "lab_root", "group", "name_prefix", "gateway", "node_offset", "external",
-            "cluster_cidr", "pod_prefix", "pods", "bridge", "python_interpreter", "pipelining", "ssh", "ssh_user"))
+            "cluster_cidr", "pod_prefix", "pods", "bridge", "python_interpreter", "pipelining", "ssh", "ssh_user",
+            "stack", "gateway6", "external6", "cluster_cidr6", "pod_prefix6"))
         generated = lab_inventory(options, lab_count(self.get_option("nodes")))
         group = self.inventory.add_group(options["group"])
         for name, variables in generated["hosts"].items():

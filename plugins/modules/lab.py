@@ -22,6 +22,13 @@ description:
     masqueraded pod traffic gets answers from it.
   - Every node gets eth0 with its address on the switch, C(lo) up and a default route via the
     gateway (routing protocol C(static)).
+  - With O(ipv6), the lab's network is dual-stack. The router has O(gateway6) on the switch
+    and forwards IPv6. The external host has O(external6), with a route back to the switch's
+    IPv6 network only, none to any pod prefix. Every node has its C(address6) beside its IPv4
+    address, and an IPv6 default route via O(gateway6). Every IPv6 address is added without
+    duplicate address detection (C(IFA_F_NODAD)), and C(accept_dad=0), C(accept_ra=0) are set in
+    those namespaces (all, default and their lab interfaces). So the addresses are usable at
+    once and never tentative.
   - "The lab lives below O(root)/O(name): a private bind mount of itself, holding one
     directory per node (files C(net), C(mnt), C(uts)) and C(switch/net), C(router/net),
     C(external/net). Nothing is added to the network namespace the module runs in."
@@ -96,6 +103,13 @@ options:
         description: The node's address on the switch, in CIDR form, inside the network of O(gateway).
         type: str
         required: true
+      address6:
+        description:
+          - The node's IPv6 address on the switch, in CIDR form, inside the network of O(gateway6).
+          - Required with O(ipv6), refused without it.
+          - The lab inventory gives node I(i) the address that reads like its IPv4 twin
+            (V(2001:db8:1::11/64) beside V(192.168.1.11/24)).
+        type: str
   gateway:
     description:
       - The router's address on the switch, in CIDR form; its network is the switch network
@@ -108,6 +122,27 @@ options:
         of that network (V(203.0.113.1)), or the last one if the external host has the first.
     type: str
     default: 203.0.113.10/24
+  ipv6:
+    description:
+      - IPv6 beside IPv4 on the lab's network (switch, router, external host, nodes). IPv4 stays
+        in any case; the nodes are reached over it.
+      - V(false) on a lab that has IPv6 removes the lab's IPv6 addresses and routes.
+    type: bool
+    default: false
+  gateway6:
+    description:
+      - With O(ipv6), the router's IPv6 address on the switch, in CIDR form; its network is the
+        switch's IPv6 network every node's C(address6) must be in. The nodes' IPv6 default route
+        points at it.
+    type: str
+    default: 2001:db8:1::1/64
+  external6:
+    description:
+      - With O(ipv6), the external host's IPv6 address in CIDR form. The router takes the first
+        address of that network (V(2001:db8:113::1)), or the last one if the external host has the
+        first.
+    type: str
+    default: 2001:db8:113::10/64
   ssh:
     description:
       - Every node runs OpenSSH's C(sshd), listening on the node's address only, for the user
@@ -163,6 +198,14 @@ EXAMPLES = r"""
       - {name: node2, address: 192.168.1.12/24}
       - {name: node3, address: 192.168.1.13/24}
 
+- name: The same lab with IPv6 beside IPv4 (router 2001:db8:1::1, external host 2001:db8:113::10)
+  podnet.mesh.lab:
+    ipv6: true
+    nodes:
+      - {name: node1, address: 192.168.1.11/24, address6: "2001:db8:1::11/64"}
+      - {name: node2, address: 192.168.1.12/24, address6: "2001:db8:1::12/64"}
+      - {name: node3, address: 192.168.1.13/24, address6: "2001:db8:1::13/64"}
+
 - name: The same lab, every node reachable over SSH from the controller namespace
   podnet.mesh.lab:
     ssh: true
@@ -216,8 +259,18 @@ lab:
       description: The external host's address.
       type: str
       sample: 203.0.113.10/24
+    gateway6:
+      description: With O(ipv6), the router's IPv6 address on the switch.
+      type: str
+      returned: with O(ipv6)
+      sample: 2001:db8:1::1/64
+    external6:
+      description: With O(ipv6), the external host's IPv6 address.
+      type: str
+      returned: with O(ipv6)
+      sample: 2001:db8:113::10/64
     nodes:
-      description: The nodes with their address and namespace files.
+      description: The nodes with their address (with O(ipv6) also C(address6)) and namespace files.
       type: list
       elements: dict
       sample:
@@ -278,10 +331,14 @@ def main():
                 "options": {
                     "name": {"type": "str", "required": True},
                     "address": {"type": "str", "required": True},
+                    "address6": {"type": "str"},
                 },
             },
             "gateway": {"type": "str", "default": topology.DEFAULT_GATEWAY},
             "external": {"type": "str", "default": topology.DEFAULT_EXTERNAL},
+            "ipv6": {"type": "bool", "default": False},
+            "gateway6": {"type": "str", "default": topology.DEFAULT_GATEWAY6},
+            "external6": {"type": "str", "default": topology.DEFAULT_EXTERNAL6},
             "ssh": {"type": "bool", "default": False},
             "ssh_user": {"type": "str", "default": topology.DEFAULT_SSH_USER},
             "reboot": {"type": "list", "elements": "str", "default": []},

@@ -434,3 +434,154 @@ def test_ssh_lab_nodes_run_sshd_for_a_sudo_user(tmp_path):
         teardown(root, name)
     processes = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=True).stdout
     assert not [line for line in processes.split("\n") if path in line]
+
+
+# ------------------------------------------------------------------ dual stack
+IFA_F_TENTATIVE = 0x40
+IFA_F_DADFAILED = 0x08
+IFA_F_NODAD = 0x02
+
+
+def lab6_params(root, name, count, **params):
+    lab = topology.generate(count, gateway6=topology.DEFAULT_GATEWAY6)
+    nodes = [{"name": n["name"], "address": n["address"], "address6": n["address6"]} for n in lab["nodes"]]
+    return topology.validate(dict({"name": name, "root": root, "nodes": nodes, "state": "present", "ipv6": True},
+                                  **params))
+
+
+def ping6(lab, node, address):
+    return in_node(lab, node, "ping", "-6", "-c1", "-W2", address).returncode == 0
+
+
+def ipv6_addresses(path):
+    """(address, prefix, flags, interface) of every IPv6 address in the namespace file path, read by netlink."""
+    from pyroute2 import IPRoute
+    from ansible_collections.podnet.mesh.plugins.module_utils.kernel.netns import InNetns
+
+    with InNetns(path):
+        ipr = IPRoute()
+    try:
+        names = dict((m["index"], m.get_attr("IFLA_IFNAME")) for m in ipr.get_links())
+        return [(m.get_attr("IFA_ADDRESS"), m["prefixlen"], m.get_attr("IFA_FLAGS") or m["flags"], names[m["index"]])
+                for m in ipr.get_addr(family=10)]
+    finally:
+        ipr.close()
+
+
+@pytest.fixture(scope="module")
+def lab6(tmp_path_factory):
+    """A three-node lab with IPv6 beside IPv4, shared by the dual-stack tests."""
+    root = str(tmp_path_factory.mktemp("lab6"))
+    name = "pntk" + secrets.token_hex(3)
+    want = lab6_params(root, name, 3)
+    lab = {"root": root, "name": name, "path": want["path"], "want": want}
+    try:
+        lab["first"], lab["second"], lab["took"] = converge(want)
+        yield lab
+    finally:
+        _first, took = teardown(root, name)
+        print("\n3-node dual-stack lab: build %.2fs, teardown %.2fs" % (lab["took"], took))
+
+
+def test_dual_stack_lab_converges(lab6):
+    assert lab6["second"].actions == [], describe_all(lab6["second"].actions)
+    texts = describe_all(lab6["first"].actions)
+    assert "enable IPv6 forwarding in %s/router/net" % lab6["path"] in texts
+
+
+def test_dual_stack_addresses_are_usable_at_once(lab6):
+    """Every IPv6 address of the lab's namespaces, link-local ones too: not tentative, no failed DAD."""
+    path = lab6["path"]
+    expected = {"node1": {("2001:db8:1::11", 64, "eth0")}, "node3": {("2001:db8:1::13", 64, "eth0")},
+                "router": {("2001:db8:1::1", 64, "eth0"), ("2001:db8:113::1", 64, "eth1")},
+                "external": {("2001:db8:113::10", 64, "eth0")}}
+    for label, wanted in expected.items():
+        found = ipv6_addresses(os.path.join(path, label, "net"))
+        assert {(a, p, i) for a, p, _f, i in found if not a.startswith("fe80:") and i != "lo"} == wanted, found
+        for address, _prefix, flags, _ifname in found:
+            assert not flags & (IFA_F_TENTATIVE | IFA_F_DADFAILED), (label, address, hex(flags))
+            if not address.startswith("fe80:") and address != "::1":
+                assert flags & IFA_F_NODAD, (label, address, hex(flags))
+        for key in ("all/accept_dad", "default/accept_dad", "eth0/accept_dad", "all/accept_ra", "eth0/accept_ra"):
+            assert read_sysctl("net/ipv6/conf/" + key, os.path.join(path, label, "net")) == "0", (label, key)
+
+
+def test_dual_stack_node_reaches_the_router_and_the_external_host_over_ipv6(lab6):
+    path = lab6["path"]
+    assert read_sysctl("net/ipv6/conf/all/forwarding", path + "/router/net") == "1"
+    assert ping6(path, "node1", "2001:db8:1::1")
+    assert ping6(path, "node1", "2001:db8:1::12")
+    assert ping6(path, "node2", "2001:db8:113::10")
+    # IPv4 is there as before.
+    assert ping(path, "node3", "203.0.113.10")
+    routes = in_node(path, "node1", "ip", "-6", "route", "show", "default", check=True).stdout
+    assert "default via 2001:db8:1::1 dev eth0 proto static metric 1024" in routes
+
+
+def test_dual_stack_external_host_knows_the_switch_and_no_pods(lab6):
+    path = lab6["path"]
+    routes = in_node(path, "external", "ip", "-6", "route", check=True).stdout
+    assert "2001:db8:1::/64 via 2001:db8:113::1 dev eth0 proto static" in routes
+    assert "default" not in routes and "fd00" not in routes
+    for probe in ("fd00:10:244::1", "fd00:10:244:1::2", "fd00:10:244:ff::3"):
+        out = in_node(path, "external", "ip", "-6", "route", "get", probe).stderr
+        assert "unreachable" in out.lower() or "network is unreachable" in out.lower(), (probe, out)
+    routes4 = in_node(path, "external", "ip", "-4", "route", check=True).stdout
+    assert "10.244" not in routes4 and "default" not in routes4
+
+
+def test_dual_stack_reboot_restores_the_ipv6_address_and_default_route(lab6):
+    path = lab6["path"]
+    before = inode(os.path.join(path, "node2", "net"))
+    first, _second, _took = converge(lab6_params(lab6["root"], lab6["name"], 3, reboot=["node2"]))
+    assert inode(os.path.join(path, "node2", "net")) != before
+    assert [a.name for a in first.actions if a.op == "ns_create"] == ["node2"]
+    out = in_node(path, "node2", "sh", "-c", "ip -6 -br addr show dev eth0; ip -6 route show default",
+                  check=True).stdout
+    assert "2001:db8:1::12/64" in out and "default via 2001:db8:1::1 dev eth0 proto static" in out, out
+    assert all(not f & IFA_F_TENTATIVE for _a, _p, f, _i in ipv6_addresses(os.path.join(path, "node2", "net")))
+    assert ping6(path, "node2", "2001:db8:113::10")
+    assert plan(lab6["want"], read(LabSession(), lab6["want"])).actions == []
+
+
+def test_a_lab_gains_ipv6_and_loses_it_again(tmp_path):
+    root, name = str(tmp_path), "pntk" + secrets.token_hex(3)
+    want4 = lab_params(root, name, 2)
+    path = want4["path"]
+    try:
+        converge(want4)
+        first, second, _took = converge(lab6_params(root, name, 2))
+        assert second.actions == [], describe_all(second.actions)
+        assert not [a for a in first.actions if a.op in ("ns_create", "ns_remove")]
+        # The lab's own IPv6 addresses are usable at once. The kernel's link-local ones were
+        # made a moment ago with the lab (before it had IPv6, so with duplicate address
+        # detection): the router needs its own to resolve node addresses for forwarded traffic.
+        for label in ("router", "node1", "node2", "external"):
+            address = os.path.join(path, label, "net")
+            assert not [a for a, _p, f, _i in ipv6_addresses(address) if not a.startswith("fe80:") and f & IFA_F_TENTATIVE]
+            deadline = time.monotonic() + 5
+            while [a for a, _p, f, _i in ipv6_addresses(address) if f & IFA_F_TENTATIVE] and time.monotonic() < deadline:
+                time.sleep(0.1)
+        assert ping6(path, "node1", "2001:db8:113::10") and ping(path, "node2", "203.0.113.10")
+        first, second, _took = converge(want4)
+        assert second.actions == [], describe_all(second.actions)
+        assert not [t for t in describe_all(first.actions) if t.startswith(("replace route", "add route"))]
+        for label in ("node1", "external"):
+            assert in_node(path, label, "ip", "-6", "route", "show", "proto", "static", check=True).stdout == ""
+        assert [a for a, _p, _f, i in ipv6_addresses(path + "/node1/net") if not a.startswith("fe80:") and i != "lo"] == []
+        assert ping(path, "node2", "203.0.113.10")
+    finally:
+        teardown(root, name)
+
+
+def test_fifty_nodes_dual_stack(tmp_path):
+    root, name = str(tmp_path), "pntk" + secrets.token_hex(3)
+    want = lab6_params(root, name, 50)
+    try:
+        first, second, took = converge(want)
+        assert second.actions == []
+        assert ping6(want["path"], "node1", "2001:db8:1::60")
+        assert ping6(want["path"], "node50", "2001:db8:113::10")
+    finally:
+        _first, down = teardown(root, name)
+    print("\n50-node dual-stack lab: build %.2fs (%d actions), teardown %.2fs" % (took, len(first.actions), down))

@@ -7,7 +7,10 @@
 Links, addresses and routes are planned with the collection's own planners
 (``core.plan.links``, ``core.plan.routes``); the lab adds its own operations:
 the lab directory's mount, member namespaces made and removed, stray mounts,
-and IPv4 forwarding in the router.
+IPv4 (and with ipv6, IPv6) forwarding in the router, and with ipv6 the IPv6
+settings of the namespaces that hold lab addresses (no duplicate address
+detection, no router advertisements: ``topology.IPV6_CONF``), made before
+their links so that links made later inherit them.
 
 Ownership of the lab directory: the lab writes its marker file (``.podnet-lab``)
 into the directory when it makes it, and only a marked directory is built on
@@ -29,7 +32,7 @@ from ansible_collections.podnet.mesh.plugins.module_utils.core.plan.links import
 from ansible_collections.podnet.mesh.plugins.module_utils.core.plan.routes import plan_routes
 from ansible_collections.podnet.mesh.plugins.module_utils.core.validate import route_key
 from ansible_collections.podnet.mesh.plugins.module_utils.lab.topology import (
-    BRIDGE, INFRA, LAB_PROTO, MARKER, NODE_FILES, SWITCH, current_view, members, natural, ns_file,
+    BRIDGE, INFRA, IPV6_CONF, LAB_PROTO, MARKER, NODE_FILES, SWITCH, current_view, members, natural, ns_file,
     ssh_paths, topology, wanted_view)
 
 # The lab's operations besides core.model.Op's.
@@ -37,6 +40,10 @@ SSH_KEY = "lab_ssh_key"        # the lab's SSH client key pair and known_hosts
 SSHD_START = "lab_sshd_start"  # the SSH user and sshd inside a node
 SSHD_STOP = "lab_sshd_stop"    # sshd of a node stopped (the lab no longer has ssh)
 BOOT = "lab_boot"              # a node's enabled boot units run
+IPV6_SETTINGS = "lab_ipv6_conf"  # IPv6 on, no DAD, no RAs in a namespace (all, default, its lab links)
+
+FORWARDING = "net/ipv4/ip_forward"
+FORWARDING6 = "net/ipv6/conf/all/forwarding"
 
 
 def plan(want, cur, assume_missing=False):  # pylint: disable=unused-argument
@@ -52,6 +59,8 @@ def plan(want, cur, assume_missing=False):  # pylint: disable=unused-argument
           links: {label: {ifname: link}} (namespaces with a mounted net file),
           routes: {label: [routes of table main]},
           forwarding: {label: bool},
+          forwarding6: {label: bool} (IPv6; read with ipv6 only),
+          ipv6_conf: {label: bool: IPV6_CONF is set everywhere} (read with ipv6 only),
           ssh_key: the lab's SSH key pair exists,
           layered: [member directories holding layers (a node of an earlier release has none)],
           sshd: [nodes with sshd running inside]}
@@ -116,6 +125,14 @@ def plan(want, cur, assume_missing=False):  # pylint: disable=unused-argument
                                           os.path.join(lab, label)))
 
     topo = topology(want)
+    for label in sorted(topo["ipv6_conf"], key=natural):
+        if label in fresh or not cur.get("ipv6_conf", {}).get(label):
+            interfaces = topo["ipv6_conf"][label]
+            result.add(IPV6_SETTINGS, None, label, path=ns_file(lab, label), interfaces=list(interfaces),
+                       settings=[list(item) for item in IPV6_CONF],
+                       text="set IPv6 %s for all, default, %s in %s" % (
+                           ", ".join("%s=%s" % item for item in IPV6_CONF), ", ".join(interfaces),
+                           ns_file(lab, label)))
     _plan_bridge(result, lab, links[SWITCH].get(BRIDGE))
     readdressed = _plan_wiring(result, lab, topo, links)
     for label, _files in members(want):
@@ -126,8 +143,13 @@ def plan(want, cur, assume_missing=False):  # pylint: disable=unused-argument
     for label in topo["forwarding"]:
         if label in fresh or not cur["forwarding"].get(label):
             result.add(Op.SYSCTL, None, label, path=ns_file(lab, label),
-                       key="net/ipv4/ip_forward", value="1",
+                       key=FORWARDING, value="1",
                        text="enable IPv4 forwarding in %s" % ns_file(lab, label))
+    for label in topo["forwarding6"]:
+        if label in fresh or not cur.get("forwarding6", {}).get(label):
+            result.add(Op.SYSCTL, None, label, path=ns_file(lab, label),
+                       key=FORWARDING6, value="1",
+                       text="enable IPv6 forwarding in %s" % ns_file(lab, label))
     _plan_boot(result, want, cur, fresh)
     return result
 
@@ -197,8 +219,8 @@ def _plan_bridge(result, lab, bridge):
 def _plan_wiring(result, lab, topo, links):
     """Every veth pair with its MACs, bridge port, addresses and admin state.
 
-    Returns the labels of namespaces that lose an address (the kernel drops
-    the routes through it).
+    Returns (label, family) of the namespaces that lose an address of that
+    family (the kernel drops the routes through it).
     """
     readdressed = set()
     for a_label, a_name, b_label, b_name in topo["veths"]:
@@ -232,30 +254,46 @@ def _plan_wiring(result, lab, topo, links):
                  "addresses": topo["addresses"].get((label, name))},
                 {"netns_exists": True, "link": link, "lo": None})
             result.extend(addresses)
-            if any(a.op == Op.ADDR_DEL for a in addresses.actions):
-                readdressed.add(label)
+            for action in addresses.actions:
+                if action.op == Op.ADDR_DEL:
+                    readdressed.add((label, 6 if ":" in action.args["address"] else 4))
     return readdressed
 
 
 def _plan_routes(result, lab, topo, cur, fresh, readdressed):
-    """The lab's routes (protocol static), one namespace at a time.
+    """The lab's routes (protocol static), one namespace and address family at a time.
 
     The lab's namespaces are its own: a route of table main to the same
     destination counts as the lab's whoever made it, and is replaced when its
     gateway differs. Routes of a namespace that was just made are not there;
-    those of a namespace that loses an address may be gone with it, so they are
-    written with replace whatever was read.
+    those of a family whose address a namespace loses may be gone with it, so
+    they are written with replace whatever was read. IPv6 routes of protocol
+    static that the lab no longer wants (a lab without ipv6 now) are removed.
     """
     for label in sorted(topo["routes"], key=natural):
-        known = label not in fresh and label not in readdressed
-        have = cur["routes"].get(label, []) if known else []
-        routes = plan_routes(
-            {"netns": ns_file(lab, label), "routes": topo["routes"][label], "purge": False,
-             "state": "present", "proto": LAB_PROTO, "table": MAIN_TABLE,
-             "upsert": label in readdressed},
-            {"netns_exists": True, "ours": dict((route_key(r), r) for r in have), "foreign": {},
-             "connected": None, "links": None})
-        result.extend(routes)
+        for family in (4, 6):
+            wanted = [r for r in topo["routes"][label] if r["family"] == family]
+            if not wanted:
+                continue
+            known = label not in fresh and (label, family) not in readdressed
+            have = [r for r in cur["routes"].get(label, []) if r["family"] == family] if known else []
+            result.extend(plan_routes(
+                {"netns": ns_file(lab, label), "routes": wanted, "purge": False,
+                 "state": "present", "proto": LAB_PROTO, "table": MAIN_TABLE,
+                 "upsert": (label, family) in readdressed},
+                {"netns_exists": True, "ours": dict((route_key(r), r) for r in have), "foreign": {},
+                 "connected": None, "links": None}))
+        if label in fresh:
+            continue
+        wanted = set(route_key(r) for r in topo["routes"][label])
+        stale = [r for r in cur["routes"].get(label, [])
+                 if r["family"] == 6 and r.get("proto") == LAB_PROTO and route_key(r) not in wanted]
+        if stale:
+            result.extend(plan_routes(
+                {"netns": ns_file(lab, label), "routes": stale, "purge": False, "state": "absent",
+                 "proto": LAB_PROTO, "table": MAIN_TABLE},
+                {"netns_exists": True, "ours": dict((route_key(r), r) for r in stale), "foreign": {},
+                 "connected": None, "links": None}))
 
 
 def _remove_member(result, lab, label, files, keep=False, text=None):

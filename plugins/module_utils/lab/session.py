@@ -7,9 +7,11 @@
 Namespace files are made by util-linux unshare(1), several at once; links,
 addresses and routes by the netlink layer (``kernel.netlink``), opened on
 namespace file paths only; mounts by mount(2)/umount2(2) (``lab.mounts``)
-and the router's forwarding by writing /proc/sys from inside its namespace
-(``kernel.netns``). pyroute2 is only needed when there is netlink work:
-teardown runs without it.
+and the router's forwarding and the IPv6 settings of the lab's namespaces by
+writing /proc/sys from inside the namespace (``kernel.netns``). IPv6 addresses
+are added with IFA_F_NODAD (planned so by ``core.plan.links``): usable at once,
+never tentative. pyroute2 is only needed when there is netlink work: teardown
+runs without it.
 """
 
 from __future__ import annotations
@@ -23,17 +25,18 @@ import sys
 from ansible_collections.podnet.mesh.plugins.module_utils.core.errors import KernelError, ToolError
 from ansible_collections.podnet.mesh.plugins.module_utils.core import model
 from ansible_collections.podnet.mesh.plugins.module_utils.core.model import MAIN_TABLE, Op
-from ansible_collections.podnet.mesh.plugins.module_utils.kernel.netns import read_sysctl, write_sysctl
+from ansible_collections.podnet.mesh.plugins.module_utils.kernel.netns import InNetns, read_sysctl, write_sysctl
 from ansible_collections.podnet.mesh.plugins.module_utils.lab import boot
 from ansible_collections.podnet.mesh.plugins.module_utils.lab.mounts import (
     SSHD, SSHD_SETUP, is_marked, members_from_files, mount_private, namespace_inodes, processes_in,
     read_lab_mounts, remove_member_files, remove_tree, sshd_processes, stop_processes, unknown_entries,
     unmount_all, unshare_command, write_marker)
-from ansible_collections.podnet.mesh.plugins.module_utils.lab.plan import BOOT, SSH_KEY, SSHD_START, SSHD_STOP
+from ansible_collections.podnet.mesh.plugins.module_utils.lab.plan import (
+    BOOT, FORWARDING, FORWARDING6, IPV6_SETTINGS, SSH_KEY, SSHD_START, SSHD_STOP)
 from ansible_collections.podnet.mesh.plugins.module_utils.lab.topology import (
-    CONTROLLER, EXTERNAL, NODE_LAYERS, NOT_NODES, ROUTER, SSH_UID, members, ns_file, ssh_paths)
+    CONTROLLER, EXTERNAL, IPV6_CONF, NODE_LAYERS, NOT_NODES, ROUTER, SSH_UID, members, ns_file, ssh_paths, topology)
 
-FORWARDING = "net/ipv4/ip_forward"
+IPV6_SYSCTL = "/proc/sys/net/ipv6/conf"
 # Node and infrastructure namespaces made at once (unshare processes).
 CREATE_PARALLEL = 64
 # Seconds a boot unit's command may take (systemd's default TimeoutStartSec).
@@ -62,6 +65,8 @@ def read(session, want):
         "links": {},
         "routes": {},
         "forwarding": {},
+        "forwarding6": {},
+        "ipv6_conf": {},
         "ssh_key": os.path.isfile(ssh_paths(lab)["key"]) and os.path.isfile(ssh_paths(lab)["key"] + ".pub"),
         "layered": [d for d in dirs if os.path.isdir(os.path.join(lab, d, NODE_LAYERS))],
         "sshd": [],
@@ -71,6 +76,7 @@ def read(session, want):
     if want.get("ssh") or CONTROLLER in cur["members"]:
         cur["sshd"] = _sshd_nodes(lab, cur["members"])
     wanted = dict(members(want))
+    conf = topology(want)["ipv6_conf"] if want.get("ipv6") else {}
     for label, kinds in cur["members"].items():
         if "net" not in kinds or label not in wanted or set(kinds) != set(wanted[label]):
             continue
@@ -78,10 +84,39 @@ def read(session, want):
         links = ns.links(with_addresses=["eth0", "eth1"])
         cur["links"][label] = links
         if label == EXTERNAL or label not in NOT_NODES:
-            cur["routes"][label] = ns.routes(MAIN_TABLE, families=(4,), links=links)
+            # IPv6 too, also without ipv6: routes of a lab that had it are removed.
+            cur["routes"][label] = ns.routes(MAIN_TABLE, families=(4, 6), links=links)
         if label == ROUTER:
             cur["forwarding"][label] = read_sysctl(FORWARDING, ns_file(lab, label)) == "1"
+        if label in conf:
+            cur["ipv6_conf"][label], forwarding6 = _read_ipv6(ns_file(lab, label), conf[label])
+            if label == ROUTER:
+                cur["forwarding6"][label] = forwarding6
     return cur
+
+
+def _read_ipv6(path, interfaces):
+    """(IPV6_CONF is set for all, default and the interfaces that exist, IPv6 forwarding is on) in path."""
+    values = {}
+    try:
+        with InNetns(path):
+            for name in ["all", "default"] + list(interfaces):
+                for key, _value in IPV6_CONF:
+                    try:
+                        with open(os.path.join(IPV6_SYSCTL, name, key)) as handle:
+                            values[(name, key)] = handle.read().strip()
+                    except FileNotFoundError:
+                        if name in ("all", "default"):
+                            values[(name, key)] = None  # no IPv6 in this kernel: the plan sets it, and says so
+            try:
+                with open(os.path.join("/proc/sys", FORWARDING6)) as handle:
+                    forwarding6 = handle.read().strip() == "1"
+            except FileNotFoundError:
+                forwarding6 = False
+    except OSError as exc:
+        raise ToolError("cannot read the IPv6 settings in %s: %s" % (path, exc.strerror or exc), exc.errno)
+    wanted = dict(IPV6_CONF)
+    return all(value == wanted[key] for (_name, key), value in values.items()), forwarding6
 
 
 def _sshd_nodes(lab, members_):
@@ -198,12 +233,34 @@ def _netlink_op(session, action):
         netlink.apply([action])
     except KernelError as exc:
         # A link the kernel removed meanwhile with its namespace (or veth
-        # peer) is as deleted as we wanted it.
+        # peer) is as deleted as we wanted it; so is a route that went with
+        # its address.
         if action.op == Op.LINK_DEL and exc.code == errno.ENODEV:
+            return
+        if action.op == Op.ROUTE_DEL and exc.code == errno.ESRCH:
             return
         raise
     finally:
         del netlink.applied[:]
+
+
+def _ipv6_conf(session, action):  # pylint: disable=unused-argument
+    """IPV6_CONF for all, default and the member's lab interfaces that exist (links made later inherit default)."""
+    path = action.args["path"]
+    try:
+        with InNetns(path):
+            if not os.path.isdir(IPV6_SYSCTL):
+                raise ToolError("the lab's ipv6 needs IPv6 in the kernel, and %s has none (%s is missing; "
+                                "booted with ipv6.disable=1?)" % (path, IPV6_SYSCTL))
+            for name in ["all", "default"] + list(action.args["interfaces"]):
+                directory = os.path.join(IPV6_SYSCTL, name)
+                if name not in ("all", "default") and not os.path.isdir(directory):
+                    continue  # made later, from default
+                for key, value in action.args["settings"]:
+                    with open(os.path.join(directory, key), "w") as handle:
+                        handle.write(value)
+    except OSError as exc:
+        raise ToolError("cannot set the IPv6 settings in %s: %s" % (path, exc.strerror or exc), exc.errno)
 
 
 def _lab_mount(session, action):  # pylint: disable=unused-argument
@@ -386,6 +443,7 @@ HANDLERS = {
     Op.UMOUNT: _umount,
     Op.LAB_REMOVE: _lab_remove,
     Op.SYSCTL: _sysctl,
+    IPV6_SETTINGS: _ipv6_conf,
     SSH_KEY: _ssh_key,
     SSHD_START: _sshd_start,
     SSHD_STOP: _sshd_stop,

@@ -14,6 +14,7 @@ Layout of a lab called NAME under ROOT (default /run/podnet-lab)::
     ROOT/NAME/switch/net       the switch: bridge "switch", one port per node + "router"
     ROOT/NAME/router/net       the nodes' default gateway, forwarding, eth0 on the
                                switch and eth1 towards the external host
+                               (with ipv6: IPv6 beside IPv4 on both, IPv6 forwarding)
     ROOT/NAME/external/net     the "external" host: eth0, a route to the switch
                                network via the router and nothing towards the pods
     ROOT/NAME/controller/net   with ssh only: an address on the switch network, where
@@ -48,6 +49,15 @@ DEFAULT_ROOT = "/run/podnet-lab"
 DEFAULT_NAME = "podnet"
 DEFAULT_GATEWAY = "192.168.1.1/24"
 DEFAULT_EXTERNAL = "203.0.113.10/24"
+# With ipv6: the lab's IPv6 network beside its IPv4 one (documentation prefixes, RFC 3849).
+DEFAULT_GATEWAY6 = "2001:db8:1::1/64"
+DEFAULT_EXTERNAL6 = "2001:db8:113::10/64"
+DEFAULT_CLUSTER_CIDR6 = "fd00:10:244::/56"
+DEFAULT_POD_PREFIX6 = 64
+# The inventory's stacks: the pod network's address families. The lab's own
+# network keeps IPv4 in all of them (the nsenter connection, SSH); dual and
+# ipv6 add IPv6 to it.
+STACKS = ("ipv4", "dual", "ipv6")
 DEFAULT_CLUSTER_CIDR = "10.244.0.0/16"
 DEFAULT_POD_PREFIX = 24
 DEFAULT_PODS = ("red", "blue")
@@ -93,6 +103,14 @@ NET_FILES = ("net",)
 # administrator's route: the collection's own protocol (149) marks routes that
 # pod_route may purge, and the lab's default route must never be among them.
 LAB_PROTO = 4
+# The metric the kernel gives an IPv6 route that names none (the lab's IPv6 routes name it,
+# so that they read back as planned).
+IPV6_METRIC = 1024
+# With ipv6, in every namespace with a lab address: IPv6 on, no duplicate address
+# detection (every address the lab sets is usable at once; addresses are also added
+# with IFA_F_NODAD) and no router advertisements taken. Set for all, default (links
+# made later inherit it) and the member's lab interfaces.
+IPV6_CONF = (("disable_ipv6", "0"), ("accept_dad", "0"), ("accept_ra", "0"))
 # Addressed lab interfaces get this prefix + the last three bytes of their IPv4 address.
 LAB_MAC_PREFIX = b"\x02\x70\x6e"
 # Reserved member names: the infrastructure namespaces, and "lo" (every
@@ -106,7 +124,8 @@ SAFE_PATH_RE = re.compile(r"^/[A-Za-z0-9_./@+-]*$")
 # ------------------------------------------------------------------ pattern
 def generate(count, gateway=DEFAULT_GATEWAY, cluster_cidr=DEFAULT_CLUSTER_CIDR,
              pod_prefix=DEFAULT_POD_PREFIX, pods=DEFAULT_PODS, offset=DEFAULT_NODE_OFFSET,
-             name_prefix=DEFAULT_NAME_PREFIX):
+             name_prefix=DEFAULT_NAME_PREFIX, gateway6=None, cluster_cidr6=None,
+             pod_prefix6=DEFAULT_POD_PREFIX6):
     """The lab's node pattern for count nodes.
 
     Node i (1-based) is called name_prefix + i, has the address
@@ -118,6 +137,13 @@ def generate(count, gateway=DEFAULT_GATEWAY, cluster_cidr=DEFAULT_CLUSTER_CIDR,
     until they do (192.168.1.1/24 becomes 192.168.1.1/23 for 250 nodes, which
     keeps every address of the smaller lab). Returns {gateway (possibly
     widened, CIDR), prefix, nodes: [{name, address (CIDR), ip, pod_cidr, pods}]}.
+
+    With gateway6 (IPv6 CIDR), node i also has the IPv6 address that reads like
+    its IPv4 host number: network(gateway6) + the digits of offset + i read as
+    hex (2001:db8:1::11, ::12, ...; ip6, address6), and the result has gateway6.
+    With cluster_cidr6, node i also has the i-th subnet of cluster_cidr6 of
+    length pod_prefix6 (pod_cidr6: fd00:10:244:<i in hex>::/64) and its pods the
+    2nd, 3rd, ... address there (address6).
     Raises ValueError with a readable message for impossible requests.
     """
     if isinstance(count, bool) or not isinstance(count, int) or count < 1:
@@ -127,19 +153,8 @@ def generate(count, gateway=DEFAULT_GATEWAY, cluster_cidr=DEFAULT_CLUSTER_CIDR,
                          % (gateway,))
     gw = ipaddress.ip_interface(gateway)
     if gw.version != 4:
-        raise ValueError("gateway %s: the lab is IPv4 only" % gateway)
-    cluster = ipaddress.ip_network(cluster_cidr)
-    if not cluster.prefixlen <= pod_prefix <= 30:
-        raise ValueError("pod prefix /%d must be between the cluster prefix /%d and /30"
-                         % (pod_prefix, cluster.prefixlen))
-    subnets = 2 ** (pod_prefix - cluster.prefixlen)
-    if count > subnets - 1:
-        raise ValueError(
-            "%d nodes need %d pod CIDRs of /%d after the first, but %s holds only %d"
-            % (count, count, pod_prefix, cluster, subnets - 1))
-    pod_hosts = 2 ** (32 - pod_prefix) - 3  # minus network, gateway, broadcast
-    if len(pods) > pod_hosts:
-        raise ValueError("%d pods do not fit in a /%d pod CIDR" % (len(pods), pod_prefix))
+        raise ValueError("gateway %s: the lab's switch network is IPv4 (give IPv6 as gateway6)" % gateway)
+    pod_nets = _subnets(count, cluster_cidr, pod_prefix, len(pods), 4, "pod CIDRs")
     base = int(gw.network.network_address)
     last = ipaddress.IPv4Address(base + offset + count)
     prefix = gw.network.prefixlen
@@ -150,23 +165,84 @@ def generate(count, gateway=DEFAULT_GATEWAY, cluster_cidr=DEFAULT_CLUSTER_CIDR,
         prefix -= 1
         if prefix < 8:
             raise ValueError("%d nodes from %s do not fit in any IPv4 subnet" % (count, gateway))
+    gw6 = _gateway6(gateway6, offset + count) if gateway6 is not None else None
+    pod_nets6 = (_subnets(count, cluster_cidr6, pod_prefix6, len(pods), 6, "IPv6 pod prefixes")
+                 if cluster_cidr6 is not None else None)
     nodes = []
-    step = 2 ** (32 - pod_prefix)
     for i in range(1, count + 1):
         ip = ipaddress.IPv4Address(base + offset + i)
         if ip == gw.ip:
             raise ValueError("node %d would get the gateway's address %s" % (i, ip))
-        pod_net = ipaddress.ip_network("%s/%d" % (
-            ipaddress.IPv4Address(int(cluster.network_address) + i * step), pod_prefix))
-        nodes.append({
+        pod_net = pod_nets[i - 1]
+        node = {
             "name": "%s%d" % (name_prefix, i),
             "ip": str(ip),
             "address": "%s/%d" % (ip, prefix),
             "pod_cidr": str(pod_net),
             "pods": [{"name": pod, "address": str(pod_net.network_address + 2 + j)}
                      for j, pod in enumerate(pods)],
-        })
-    return {"gateway": "%s/%d" % (gw.ip, prefix), "prefix": prefix, "nodes": nodes}
+        }
+        if gw6 is not None:
+            ip6 = ipv6_host(gw6.network, offset + i)
+            if ip6 == gw6.ip:
+                raise ValueError("node %d would get the IPv6 gateway's address %s" % (i, ip6))
+            node.update(ip6=str(ip6), address6="%s/%d" % (ip6, gw6.network.prefixlen))
+        if pod_nets6 is not None:
+            pod_net6 = pod_nets6[i - 1]
+            node["pod_cidr6"] = str(pod_net6)
+            for j, pod in enumerate(node["pods"]):
+                pod["address6"] = str(pod_net6.network_address + 2 + j)
+        nodes.append(node)
+    result = {"gateway": "%s/%d" % (gw.ip, prefix), "prefix": prefix, "nodes": nodes}
+    if gw6 is not None:
+        result["gateway6"] = str(gw6)
+    return result
+
+
+def ipv6_host(network, number):
+    """The address of network whose last digits read like number: (2001:db8:1::/64, 11) -> 2001:db8:1::11."""
+    return network.network_address + int(str(number), 16)
+
+
+def _gateway6(gateway6, last_number):
+    if not isinstance(gateway6, str) or "/" not in gateway6:
+        raise ValueError("gateway6 %r is not an address in CIDR form such as 2001:db8:1::1/64" % (gateway6,))
+    try:
+        gw6 = ipaddress.ip_interface(gateway6)
+    except ValueError:
+        raise ValueError("gateway6 %r is not an address in CIDR form such as 2001:db8:1::1/64" % (gateway6,))
+    if gw6.version != 6:
+        raise ValueError("gateway6 %s is not an IPv6 address" % gateway6)
+    if ipv6_host(gw6.network, last_number) not in gw6.network:
+        raise ValueError("the nodes' IPv6 addresses (up to %s::%s) do not fit in %s: use a /64"
+                         % (str(gw6.network.network_address).rstrip(":"), last_number, gw6.network))
+    return gw6
+
+
+def _subnets(count, cidr, prefix, pods, version, what):
+    """The pod subnets of nodes 1..count: the 1st, 2nd, ... subnet of length prefix in cidr."""
+    try:
+        cluster = ipaddress.ip_network(cidr)
+    except (TypeError, ValueError):
+        raise ValueError("%r is not a network in CIDR form" % (cidr,))
+    if cluster.version != version:
+        raise ValueError("%s is not an IPv%d network" % (cidr, version))
+    bits = cluster.max_prefixlen
+    if not cluster.prefixlen <= prefix <= bits - 2:
+        raise ValueError("pod prefix /%d must be between the cluster prefix /%d and /%d"
+                         % (prefix, cluster.prefixlen, bits - 2))
+    subnets = 2 ** (prefix - cluster.prefixlen)
+    if count > subnets - 1:
+        raise ValueError(
+            "%d nodes need %d %s of /%d after the first, but %s holds only %d"
+            % (count, count, what, prefix, cluster, subnets - 1))
+    hosts = 2 ** (bits - prefix) - (3 if version == 4 else 2)  # network, gateway (, broadcast)
+    if pods > hosts:
+        raise ValueError("%d pods do not fit in a /%d pod CIDR" % (pods, prefix))
+    step = 2 ** (bits - prefix)
+    base = int(cluster.network_address)
+    network = ipaddress.IPv4Network if version == 4 else ipaddress.IPv6Network
+    return [network((base + i * step, prefix)) for i in range(1, count + 1)]
 
 
 # --------------------------------------------------------------- validation
@@ -191,9 +267,25 @@ def _ipv4_address(value, path):
     normal = interface_address(value, path)
     iface = ipaddress.ip_interface(normal)
     if iface.version != 4:
-        raise ValidationError(path, value, "is not an IPv4 address: the lab is IPv4 only")
+        raise ValidationError(path, value, "is not an IPv4 address: the lab's IPv4 side (IPv6 goes in %s6)"
+                              % path.split(".")[-1])
     if iface.network.prefixlen > 30:
         raise ValidationError(path, value, "needs a subnet of at least 4 addresses (/30 or shorter)")
+    return normal
+
+
+def _ipv6_address(value, path):
+    normal = interface_address(value, path)
+    iface = ipaddress.ip_interface(normal)
+    if iface.version != 6:
+        raise ValidationError(path, value, "is not an IPv6 address")
+    if iface.ip.is_link_local:
+        raise ValidationError(path, value, "is link-local: the lab needs global (or unique local) addresses")
+    if iface.network.prefixlen > 126:
+        raise ValidationError(path, value, "needs a subnet of at least 4 addresses (/126 or shorter)")
+    if iface.ip == iface.network.network_address:
+        raise ValidationError(path, value, "is the subnet-router anycast address of %s, not a host address"
+                              % iface.network)
     return normal
 
 
@@ -225,7 +317,8 @@ def validate(params):
     want = {"name": name, "root": root, "path": lab_path(root, name), "state": state}
     if state == "absent":
         want.update(nodes=[], gateway=None, external=None, router_external=None, ssh=False,
-                    ssh_user=None, controller=None, reboot=[])
+                    ssh_user=None, controller=None, reboot=[], ipv6=False, gateway6=None,
+                    external6=None, router_external6=None)
         return want
 
     gateway = _ipv4_address(params.get("gateway") or DEFAULT_GATEWAY, "gateway")
@@ -235,19 +328,31 @@ def validate(params):
     if switch_net.overlaps(external_net):
         raise ValidationError(
             "external", external, "overlaps the switch network %s of the gateway" % switch_net)
+    ipv6 = bool(params.get("ipv6"))
+    gateway6 = external6 = switch_net6 = None
+    if ipv6:
+        gateway6 = _ipv6_address(params.get("gateway6") or DEFAULT_GATEWAY6, "gateway6")
+        external6 = _ipv6_address(params.get("external6") or DEFAULT_EXTERNAL6, "external6")
+        switch_net6 = ipaddress.ip_interface(gateway6).network
+        if switch_net6.overlaps(ipaddress.ip_interface(external6).network):
+            raise ValidationError(
+                "external6", external6, "overlaps the switch's IPv6 network %s of gateway6" % switch_net6)
     nodes = params.get("nodes")
     if nodes is None:
         nodes = []
     if not isinstance(nodes, list):
         raise ValidationError("nodes", nodes, "must be a list of {name, address}")
-    result, names, ips = [], {}, {str(ipaddress.ip_interface(gateway).ip): "gateway"}
+    result, names = [], {}
+    ips = {str(ipaddress.ip_interface(gateway).ip): "gateway"}
+    if ipv6:
+        ips[str(ipaddress.ip_interface(gateway6).ip)] = "gateway6"
     for index, node in enumerate(nodes):
         path = "nodes[%d]" % index
         if not isinstance(node, dict):
             raise ValidationError(path, node, "must be a dict with name and address")
-        unknown = sorted(set(node) - {"name", "address"})
+        unknown = sorted(set(node) - {"name", "address", "address6"})
         if unknown:
-            raise ValidationError(path, node, "has unknown key(s) %s; allowed: name, address"
+            raise ValidationError(path, node, "has unknown key(s) %s; allowed: name, address, address6"
                                   % ", ".join(unknown))
         node_name = member_name(node.get("name"), path + ".name")
         if node_name in names:
@@ -258,18 +363,20 @@ def validate(params):
         if address is None:
             raise ValidationError(path + ".address", address,
                                   "is required: the node's address on the switch in CIDR form")
-        address = _ipv4_address(address, path + ".address")
-        iface = ipaddress.ip_interface(address)
-        if iface.network != switch_net:
-            raise ValidationError(
-                path + ".address", address,
-                "is not on the switch network %s (gateway %s); every node must be" %
-                (switch_net, gateway))
-        if str(iface.ip) in ips:
-            raise ValidationError(path + ".address", address,
-                                  "is already taken by %s" % ips[str(iface.ip)])
-        ips[str(iface.ip)] = "nodes[%d]" % index
-        result.append({"name": node_name, "address": address})
+        address = _node_address(_ipv4_address(address, path + ".address"), path + ".address",
+                                switch_net, gateway, ips, index)
+        entry = {"name": node_name, "address": address}
+        address6 = node.get("address6")
+        if ipv6:
+            if address6 is None:
+                raise ValidationError(path + ".address6", address6,
+                                      "is required with ipv6: the node's IPv6 address on the switch in CIDR form")
+            entry["address6"] = _node_address(_ipv6_address(address6, path + ".address6"), path + ".address6",
+                                              switch_net6, gateway6, ips, index)
+        elif address6 is not None:
+            raise ValidationError(path + ".address6", address6,
+                                  "is an IPv6 address, but the lab has no IPv6 (ipv6: false)")
+        result.append(entry)
     ssh = bool(params.get("ssh"))
     user = params.get("ssh_user") or DEFAULT_SSH_USER
     if not isinstance(user, str) or not USER_RE.match(user) or user == "root":
@@ -289,8 +396,24 @@ def validate(params):
             raise ValidationError("reboot[%d]" % index, node_name, "is not one of the lab's nodes")
     want.update(nodes=result, gateway=gateway, external=external,
                 router_external=external_gateway(external), ssh=ssh, ssh_user=user,
-                controller=controller, reboot=sorted(set(reboot), key=natural))
+                controller=controller, reboot=sorted(set(reboot), key=natural), ipv6=ipv6,
+                gateway6=gateway6, external6=external6,
+                router_external6=external_gateway(external6) if ipv6 else None)
     return want
+
+
+def _node_address(address, path, network, gateway, ips, index):
+    """A node's address (IPv4 or IPv6): on the switch network and nobody else's."""
+    iface = ipaddress.ip_interface(address)
+    if iface.network != network:
+        raise ValidationError(
+            path, address,
+            "is not on the switch network %s (gateway%s %s); every node must be" %
+            (network, "6" if iface.version == 6 else "", gateway))
+    if str(iface.ip) in ips:
+        raise ValidationError(path, address, "is already taken by %s" % ips[str(iface.ip)])
+    ips[str(iface.ip)] = "nodes[%d]" % index
+    return address
 
 
 def controller_address(gateway):
@@ -327,34 +450,56 @@ def topology(want):
 
     Labels ('switch', 'node1', ...) name namespaces; the planner turns them
     into namespace file paths. A veth is (label, name, peer label, peer name).
+    With ipv6, the router, the external host and every node get their IPv6
+    address beside the IPv4 one, the nodes an IPv6 default route via the
+    router, the external host a route back to the switch's IPv6 network (and
+    none to any pod prefix), the router IPv6 forwarding; ipv6_conf lists the
+    namespaces (and their lab interfaces) where IPV6_CONF is set.
     """
     gw = ipaddress.ip_interface(want["gateway"])
     switch_net = str(gw.network)
     router_ext = ipaddress.ip_interface(want["router_external"])
+    ipv6 = want.get("ipv6")
     veths = [(SWITCH, ROUTER, ROUTER, "eth0"), (ROUTER, "eth1", EXTERNAL, "eth0")]
     veths.extend((SWITCH, node["name"], node["name"], "eth0") for node in want["nodes"])
     addresses = {(ROUTER, "eth0"): [want["gateway"]], (ROUTER, "eth1"): [want["router_external"]],
                  (EXTERNAL, "eth0"): [want["external"]]}
     routes = {EXTERNAL: [_route(switch_net, str(router_ext.ip))]}
+    if ipv6:
+        gw6 = ipaddress.ip_interface(want["gateway6"])
+        addresses[(ROUTER, "eth0")].append(want["gateway6"])
+        addresses[(ROUTER, "eth1")].append(want["router_external6"])
+        addresses[(EXTERNAL, "eth0")].append(want["external6"])
+        routes[EXTERNAL].append(_route(str(gw6.network), str(ipaddress.ip_interface(want["router_external6"]).ip)))
     if want.get("ssh"):
         veths.append((SWITCH, CONTROLLER, CONTROLLER, "eth0"))
         addresses[(CONTROLLER, "eth0")] = [want["controller"]]
     for node in want["nodes"]:
         addresses[(node["name"], "eth0")] = [node["address"]]
         routes[node["name"]] = [_route("default", str(gw.ip))]
+        if ipv6:
+            addresses[(node["name"], "eth0")].append(node["address6"])
+            routes[node["name"]].append(_route("default", str(gw6.ip)))
+    ipv6_conf = {}
+    if ipv6:
+        ipv6_conf = dict([(ROUTER, ["eth0", "eth1"]), (EXTERNAL, ["eth0"])]
+                         + [(node["name"], ["eth0"]) for node in want["nodes"]])
     return {
         "veths": veths,
         "addresses": addresses,
         # A node (or the router) made again keeps its MAC, so the ARP caches
-        # of its neighbours stay right.
+        # of its neighbours stay right. (The first address is the IPv4 one.)
         "macs": dict((key, derived_mac(values[0], LAB_MAC_PREFIX)) for key, values in addresses.items()),
         "routes": routes,
         "forwarding": [ROUTER],
+        "forwarding6": [ROUTER] if ipv6 else [],
+        "ipv6_conf": ipv6_conf,
     }
 
 
 def _route(dst, via):
-    return {"dst": dst, "family": 4, "via": via, "dev": None, "metric": 0}
+    family = 6 if ":" in via else 4
+    return {"dst": dst, "family": family, "via": via, "dev": None, "metric": IPV6_METRIC if family == 6 else 0}
 
 
 # -------------------------------------------------------------------- views
@@ -375,8 +520,9 @@ def current_view(want, cur):
     view = {"name": want["name"], "path": want["path"], "state": "present", "nodes": nodes,
             "ssh": CONTROLLER in cur["members"]}
     # Addresses are read only when the lab is to be present.
-    for key, label in (("gateway", ROUTER), ("external", EXTERNAL)):
-        address = _first(_addresses(cur, label, "eth0"))
+    for key, label, version in (("gateway", ROUTER, 4), ("external", EXTERNAL, 4),
+                                ("gateway6", ROUTER, 6), ("external6", EXTERNAL, 6)):
+        address = _first(_addresses(cur, label, "eth0", version))
         if address is not None:
             view[key] = address
     return view
@@ -389,10 +535,12 @@ def wanted_view(want):
     view = {
         "name": want["name"], "path": want["path"], "state": "present",
         "gateway": want["gateway"], "external": want["external"],
-        "nodes": ["%s %s" % (n["name"], n["address"])
+        "nodes": [" ".join([n["name"], n["address"]] + ([n["address6"]] if "address6" in n else []))
                   for n in sorted(want["nodes"], key=lambda n: natural(n["name"]))],
         "ssh": want["ssh"],
     }
+    if want.get("ipv6"):
+        view.update(gateway6=want["gateway6"], external6=want["external6"])
     if want["reboot"]:
         view["rebooted"] = list(want["reboot"])
     return view
@@ -405,23 +553,30 @@ def render(want, cur, predicted):
     if want["state"] == "absent":
         result["state"] = "absent" if predicted or not cur["exists"] else "present"
         return result
+    ipv6 = want.get("ipv6")
     if predicted:
-        nodes = [(n["name"], n["address"]) for n in want["nodes"]]
+        nodes = [(n["name"], n["address"], n.get("address6")) for n in want["nodes"]]
         gateway, external = want["gateway"], want["external"]
+        gateway6, external6 = want.get("gateway6"), want.get("external6")
     else:
-        nodes = [(label, _first(_addresses(cur, label, "eth0")))
+        nodes = [(label, _first(_addresses(cur, label, "eth0", 4)), _first(_addresses(cur, label, "eth0", 6)))
                  for label in sorted(cur["members"], key=natural) if label not in NOT_NODES]
-        gateway = _first(_addresses(cur, ROUTER, "eth0"))
-        external = _first(_addresses(cur, EXTERNAL, "eth0"))
+        gateway = _first(_addresses(cur, ROUTER, "eth0", 4))
+        external = _first(_addresses(cur, EXTERNAL, "eth0", 4))
+        gateway6 = _first(_addresses(cur, ROUTER, "eth0", 6))
+        external6 = _first(_addresses(cur, EXTERNAL, "eth0", 6))
     result.update({
         "state": "present", "gateway": gateway, "external": external,
         "nodes": [dict([("name", name), ("address", address)]
+                       + ([("address6", address6)] if ipv6 else [])
                        + [(kind, ns_file(lab, name, kind)) for kind in NODE_FILES])
-                  for name, address in nodes],
+                  for name, address, address6 in nodes],
         "namespaces": dict((label, ns_file(lab, label)) for label in INFRA),
         "rebooted": list(want["reboot"]),
         "ssh": None,
     })
+    if ipv6:
+        result.update(gateway6=gateway6, external6=external6)
     if want["ssh"]:
         paths = ssh_paths(lab)
         result["ssh"] = {"user": want["ssh_user"], "controller": want["controller"],
@@ -434,6 +589,9 @@ def _first(values):
     return values[0] if values else None
 
 
-def _addresses(cur, label, ifname):
+def _addresses(cur, label, ifname, version=None):
+    """The addresses of a member's link (of one IP version, or all)."""
     link = cur["links"].get(label, {}).get(ifname)
-    return list(link["addresses"]) if link else []
+    if not link:
+        return []
+    return [a for a in link["addresses"] if version is None or (":" in a) == (version == 6)]

@@ -19,7 +19,8 @@ OPTIONS = {
     "name_prefix": "node", "gateway": "192.168.1.1/24", "node_offset": 10,
     "external": "203.0.113.10/24", "cluster_cidr": "10.244.0.0/16", "pod_prefix": 24,
     "pods": ["red", "blue"], "bridge": "cni0", "python_interpreter": "/usr/bin/python3",
-    "pipelining": True,
+    "pipelining": True, "stack": "ipv4", "gateway6": "2001:db8:1::1/64", "external6": "2001:db8:113::10/64",
+    "cluster_cidr6": "fd00:10:244::/56", "pod_prefix6": 64,
 }
 COLLECTION = os.path.abspath(os.path.join(os.path.dirname(plugin.__file__), "..", ".."))
 
@@ -91,7 +92,7 @@ def test_verify_file(tmp_path, name, ok):
     assert plugin.InventoryModule().verify_file(str(path)) is ok
 
 
-def ansible_inventory(*args, **env):
+def ansible_inventory(*args, inventory="lab", **env):
     """Run ansible-inventory of this Python's environment against the collection."""
     binary = os.path.join(os.path.dirname(sys.executable), "ansible-inventory")
     if not os.path.exists(binary):
@@ -100,7 +101,7 @@ def ansible_inventory(*args, **env):
     environ.update(env, ANSIBLE_NOCOLOR="1", ANSIBLE_COLLECTIONS_PATH=os.path.dirname(
         os.path.dirname(os.path.dirname(COLLECTION))))
     result = subprocess.run(
-        [binary, "-i", os.path.join(COLLECTION, "inventories", "lab")] + list(args),
+        [binary, "-i", os.path.join(COLLECTION, "inventories", inventory)] + list(args),
         capture_output=True, text=True, env=environ, cwd=COLLECTION, check=False)
     assert result.returncode == 0, result.stderr
     return result.stdout
@@ -131,3 +132,91 @@ def test_lab_inventory_scales_by_environment():
     assert node50["podnet_pod_cidr"] == "10.244.50.0/24"
     assert node50["ansible_connection"] == "podnet.mesh.nsenter"
     assert len(node50["podnet_lab_nodes"]) == 50
+
+
+# ------------------------------------------------------------------ stacks
+def test_ipv4_stack_is_the_classic_lab_exactly():
+    assert plugin.lab_inventory(dict(OPTIONS, stack="ipv4"), 3) == plugin.lab_inventory(
+        dict((k, v) for k, v in OPTIONS.items() if k not in ("stack", "gateway6", "external6", "cluster_cidr6",
+                                                             "pod_prefix6")), 3)
+    inv = plugin.lab_inventory(OPTIONS, 3)
+    assert not [key for key in inv["all"] if key.endswith("6")] and "podnet_lab_ipv6" not in inv["all"]
+
+
+def test_dual_stack_variables():
+    inv = plugin.lab_inventory(dict(OPTIONS, stack="dual"), 3)
+    assert inv["hosts"]["node2"] == {
+        "ansible_connection": "podnet.mesh.nsenter",
+        "ansible_host": "node2",
+        "ansible_python_interpreter": "/usr/bin/python3",
+        "ansible_pipelining": True,
+        "podnet_pod_cidrs": ["10.244.2.0/24", "fd00:10:244:2::/64"],
+        "podnet_node_ips": ["192.168.1.12", "2001:db8:1::12"],
+        "podnet_pods": [{"name": "red", "addresses": ["10.244.2.2", "fd00:10:244:2::2"]},
+                        {"name": "blue", "addresses": ["10.244.2.3", "fd00:10:244:2::3"]}],
+    }
+    assert inv["group"] == {
+        "podnet_cluster_cidrs": ["10.244.0.0/16", "fd00:10:244::/56"], "podnet_bridge": "cni0",
+        "podnet_verify_external": ["203.0.113.10", "2001:db8:113::10"], "podnet_install_prerequisites": False,
+    }
+    assert inv["all"]["podnet_lab_nodes"][0] == {"name": "node1", "address": "192.168.1.11/24",
+                                                 "address6": "2001:db8:1::11/64"}
+    assert inv["all"]["podnet_lab_ipv6"] is True
+    assert inv["all"]["podnet_lab_gateway6"] == "2001:db8:1::1/64"
+    assert inv["all"]["podnet_lab_external6"] == "2001:db8:113::10/64"
+    assert inv["all"]["podnet_lab_gateway"] == "192.168.1.1/24"
+
+
+def test_ipv6_stack_variables():
+    inv = plugin.lab_inventory(dict(OPTIONS, stack="ipv6"), 3)
+    host = inv["hosts"]["node3"]
+    assert host["podnet_pod_cidrs"] == ["fd00:10:244:3::/64"]
+    assert host["podnet_node_ips"] == ["2001:db8:1::13"]
+    assert host["podnet_pods"] == [{"name": "red", "addresses": ["fd00:10:244:3::2"]},
+                                   {"name": "blue", "addresses": ["fd00:10:244:3::3"]}]
+    assert not {"podnet_pod_cidr", "podnet_node_ip"} & set(host)
+    assert inv["group"]["podnet_cluster_cidrs"] == ["fd00:10:244::/56"]
+    assert inv["group"]["podnet_verify_external"] == ["2001:db8:113::10"]
+    assert "podnet_cluster_cidr" not in inv["group"]
+    # The lab's own network is the same as with dual: IPv4 stays for the connection.
+    assert inv["all"] == plugin.lab_inventory(dict(OPTIONS, stack="dual"), 3)["all"]
+
+
+@pytest.mark.parametrize("stack", ["dual", "ipv6"])
+def test_ipv6_prefixes_up_to_255_nodes_in_hex(stack):
+    inv = plugin.lab_inventory(dict(OPTIONS, stack=stack), 255)
+    assert inv["hosts"]["node10"]["podnet_pod_cidrs"][-1] == "fd00:10:244:a::/64"
+    assert inv["hosts"]["node255"]["podnet_pod_cidrs"][-1] == "fd00:10:244:ff::/64"
+    assert inv["hosts"]["node255"]["podnet_node_ips"][-1] == "2001:db8:1::265"
+    assert inv["all"]["podnet_lab_gateway"] == "192.168.1.1/22"
+    with pytest.raises(AnsibleParserError, match="256 nodes need 256 pod CIDRs"):
+        plugin.lab_inventory(dict(OPTIONS, stack=stack), 256)
+    with pytest.raises(AnsibleParserError, match="16 nodes need 16 IPv6 pod prefixes of /64 after the first, "
+                                                 "but fd00:10:244::/60 holds only 15"):
+        plugin.lab_inventory(dict(OPTIONS, stack=stack, cluster_cidr6="fd00:10:244::/60"), 16)
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"stack": "ipv5"}, "stack 'ipv5' is not one of ipv4, dual, ipv6"),
+    ({"stack": "dual", "gateway6": "2001:db8:1::1"}, "gateway6 '2001:db8:1::1' is not an address in CIDR form"),
+    ({"stack": "dual", "external6": "203.0.113.10/24"}, "external6 203.0.113.10/24 is not an IPv6 address"),
+    ({"stack": "ipv6", "cluster_cidr6": "fd00:10:244::/56", "pod_prefix6": 48}, "between the cluster prefix"),
+])
+def test_impossible_ipv6_labs_fail_parsing(options, message):
+    with pytest.raises(AnsibleParserError, match=message):
+        plugin.lab_inventory(dict(OPTIONS, **options), 3)
+
+
+@pytest.mark.parametrize("inventory, pod_cidrs, external", [
+    ("lab-dualstack", ["10.244.2.0/24", "fd00:10:244:2::/64"], ["203.0.113.10", "2001:db8:113::10"]),
+    ("lab-ipv6", ["fd00:10:244:2::/64"], ["2001:db8:113::10"]),
+])
+def test_the_ipv6_lab_inventories(inventory, pod_cidrs, external):
+    data = plain(json.loads(ansible_inventory("--list", inventory=inventory)))
+    assert sorted(data["podnet_nodes"]["hosts"]) == ["node1", "node2", "node3"]
+    node2 = data["_meta"]["hostvars"]["node2"]
+    assert node2["podnet_pod_cidrs"] == pod_cidrs
+    assert node2["podnet_verify_external"] == external
+    assert node2["podnet_lab_ipv6"] is True and node2["podnet_lab_name"] == "podnet"
+    assert node2["podnet_lab_nodes"][1] == {"name": "node2", "address": "192.168.1.12/24", "address6": "2001:db8:1::12/64"}
+    assert "podnet_pod_cidr" not in node2 and "podnet_cluster_cidr" not in node2

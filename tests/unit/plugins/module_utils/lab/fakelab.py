@@ -15,9 +15,17 @@ ROOT = "/run/podnet-lab"
 LAB = ROOT + "/t"
 
 
-def nodes(count, **kw):
-    return [{"name": n["name"], "address": n["address"]}
+def nodes(count, ipv6=False, **kw):
+    if ipv6:
+        kw.setdefault("gateway6", topology.DEFAULT_GATEWAY6)
+    return [dict((key, n[key]) for key in ("name", "address", "address6") if key in n)
             for n in topology.generate(count, **kw)["nodes"]]
+
+
+def want6(count=3, **params):
+    """A lab with ipv6 (IPv6 beside IPv4 on the lab's network)."""
+    params.setdefault("nodes", nodes(count, ipv6=True))
+    return want(count, ipv6=True, **params)
 
 
 def want(count=3, state="present", **params):
@@ -33,8 +41,11 @@ class FakeLab:
         self.unknown = []   # what the lab directory holds besides members and marker
         self.members = {}   # label -> set of files
         self.links = {}     # label -> {name: link}
-        self.routes = {}    # label -> {dst: route}
+        self.routes = {}    # label -> {(family, dst): route}
         self.forwarding = {}
+        self.forwarding6 = {}
+        self.ipv6_conf = {}  # label -> interfaces set
+        self.nodad = []     # IPv6 addresses added without duplicate address detection
         self.ifindex = 100
         self.strays = []
         self.ssh_key = False
@@ -56,6 +67,8 @@ class FakeLab:
                           for k, v in self.links.items() if "net" in self.members.get(k, ())),
             "routes": dict((k, list(v.values())) for k, v in self.routes.items()),
             "forwarding": dict(self.forwarding),
+            "forwarding6": dict(self.forwarding6),
+            "ipv6_conf": dict((k, True) for k in self.ipv6_conf),
             "ssh_key": self.ssh_key,
             "sshd": sorted(self.sshd),
             "layered": sorted(self.disks),
@@ -75,6 +88,8 @@ class FakeLab:
         gone = self.links.pop(label, {})
         self.routes.pop(label, None)
         self.forwarding.pop(label, None)
+        self.forwarding6.pop(label, None)
+        self.ipv6_conf.pop(label, None)
         for other in self.links.values():
             for name in [n for n, l in other.items() if l.get("peer_of") in
                          [(label, g) for g in gone]]:
@@ -150,34 +165,63 @@ class FakeLab:
                 link[key] = value
 
     def _addr_add(self, a):
-        addresses = self.links[self.label(a.ns)][a.name]["addresses"]
+        label = self.label(a.ns)
+        addresses = self.links[label][a.name]["addresses"]
         assert a.args["address"] not in addresses
+        if ":" in a.args["address"]:
+            assert label in self.ipv6_conf, "IPv6 address before the namespace's IPv6 settings"
+            if a.args.get("nodad"):  # added with IFA_F_NODAD: never tentative
+                self.nodad.append(a.args["address"])
         addresses.append(a.args["address"])
 
     def _addr_del(self, a):
         label = self.label(a.ns)
         self.links[label][a.name]["addresses"].remove(a.args["address"])
-        self.routes.get(label, {}).clear()
+        # The kernel drops IPv4 routes through a removed IPv4 address (IPv6 gateway routes may stay).
+        if ":" not in a.args["address"]:
+            for key in [k for k in self.routes.get(label, {}) if k[0] == 4]:
+                del self.routes[label][key]
+
+    @staticmethod
+    def _key(route):
+        return (route["family"], route["dst"])
 
     def _route_add(self, a):
         routes = self.routes.setdefault(self.label(a.ns), {})
-        assert a.args["route"]["dst"] not in routes
+        assert self._key(a.args["route"]) not in routes
         assert a.args["proto"] == topology.LAB_PROTO and a.args["table"] == 254
-        routes[a.args["route"]["dst"]] = dict(a.args["route"])
+        routes[self._key(a.args["route"])] = dict(a.args["route"], proto=a.args["proto"])
 
     def _route_replace(self, a):
-        self.routes.setdefault(self.label(a.ns), {})[a.args["route"]["dst"]] = dict(a.args["route"])
+        self.routes.setdefault(self.label(a.ns), {})[self._key(a.args["route"])] = dict(
+            a.args["route"], proto=a.args["proto"])
+
+    def _route_del(self, a):
+        del self.routes[self.label(a.ns)][self._key(a.args["route"])]
 
     def _sysctl(self, a):
-        assert a.args == {"path": LAB + "/router/net", "key": "net/ipv4/ip_forward",
-                          "value": "1", "text": a.args["text"]}
-        self.forwarding[a.name] = True
+        assert a.args["path"] == LAB + "/router/net" and a.args["value"] == "1", a.args
+        if a.args["key"] == "net/ipv4/ip_forward":
+            self.forwarding[a.name] = True
+        else:
+            assert a.args["key"] == "net/ipv6/conf/all/forwarding", a.args
+            self.forwarding6[a.name] = True
+
+    def _lab_ipv6_conf(self, a):
+        assert a.args["path"] == LAB + "/" + a.name + "/net"
+        assert a.args["settings"] == [["disable_ipv6", "0"], ["accept_dad", "0"], ["accept_ra", "0"]]
+        self.ipv6_conf[a.name] = set(a.args["interfaces"])
 
 
 def converge(fake, w):
     first = lab_plan.plan(w, fake.cur())
     fake.apply(first.actions)
     return first, lab_plan.plan(w, fake.cur())
+
+
+def route(fake, label, dst, family=4):
+    """A route the fake kernel holds (KeyError if none)."""
+    return fake.routes[label][(family, dst)]
 
 
 def ops(plan):

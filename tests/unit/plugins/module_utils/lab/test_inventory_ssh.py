@@ -32,3 +32,12 @@ def test_without_ssh_the_nodes_are_reached_with_nsenter():
     assert inv["hosts"]["node1"]["ansible_connection"] == "podnet.mesh.nsenter"
     assert "ansible_user" not in inv["hosts"]["node1"]
     assert inv["all"]["podnet_lab_ssh"] is False
+
+
+def test_ssh_on_a_dual_stack_lab_goes_over_ipv4():
+    inv = plugin.lab_inventory(dict(OPTIONS, stack="dual", gateway6="2001:db8:1::1/64", external6="2001:db8:113::10/64",
+                                    cluster_cidr6="fd00:10:244::/56", pod_prefix6=64), 2)
+    node = inv["hosts"]["node2"]
+    assert node["ansible_connection"] == "ssh" and node["ansible_host"] == "192.168.1.12"
+    assert node["podnet_node_ips"] == ["192.168.1.12", "2001:db8:1::12"]
+    assert "podnet_node_ip" not in node

@@ -14,7 +14,8 @@ from ansible_collections.podnet.mesh.plugins.module_utils.core.describe import d
 from ansible_collections.podnet.mesh.plugins.module_utils.core.errors import ConflictError
 from ansible_collections.podnet.mesh.plugins.module_utils.lab import plan as lab_plan
 from ansible_collections.podnet.mesh.tests.unit.plugins.module_utils.lab.fakelab import (
-    LAB, FakeLab, converge, ops, want)
+    LAB, FakeLab, converge, nodes, ops, route, want, want6)
+from ansible_collections.podnet.mesh.plugins.module_utils.lab import topology
 
 
 # ------------------------------------------------------------------ planner
@@ -39,8 +40,8 @@ def test_fresh_lab_is_built_in_order_and_converges():
     assert fake.links["router"]["eth0"]["addresses"] == ["192.168.1.1/24"]
     assert fake.links["router"]["eth1"]["addresses"] == ["203.0.113.1/24"]
     assert fake.links["external"]["eth0"]["addresses"] == ["203.0.113.10/24"]
-    assert fake.routes["node2"]["default"]["via"] == "192.168.1.1"
-    assert fake.routes["external"]["192.168.1.0/24"]["via"] == "203.0.113.1"
+    assert route(fake, "node2", "default")["via"] == "192.168.1.1"
+    assert route(fake, "external", "192.168.1.0/24")["via"] == "203.0.113.1"
     assert "router" not in fake.routes and "switch" not in fake.routes
     assert fake.forwarding == {"router": True}
     assert set(fake.members["node1"]) == {"net", "mnt", "uts"}
@@ -124,7 +125,7 @@ def test_broken_wiring_is_repaired():
     fake.links["node1"]["lo"]["up"] = False
     fake.links["switch"]["node2"]["master"] = None
     fake.links["switch"]["switch"]["up"] = False
-    del fake.routes["node2"]["default"]
+    del fake.routes["node2"][(4, "default")]
     fake.forwarding["router"] = False
     first, second = converge(fake, want(2))
     assert second.actions == []
@@ -159,7 +160,7 @@ def test_changed_addresses_replace_the_routes():
     assert "delete address 192.168.1.11/24 from eth0 in namespace %s/node1/net" % LAB in text
     assert "replace route default via 192.168.1.254 metric 0 in namespace %s/node1/net" % LAB in text
     assert "replace route default via 192.168.1.254 metric 0 in namespace %s/node2/net" % LAB in text
-    assert fake.routes["node1"]["default"]["via"] == "192.168.1.254"
+    assert route(fake, "node1", "default")["via"] == "192.168.1.254"
 
 
 def test_a_link_of_the_wrong_kind_named_switch_is_replaced():
@@ -351,3 +352,122 @@ def test_a_node_of_an_earlier_release_without_layers_is_made_again():
     assert second.actions == []
     assert [(a.op, a.name) for a in first.actions if a.op in ("ns_remove", "ns_create", "lab_boot")] == [
         ("ns_remove", "node1"), ("ns_create", "node1"), ("lab_boot", "node1")]
+
+
+# ------------------------------------------------------------------ dual stack
+def test_dual_stack_lab_is_built_in_order_and_converges():
+    fake = FakeLab()
+    first, second = converge(fake, want6(3))
+    assert second.actions == [], describe_all(second.actions)
+    names = ops(first)
+    # The IPv6 settings of a namespace come before its links (links made later inherit them).
+    conf = [i for i, o in enumerate(names) if o == "lab_ipv6_conf"]
+    assert [first.actions[i].name for i in conf] == ["external", "node1", "node2", "node3", "router"]
+    assert max(i for i, o in enumerate(names) if o == "ns_create") < min(conf)
+    assert max(conf) < names.index("bridge_add") < names.index("veth_add")
+    assert first.actions[conf[-1]].args["interfaces"] == ["eth0", "eth1"]
+    assert names.count("route_add") == 8
+    assert fake.links["node1"]["eth0"]["addresses"] == ["192.168.1.11/24", "2001:db8:1::11/64"]
+    assert fake.links["router"]["eth0"]["addresses"] == ["192.168.1.1/24", "2001:db8:1::1/64"]
+    assert fake.links["router"]["eth1"]["addresses"] == ["203.0.113.1/24", "2001:db8:113::1/64"]
+    assert fake.links["external"]["eth0"]["addresses"] == ["203.0.113.10/24", "2001:db8:113::10/64"]
+    assert sorted(fake.nodad) == sorted(["2001:db8:1::1/64", "2001:db8:113::1/64", "2001:db8:113::10/64",
+                                         "2001:db8:1::11/64", "2001:db8:1::12/64", "2001:db8:1::13/64"])
+    assert route(fake, "node2", "default", 6)["via"] == "2001:db8:1::1"
+    assert route(fake, "node2", "default", 4)["via"] == "192.168.1.1"
+    assert route(fake, "external", "2001:db8:1::/64", 6)["via"] == "2001:db8:113::1"
+    # The external host knows the switch networks and nothing else: no pod prefix, no default route.
+    assert sorted(fake.routes["external"]) == [(4, "192.168.1.0/24"), (6, "2001:db8:1::/64")]
+    assert fake.forwarding == {"router": True} and fake.forwarding6 == {"router": True}
+    texts = describe_all(first.actions)
+    assert "enable IPv6 forwarding in %s/router/net" % LAB in texts
+    assert "set IPv6 disable_ipv6=0, accept_dad=0, accept_ra=0 for all, default, eth0 in %s/node1/net" % LAB in texts
+    assert "add route default via 2001:db8:1::1 metric 1024 in namespace %s/node3/net" % LAB in texts
+
+
+def test_ipv4_lab_plans_nothing_of_ipv6():
+    first = lab_plan.plan(want(3), FakeLab().cur())
+    assert "lab_ipv6_conf" not in ops(first)
+    assert not [a for a in first.actions if ":" in a.args.get("address", "")]
+    assert {a.args["route"]["family"] for a in first.actions if "route" in a.args} == {4}
+    assert [a.args["key"] for a in first.actions if a.op == "sysctl"] == ["net/ipv4/ip_forward"]
+
+
+def test_dual_stack_diff_lists_the_ipv6_addresses():
+    fake = FakeLab()
+    first, second = converge(fake, want6(2))
+    assert first.after == {
+        "name": "t", "path": LAB, "state": "present", "gateway": "192.168.1.1/24",
+        "external": "203.0.113.10/24", "gateway6": "2001:db8:1::1/64", "external6": "2001:db8:113::10/64",
+        "nodes": ["node1 192.168.1.11/24 2001:db8:1::11/64", "node2 192.168.1.12/24 2001:db8:1::12/64"],
+        "ssh": False}
+    assert second.before == second.after
+
+
+@pytest.mark.parametrize("count", [50, 250])
+def test_dual_stack_scales(count):
+    fake = FakeLab()
+    gateway = topology.generate(count)["gateway"]  # 192.168.1.1/22 for 250 nodes
+    first, second = converge(fake, want6(count, gateway=gateway, nodes=nodes(count, ipv6=True)))
+    assert second.actions == []
+    assert ops(first).count("lab_ipv6_conf") == count + 2
+    last = "node%d" % count
+    assert fake.links[last]["eth0"]["addresses"][1] == "2001:db8:1::%d/64" % (10 + count)
+
+
+def test_an_ipv4_lab_gains_ipv6_in_place_and_loses_it_again():
+    fake = FakeLab()
+    converge(fake, want(2))
+    first, second = converge(fake, want6(2))
+    assert second.actions == []
+    assert not [a for a in first.actions if a.op in ("ns_create", "ns_remove", "veth_add", "link_del")]
+    assert sorted(a.name for a in first.actions if a.op == "lab_ipv6_conf") == ["external", "node1", "node2", "router"]
+    assert route(fake, "node1", "default", 6)["via"] == "2001:db8:1::1"
+    first, second = converge(fake, want(2))
+    assert second.actions == [], describe_all(second.actions)
+    texts = describe_all(first.actions)
+    assert "delete address 2001:db8:1::11/64 from eth0 in namespace %s/node1/net" % LAB in texts
+    assert "delete route default via 2001:db8:1::1 metric 1024 in namespace %s/node1/net" % LAB in texts
+    assert "delete route 2001:db8:1::/64 via 2001:db8:113::1 metric 1024 in namespace %s/external/net" % LAB in texts
+    assert not [t for t in texts if t.startswith("replace route")]  # the IPv4 routes stay as they are
+    assert fake.links["node1"]["eth0"]["addresses"] == ["192.168.1.11/24"]
+    assert sorted(fake.routes["node1"]) == [(4, "default")]
+    assert sorted(fake.routes["external"]) == [(4, "192.168.1.0/24")]
+
+
+def test_lost_ipv6_settings_and_routes_are_repaired():
+    fake = FakeLab()
+    converge(fake, want6(2))
+    del fake.ipv6_conf["node2"]
+    del fake.routes["node1"][(6, "default")]
+    fake.forwarding6["router"] = False
+    fake.links["external"]["eth0"]["addresses"].remove("2001:db8:113::10/64")
+    first, second = converge(fake, want6(2))
+    assert second.actions == []
+    assert sorted(describe_all(first.actions)) == sorted([
+        "set IPv6 disable_ipv6=0, accept_dad=0, accept_ra=0 for all, default, eth0 in %s/node2/net" % LAB,
+        "add route default via 2001:db8:1::1 metric 1024 in namespace %s/node1/net" % LAB,
+        "add address 2001:db8:113::10/64 to eth0 in namespace %s/external/net" % LAB,
+        "enable IPv6 forwarding in %s/router/net" % LAB,
+    ])
+
+
+def test_a_reboot_of_a_dual_stack_node_restores_its_ipv6_address_and_default_route():
+    fake = FakeLab()
+    converge(fake, want6(2))
+    first = lab_plan.plan(want6(2, reboot=["node2"]), fake.cur())
+    fake.apply(first.actions)
+    mine = [a for a in first.actions if a.name == "node2" or (a.ns or "").startswith(LAB + "/node2/")]
+    assert [a.op for a in mine][:3] == ["ns_remove", "ns_create", "lab_ipv6_conf"]
+    assert fake.links["node2"]["eth0"]["addresses"] == ["192.168.1.12/24", "2001:db8:1::12/64"]
+    assert route(fake, "node2", "default", 6)["via"] == "2001:db8:1::1"
+    assert ops(first)[-1] == "lab_boot"
+    assert lab_plan.plan(want6(2), fake.cur()).actions == []
+
+
+def test_teardown_of_a_dual_stack_lab_is_the_same():
+    fake = FakeLab()
+    converge(fake, want6(2))
+    first, second = converge(fake, want(state="absent"))
+    assert second.actions == [] and ops(first)[-1] == "lab_remove"
+    assert not fake.members and not fake.exists

@@ -153,3 +153,36 @@ def test_module_teardown_refuses_a_directory_that_is_no_lab(run_module):
     assert kind == "fail" and result["changed"] is False
     assert result["msg"].startswith("name: '%s' is a directory that no podnet.mesh lab made" % LAB)
     assert fake.exists and fake.members
+
+
+# ------------------------------------------------------------------ dual stack
+def test_a_route_already_gone_is_as_deleted_as_wanted():
+    import errno
+
+    from ansible_collections.podnet.mesh.plugins.module_utils.core.errors import KernelError
+
+    class Gone(RecordingSession):
+        def apply(self, actions):
+            raise KernelError("delete route", LAB + "/node1/net", errno.ESRCH, "No such process")
+
+    session = lab_session.LabSession(netlink_factory=Gone)
+    route = {"dst": "default", "family": 6, "via": "2001:db8:1::1", "dev": None, "metric": 1024}
+    session.apply([Action("route_del", LAB + "/node1/net", "default", {"route": route, "table": 254, "proto": 4})])
+    with pytest.raises(KernelError):
+        session.apply([Action("route_add", LAB + "/node1/net", "default", {"route": route, "table": 254, "proto": 4})])
+
+
+def test_module_builds_a_dual_stack_lab_in_check_mode_then_for_real(run_module):
+    args = {"nodes": nodes(2, ipv6=True), "ipv6": True}
+    kind, result, fake = run_module(dict(args, _ansible_check_mode=True, _ansible_diff=True))
+    assert kind == "exit" and result["changed"] and not fake.members
+    assert result["lab"]["gateway6"] == "2001:db8:1::1/64" and result["lab"]["external6"] == "2001:db8:113::10/64"
+    assert result["lab"]["nodes"][1]["address6"] == "2001:db8:1::12/64"
+    assert result["diff"]["after"]["nodes"][0] == "node1 192.168.1.11/24 2001:db8:1::11/64"
+    kind, built, fake = run_module(args)
+    assert built["changed"] and built["lab"] == result["lab"]
+    assert built["actions"] == result["actions"]
+    kind, again, fake = run_module(args)
+    assert again["changed"] is False
+    kind, failed, fake = run_module({"nodes": nodes(2, ipv6=True)})
+    assert kind == "fail" and failed["msg"].startswith("nodes[0].address6: '2001:db8:1::11/64' is an IPv6 address")

@@ -4,7 +4,8 @@
 
 One containerd (Debian's 1.6, tests/containerd/daemon.py) serves the whole
 session, in a node namespace of its own with the podnet conflist as its default
-network and Debian's reference plugins behind a second runtime handler. The
+network, Debian's reference plugins behind a second runtime handler and a
+dual-stack podnet network behind a third. The
 suite runs as root in a private network namespace (tests/utils/netns-run.sh)
 and refuses to run anywhere else; every test's sandboxes are removed after it,
 and the daemon, its namespaces and its directory at the end of the session,
@@ -38,7 +39,7 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture(scope="session")
 def node():
     # PODNET_CNI_SOURCE: another module_utils directory to build the plugin from (an older tree, to bisect).
-    with daemon.Node(plugin_source=os.environ.get("PODNET_CNI_SOURCE") or None) as started:
+    with daemon.Node(plugin_source=os.environ.get("PODNET_CNI_SOURCE") or None, dual_stack=True) as started:
         yield started
 
 

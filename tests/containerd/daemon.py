@@ -17,7 +17,10 @@ runtime handlers on runc:
   capability: ``podnet_cni_chained_plugins``);
 * ``reference``: a ``cni_conf_dir`` of its own holding Debian's reference
   plugins (bridge with host-local, then portmap), the same work on another
-  bridge and subnet, so one daemon runs both side by side.
+  bridge and subnet, so one daemon runs both side by side;
+* ``dualstack`` (with ``Node(dual_stack=True)``): a ``cni_conf_dir`` of its own
+  holding the podnet conflist the cni role wrote for a node with an IPv4 and
+  an IPv6 pod CIDR (``podnet_pod_cidrs``: ``ipam.ranges``), on a bridge of its own.
 
 ``Node.close`` removes every sandbox (so CNI DEL runs), stops containerd, ends
 the shims and pod processes it left, removes the namespaces, the pods' cgroups
@@ -52,7 +55,7 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 COLLECTIONS = os.path.abspath(os.path.join(ROOT, "..", "..", ".."))
 BUILD = os.path.join(ROOT, "roles", "cni", "files", "build_podnet.py")
 NODE_PYTHON = "/usr/bin/python3"
-PODNET, REFERENCE = "runc", "reference"  # the runtime handlers
+PODNET, REFERENCE, DUAL = "runc", "reference", "dualstack"  # the runtime handlers
 # The node and the client namespace: a /30 of documentation space that stays inside them.
 NODE_IP, CLIENT_IP = "192.0.2.1", "192.0.2.2"
 
@@ -107,7 +110,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
         BinaryName = "{runc}"
         Root = "{d}/runc"
         SystemdCgroup = false
-  [plugins."io.containerd.grpc.v1.cri".cni]
+{more_runtimes}  [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "{d}/bin"
     conf_dir = "{d}/net.d"
     max_conf_num = 1
@@ -156,13 +159,27 @@ def _die_with_parent():
     ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM, 0, 0, 0)
 
 
-class Network:
-    """One side of the comparison: handler, bridge, pod CIDR, gateway and the conflist."""
+DUAL_RUNTIME = """\
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.{dual}]
+      runtime_type = "io.containerd.runc.v2"
+      cni_conf_dir = "{d}/net.d-dual"
+      cni_max_conf_num = 1
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.{dual}.options]
+        BinaryName = "{runc}"
+        Root = "{d}/runc"
+        SystemdCgroup = false
+"""
 
-    def __init__(self, handler, name, bridge, subnet, conf_dir, plugins):
+
+class Network:
+    """One side of the comparison: handler, bridge, pod CIDR, gateway and the conflist (and an IPv6 pod CIDR)."""
+
+    def __init__(self, handler, name, bridge, subnet, conf_dir, plugins, subnet6=None):
         self.handler, self.name, self.bridge = handler, name, bridge
         self.subnet = ipaddress.ip_network(subnet)
         self.gateway = str(self.subnet.network_address + 1)
+        self.subnet6 = None if subnet6 is None else ipaddress.ip_network(subnet6)
+        self.gateway6 = None if subnet6 is None else str(self.subnet6.network_address + 1)
         self.conf_dir = conf_dir
         self.conflist = {"cniVersion": "1.0.0", "name": name, "plugins": plugins}
 
@@ -175,6 +192,8 @@ class Sandbox:
         status = node.cri.pod_sandbox_status(sandbox_id, verbose=True)
         self.status = status["status"]
         self.ip = self.status["network"]["ip"]
+        # A dual-stack pod's other addresses (the CRI reports the IPv4 one as ip).
+        self.additional_ips = [item["ip"] for item in self.status["network"].get("additional_ips") or []]
         info = status["info"]["info"]
         self.pid = info["pid"]
         # The path containerd gave the plugins (CNI_NETNS), under its state directory, in its mount
@@ -207,8 +226,11 @@ class Node:
     """containerd with the CRI plugin in a node namespace; see the module's description."""
 
     def __init__(self, workdir=None, podnet_subnet="10.244.7.0/24", reference_subnet="10.245.7.0/24",
-                 python=NODE_PYTHON, plugin_source=None):
-        """plugin_source: a module_utils directory to build podnet from, over the one the role installed."""
+                 python=NODE_PYTHON, plugin_source=None, dual_stack=False, dual_subnets=("10.246.7.0/24", "fd00:10:246:7::/64")):
+        """plugin_source: a module_utils directory to build podnet from, over the one the role installed.
+
+        dual_stack: a third runtime handler (DUAL) whose network has dual_subnets (IPv4, IPv6) as pod CIDRs.
+        """
         self.tag = secrets.token_hex(3)
         # Short: unix socket paths must stay under 108 bytes.
         self.dir = tempfile.mkdtemp(prefix="pntc%s." % self.tag, dir=workdir)
@@ -238,6 +260,11 @@ class Node:
                       "dataDir": os.path.join(self.dir, "ipam-reference")}},
             {"type": "portmap", "capabilities": {"portMappings": True}}])
         self.networks = {PODNET: self.podnet, REFERENCE: self.reference}
+        self.dual = None
+        if dual_stack:
+            self.dual = Network(DUAL, "podnet-dual", "cni1", dual_subnets[0], os.path.join(self.dir, "net.d-dual"), None,
+                                subnet6=dual_subnets[1])
+            self.networks[DUAL] = self.dual
 
     # ------------------------------------------------------------------------- start
     def start(self):
@@ -267,7 +294,7 @@ class Node:
 
     def _files(self):
         d = self.dir
-        for sub in ("bin", "net.d", "net.d-reference", "pods", "images"):
+        for sub in ("bin", "net.d", "net.d-reference", "net.d-dual", "pods", "images"):
             os.mkdir(os.path.join(d, sub))
         for plugin in REFERENCE_PLUGINS:
             os.symlink(os.path.join(REFERENCE_DIR, plugin), os.path.join(d, "bin", plugin))
@@ -275,27 +302,46 @@ class Node:
         with open(os.path.join(self.reference.conf_dir, "10-reference.conflist"), "w") as handle:
             json.dump(self.reference.conflist, handle, indent=2)
         with open(os.path.join(d, "config.toml"), "w") as handle:
-            handle.write(CONFIG.format(d=d, pause=images.PAUSE, podnet=PODNET, reference=REFERENCE, runc=RUNC))
+            more = DUAL_RUNTIME.format(d=d, dual=DUAL, runc=RUNC) if self.dual is not None else ""
+            handle.write(CONFIG.format(d=d, pause=images.PAUSE, podnet=PODNET, reference=REFERENCE, runc=RUNC,
+                                       more_runtimes=more))
 
     def _install_podnet(self):
-        """The cni role installs the plugin and its conflist (ansible-playbook against localhost)."""
+        """The cni role installs the plugin and its conflist (ansible-playbook against localhost).
+
+        With a dual-stack network, a second run installs its conflist for a node with an IPv4
+        and an IPv6 pod CIDR (podnet_pod_cidrs), in that network's configuration directory.
+        """
+        self._cni_role(self.role_vars)
+        with open(os.path.join(self.podnet.conf_dir, "10-podnet.conflist")) as handle:
+            self.podnet.conflist = json.load(handle)
+        if self.dual is not None:
+            cidrs = [str(self.dual.subnet), str(self.dual.subnet6)]
+            dual_vars = dict(self.role_vars, podnet_pod_cidrs=cidrs,
+                             podnet_cluster_cidrs=[str(ipaddress.ip_network(c).supernet(8)) for c in cidrs],
+                             podnet_bridge=self.dual.bridge, podnet_cni_network_name=self.dual.name,
+                             podnet_cni_conf_dir=self.dual.conf_dir, podnet_cni_chained_plugins=[])
+            del dual_vars["podnet_pod_cidr"], dual_vars["podnet_cluster_cidr"]
+            self._cni_role(dual_vars)
+            with open(os.path.join(self.dual.conf_dir, "10-podnet.conflist")) as handle:
+                self.dual.conflist = json.load(handle)
+        if self.plugin_source:
+            run([sys.executable, BUILD, os.path.join(self.dir, "bin", "podnet"), "--interpreter", self.python,
+                 "--source", self.plugin_source])
+
+    def _cni_role(self, role_vars):
         playbook = os.path.join(self.dir, "cni.yml")
         with open(playbook, "w") as handle:
             handle.write(PLAYBOOK)
         env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=COLLECTIONS, ANSIBLE_HOST_KEY_CHECKING="0",
                    ANSIBLE_LOCAL_TEMP=os.path.join(self.dir, "ansible-local"),
                    ANSIBLE_REMOTE_TEMP=os.path.join(self.dir, "ansible-remote"), ANSIBLE_NOCOLOR="1")
-        extra = dict(self.role_vars, ansible_python_interpreter=sys.executable, ansible_connection="local")
+        extra = dict(role_vars, ansible_python_interpreter=sys.executable, ansible_connection="local")
         ansible = os.path.join(os.path.dirname(sys.executable), "ansible-playbook")
         out = run([ansible, "-i", "localhost,", playbook, "-e", json.dumps(extra)], check=False, timeout=300,
                   env=env, cwd=self.dir)
         if out.returncode != 0:
             raise RuntimeError("the cni role failed:\n%s%s" % (out.stdout[-4000:], out.stderr[-2000:]))
-        with open(os.path.join(self.podnet.conf_dir, "10-podnet.conflist")) as handle:
-            self.podnet.conflist = json.load(handle)
-        if self.plugin_source:
-            run([sys.executable, BUILD, os.path.join(self.dir, "bin", "podnet"), "--interpreter", self.python,
-                 "--source", self.plugin_source])
 
     def _daemon(self):
         logfile = open(os.path.join(self.dir, "containerd.log"), "w")
@@ -385,7 +431,7 @@ class Node:
         return None
 
     def reservations(self, network=None):
-        """Addresses the podnet IPAM holds: files named after an address in <dataDir>/<name>/."""
+        """Addresses the podnet IPAM holds (both families): files named after an address in <dataDir>/<name>/."""
         network = network or self.podnet
         state = os.path.join(network.conflist["plugins"][0]["ipam"]["dataDir"], network.name)
         try:
@@ -395,11 +441,11 @@ class Node:
         out = []
         for name in names:
             try:
-                ipaddress.IPv4Address(name)
+                ipaddress.ip_address(name)
             except ValueError:
                 continue
             out.append(name)
-        return sorted(out)
+        return sorted(out, key=lambda text: (":" in text, text))
 
     def in_node(self, argv, check=True, timeout=30):
         return run(["ip", "netns", "exec", self.ns] + list(argv), check=check, timeout=timeout)

@@ -171,3 +171,38 @@ def test_a_pod_deletion_causes_no_gateway_outage(node):
         % (node.podnet.gateway, macs[victim.id], ", ".join("%s %d of %d" % item for item in lost),
            node.podnet.bridge, before, after))
     assert before == after, "bridge MAC changed from %s to %s (no ping lost though)" % (before, after)
+
+
+def test_a_dual_stack_sandbox_gets_an_address_of_each_family(node):
+    """RunPodSandbox on a dual-stack conflist (ipam.ranges): the CRI reports both addresses, pods reach each other
+    and the gateway over IPv6 as over IPv4, and Stop/Remove leave nothing."""
+    network = node.networks[daemon.DUAL]
+    ranges = network.conflist["plugins"][0]["ipam"]["ranges"]
+    assert ranges == [[{"subnet": str(network.subnet)}], [{"subnet": str(network.subnet6)}]]
+    pods = [node.run_pod("dual-%d" % index, daemon.DUAL) for index in range(2)]
+    for pod in pods:
+        # network.ip is the IPv4 address, additional_ips the IPv6 one (containerd prefers IPv4 as the primary).
+        assert ipaddress.ip_address(pod.ip) in network.subnet, pod.status["network"]
+        assert len(pod.additional_ips) == 1 and ipaddress.ip_address(pod.additional_ips[0]) in network.subnet6, \
+            pod.status["network"]
+        out = pod.run(["ip", "-o", "addr", "show", "dev", "eth0", "scope", "global"]).stdout
+        assert "inet %s/%d " % (pod.ip, network.subnet.prefixlen) in out, out
+        assert "inet6 %s/%d " % (pod.additional_ips[0], network.subnet6.prefixlen) in out, out
+        assert "tentative" not in out, out
+        routes = pod.run(["ip", "-6", "route", "show", "default"]).stdout
+        assert routes.startswith("default via %s dev eth0 proto 149 metric 1024" % network.gateway6), routes
+    first, second = pods
+    for pod, other in ((first, second), (second, first)):
+        for target in (other.additional_ips[0], network.gateway6, other.ip, network.gateway):
+            out = pod.ping(target)
+            assert out.returncode == 0, "%s (%s) cannot reach %s: %s%s" % (
+                pod.name, pod.additional_ips, target, out.stdout, out.stderr)
+    assert node.reservations(network) == sorted([pod.ip for pod in pods]) + sorted(p.additional_ips[0] for p in pods)
+    veths = [pod.host_veth()[0] for pod in pods]
+    bridge = node.bridge(network)
+    assert [link.get("master") for link in node.links() if link["ifname"] in veths] == [bridge["ifname"]] * 2
+    for pod in pods:
+        node.remove_pod(pod)
+    assert node.reservations(network) == []
+    assert not set(veths) & set(node.host_veths())
+    assert node.cri.list_pod_sandbox(labels={"podnet.test/run": node.tag}) == []

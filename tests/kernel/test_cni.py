@@ -17,6 +17,7 @@ import errno
 import ipaddress
 import json
 import os
+import socket
 import stat
 import subprocess
 import sys
@@ -457,4 +458,153 @@ def test_plugin_file_runs_under_the_nodes_python(cni, named_ns):
     assert pings(pod, GATEWAY)
     assert cni.call("CHECK", ns_path(pod), conf=dict(cni.conf, prevResult=result), python=None) == (0, None)
     assert cni.call("DEL", ns_path(pod), python=None) == (0, None)
+    assert cni.reserved() == {}
+
+
+# ------------------------------------------------------------ dual-stack
+SUBNET6 = "fd00:251::/64"
+GATEWAY6 = "fd00:251::1"
+IFA_F_NODAD = 0x02
+IFA_F_TENTATIVE = 0x40
+
+
+def dual_stack(cni, *sets):
+    """cni's network with one range set per family (host-local's ranges), IPv4 first unless sets say otherwise."""
+    sets = sets or ([{"subnet": SUBNET}], [{"subnet": SUBNET6}])
+    cni.conf["ipam"] = {"ranges": list(sets), "dataDir": cni.conf["ipam"]["dataDir"]}
+    return cni
+
+
+def pings6(name, address):
+    return in_ns(name, "ping", "-6", "-c1", "-W2", address).returncode == 0
+
+
+def addresses_with_flags(pod):
+    """(CIDR, flags) of every global address on the pod's eth0, read by pyroute2."""
+    from pyroute2 import NetNS
+    with NetNS(pod, flags=0) as ns:
+        index = ns.link_lookup(ifname="eth0")
+        if not index:
+            return []
+        return sorted(("%s/%d" % (m.get_attr("IFA_ADDRESS"), m["prefixlen"]), m.get_attr("IFA_FLAGS") or m["flags"])
+                      for m in ns.get_addr(index=index[0]) if m["scope"] == 0)
+
+
+def all_default_routes(pod):
+    """Every default route of the namespace as (family, device, metric, gateway, protocol), sorted."""
+    with netlink.Session() as session:
+        ns = session.ns(ns_path(pod))
+        routes = ns.routes(254, links=ns.links())
+    return sorted((r["family"], r["dev"], r["metric"], r["via"], r["proto"]) for r in routes if r["dst"] == "default")
+
+
+@pytest.mark.parametrize("version", ["0.4.0", "1.0.0", "1.1.0"])
+def test_dual_stack_add_check_del(cni, named_ns, version):
+    dual_stack(cni)
+    cni.conf["cniVersion"] = version
+    pods = [named_ns("p1"), named_ns("p2")]
+    results = []
+    for pod in pods:
+        code, result = cni.call("ADD", ns_path(pod), cid=pod)
+        assert code == 0, result
+        results.append(result)
+        # Right after ADD: the container reaches the IPv6 gateway (no DAD wait on either side).
+        assert pings6(pod, GATEWAY6), "no IPv6 gateway right after ADD"
+    first = results[0]
+    assert [(ip["address"], ip["gateway"], ip["interface"]) for ip in first["ips"]] == [
+        ("10.251.0.2/24", GATEWAY, 2), ("fd00:251::2/64", GATEWAY6, 2)]
+    assert [ip.get("version") for ip in first["ips"]] == (["4", "6"] if version == "0.4.0" else [None, None])
+    v6_route = dict({"dst": "::/0", "gw": GATEWAY6}, **({"priority": 1024} if version == "1.1.0" else {}))
+    assert first["routes"] == [{"dst": "0.0.0.0/0", "gw": GATEWAY}, v6_route]
+    # Both addresses on the container's interface, the IPv6 one without DAD: never tentative.
+    assert addresses_with_flags(pods[0]) == [("10.251.0.2/24", 0x80), ("fd00:251::2/64", 0x80 | IFA_F_NODAD)]
+    assert not any(flags & IFA_F_TENTATIVE for _a, flags in addresses_with_flags(pods[1]))
+    assert all_default_routes(pods[0]) == [(4, "eth0", 0, GATEWAY, 149), (6, "eth0", 1024, GATEWAY6, 149)]
+    bridge = host_link(cni.bridge)
+    assert bridge["mac"] == bridge_mac(GATEWAY)
+    with netlink.Session() as session:
+        held = session.ns(None).links(with_addresses=[cni.bridge])[cni.bridge]["addresses"]
+    assert sorted(held) == ["10.251.0.1/24", "fd00:251::1/64"]
+    # Container to container over IPv6, and IPv4 still.
+    assert pings6(pods[0], "fd00:251::3") and pings6(pods[1], "fd00:251::2")
+    assert pings(pods[0], "10.251.0.3")
+    for pod, result in zip(pods, results):
+        assert cni.call("CHECK", ns_path(pod), cid=pod, conf=dict(cni.conf, prevResult=result)) == (0, None)
+    assert sorted(cni.reserved()) == ["10.251.0.2", "10.251.0.3", "fd00:251::2", "fd00:251::3"]
+    for pod in pods:
+        assert cni.call("DEL", ns_path(pod), cid=pod) == (0, None)
+        assert cni.call("DEL", ns_path(pod), cid=pod) == (0, None)
+        assert "eth0" not in ns_links(pod) and host_link(attachment_veth(pod, "eth0")) is None
+        assert all_default_routes(pod) == []
+    assert cni.reserved() == {}
+
+
+def test_dual_stack_check_finds_a_missing_ipv6_route(cni, named_ns):
+    dual_stack(cni)
+    pod = named_ns("p")
+    code, result = cni.call("ADD", ns_path(pod))
+    assert code == 0, result
+    from pyroute2 import NetNS
+    with NetNS(pod, flags=0) as ns:
+        ns.route("del", dst="::/0", gateway=GATEWAY6, oif=ns.link_lookup(ifname="eth0")[0], proto=149,
+                 priority=1024, family=socket.AF_INET6)
+    code, out = cni.call("CHECK", ns_path(pod), conf=dict(cni.conf, prevResult=result))
+    assert (code, out["code"]) == (1, protocol.ERR_CHECK)
+    assert "route ::/0 via %s of prevResult is missing" % GATEWAY6 in out["msg"]
+    assert cni.call("DEL", ns_path(pod)) == (0, None)
+    assert cni.reserved() == {}
+
+
+def test_dual_stack_gc_releases_every_family_of_what_is_not_valid(cni, named_ns):
+    dual_stack(cni)
+    pods = [named_ns("p%d" % i) for i in range(3)]
+    for pod in pods:
+        assert cni.call("ADD", ns_path(pod), cid=pod)[0] == 0
+    assert cni.call("STATUS") == (0, None)
+    keep = [{"containerID": pods[1], "ifname": "eth0"}]
+    assert cni.call("GC", conf=dict(cni.conf, **{"cni.dev/valid-attachments": keep})) == (0, None)
+    assert dict((ip, owner["containerID"]) for ip, owner in cni.reserved().items()) == {
+        "10.251.0.3": pods[1], "fd00:251::3": pods[1]}
+    for pod in (pods[0], pods[2]):
+        assert host_link(attachment_veth(pod, "eth0")) is None and "eth0" not in ns_links(pod)
+    assert pings6(pods[1], GATEWAY6) and pings(pods[1], GATEWAY)
+    assert cni.call("GC", conf=dict(cni.conf, **{"cni.dev/valid-attachments": []})) == (0, None)
+    assert cni.reserved() == {}
+
+
+def test_dual_stack_exhausted_ipv6_range_leaves_nothing_behind(cni, named_ns):
+    dual_stack(cni, [{"subnet": SUBNET}], [{"subnet": SUBNET6, "rangeStart": "fd00:251::a", "rangeEnd": "fd00:251::a"}])
+    first, second = named_ns("p1"), named_ns("p2")
+    assert cni.call("ADD", ns_path(first), cid=first)[0] == 0
+    code, out = cni.call("ADD", ns_path(second), cid=second)
+    assert (code, out["code"]) == (1, protocol.ERR_NO_ADDRESS)
+    assert "no free address in fd00:251::/64 (fd00:251::a-fd00:251::a)" in out["msg"]
+    assert sorted(cni.reserved()) == ["10.251.0.2", "fd00:251::a"]
+    assert "eth0" not in ns_links(second) and host_link(attachment_veth(second, "eth0")) is None
+    code, out = cni.call("STATUS")
+    assert (code, out["code"]) == (1, protocol.ERR_NOT_AVAILABLE)
+    assert cni.call("DEL", ns_path(second), cid=second) == (0, None)
+    assert cni.call("DEL", ns_path(first), cid=first) == (0, None)
+    assert cni.reserved() == {}
+
+
+def test_ipv6_only_network(cni, named_ns):
+    cni.conf["ipam"]["subnet"] = SUBNET6
+    cni.conf["clusterCIDR"] = "fd00:251::/56"
+    pods = [named_ns("p1"), named_ns("p2")]
+    results = []
+    for pod in pods:
+        code, result = cni.call("ADD", ns_path(pod), cid=pod)
+        assert code == 0, result
+        results.append(result)
+        assert pings6(pod, GATEWAY6)
+    assert results[0]["ips"] == [{"address": "fd00:251::2/64", "gateway": GATEWAY6, "interface": 2}]
+    assert results[0]["routes"] == [{"dst": "::/0", "gw": GATEWAY6, "priority": 1024}]
+    assert addresses_with_flags(pods[0]) == [("fd00:251::2/64", 0x80 | IFA_F_NODAD)]
+    assert all_default_routes(pods[0]) == [(6, "eth0", 1024, GATEWAY6, 149)]
+    assert pings6(pods[0], "fd00:251::3")
+    for pod, result in zip(pods, results):
+        assert cni.call("CHECK", ns_path(pod), cid=pod, conf=dict(cni.conf, prevResult=result)) == (0, None)
+        assert cni.call("DEL", ns_path(pod), cid=pod) == (0, None)
+        assert "eth0" not in ns_links(pod) and all_default_routes(pod) == []
     assert cni.reserved() == {}

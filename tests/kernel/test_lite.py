@@ -29,8 +29,38 @@ BUILD = os.path.join(os.path.dirname(os.path.abspath(main.__file__)), "..", ".."
 SIDES = {"n": netlink.Session, "l": lite.Session}
 
 
+IFA_F_NODAD = 0x02
+IFA_F_TENTATIVE = 0x40
+
+
 def ns_path(name):
     return "/run/netns/" + name
+
+
+def address_flags(pod, address):
+    """The flags (IFA_FLAGS, all 32 bits) of one address in a namespace, read by pyroute2."""
+    from pyroute2 import NetNS
+    with NetNS(os.path.basename(pod), flags=0) as ns:
+        for msg in ns.get_addr():
+            if msg.get_attr("IFA_ADDRESS") == address:
+                return msg.get_attr("IFA_FLAGS") or msg["flags"]
+    raise AssertionError("%s not found in %s" % (address, pod))
+
+
+class open_in:
+    """A file of /proc/sys/net opened from inside a namespace (its own sysctls)."""
+
+    def __init__(self, pod, path):
+        self.pod, self.path = pod, path
+
+    def __enter__(self):
+        from ansible_collections.podnet.mesh.plugins.module_utils.kernel.netns import InNetns
+        with InNetns(self.pod):
+            self.handle = open(self.path)
+        return self.handle
+
+    def __exit__(self, *exc):
+        self.handle.close()
 
 
 class Twin:
@@ -61,6 +91,8 @@ def build_actions(t):
     route = {"dst": "default", "family": 4, "via": t.net + ".1", "dev": "eth0", "metric": 0}
     more = {"dst": "10.99.0.0/16", "family": 4, "via": t.net + ".1", "dev": None, "metric": 100}
     v6 = {"dst": "fd00:99::/64", "family": 6, "via": None, "dev": "eth0", "metric": 1024}
+    # A dual-stack attachment's IPv6 default route: via the bridge's IPv6 gateway, on the interface.
+    default6 = {"dst": "default", "family": 6, "via": t.net6 + ":1", "dev": "eth0", "metric": 1024}
     return [
         a(Op.BRIDGE_ADD, None, t.bridge, mac="0a:58:0a:c8:01:01"),
         a(Op.LINK_SET, None, t.bridge, stp=True, mtu=1450),
@@ -76,8 +108,10 @@ def build_actions(t):
         a(Op.LINK_SET, t.pod, "eth0", up=True),
         a(Op.LINK_SET, t.pod, "lo", up=True),
         a(Op.ADDR_ADD, t.pod, "eth0", address=t.net + ".2/24"),
-        a(Op.ADDR_ADD, t.pod, "eth0", address=t.net6 + ":2/64"),
+        a(Op.SYSCTL, t.pod, "net.ipv6.conf.eth0.accept_ra", path="/proc/sys/net/ipv6/conf/eth0/accept_ra", value="0"),
+        a(Op.ADDR_ADD, t.pod, "eth0", address=t.net6 + ":2/64", nodad=True),
         a(Op.ROUTE_ADD, t.pod, "default", route=route, table=MAIN_TABLE, proto=ROUTE_PROTO),
+        a(Op.ROUTE_ADD, t.pod, "default", route=default6, table=MAIN_TABLE, proto=ROUTE_PROTO),
         a(Op.ROUTE_ADD, t.pod, "10.99.0.0/16", route=more, table=MAIN_TABLE, proto=ROUTE_PROTO),
         a(Op.ROUTE_ADD, t.pod, "fd00:99::/64", route=v6, table=MAIN_TABLE, proto=ROUTE_PROTO),
         a(Op.VETH_ADD, None, t.local, peer=t.local_peer),
@@ -89,9 +123,12 @@ def change_actions(t):
     more = {"dst": "10.99.0.0/16", "family": 4, "via": t.net + ".1", "dev": None, "metric": 100}
     moved = dict(more, dev="eth0")
     v6 = {"dst": "fd00:99::/64", "family": 6, "via": None, "dev": "eth0", "metric": 1024}
+    default6 = {"dst": "default", "family": 6, "via": t.net6 + ":1", "dev": "eth0", "metric": 1024}
     return [
         a(Op.LINK_SET, None, t.bridge, stp=False, mtu=1400),
         a(Op.BRPORT_SET, None, t.veth, hairpin=False),
+        a(Op.ROUTE_REPLACE, t.pod, "default", route=dict(default6, metric=1025), table=MAIN_TABLE, proto=ROUTE_PROTO),
+        a(Op.ROUTE_DEL, t.pod, "default", route=default6, table=MAIN_TABLE, proto=ROUTE_PROTO),
         a(Op.ADDR_DEL, t.pod, "eth0", address=t.net6 + ":2/64"),
         a(Op.ROUTE_REPLACE, t.pod, "10.99.0.0/16", route=moved, table=MAIN_TABLE, proto=ROUTE_PROTO),
         a(Op.ROUTE_DEL, t.pod, "fd00:99::/64", route=v6, table=MAIN_TABLE, proto=ROUTE_PROTO),
@@ -147,12 +184,20 @@ def test_handlers_make_what_kernel_changes_makes(twins):
     assert links["host:%s" % twins["l"].veth]["hairpin"] is True
     assert links["host:%s" % twins["l"].bridge]["stp"] is True
     assert ["10.201.1.1", "10.201.1.255"] in built[1]
+    defaults = [(r["family"], r["via"], r["dev"], r["metric"]) for r in built[0]["routes"] if r["dst"] == "default"]
+    assert defaults == [(4, "10.201.1.1", "eth0", 0), (6, "fd00:c9::1", "eth0", 1024)]
+    for side in SIDES:
+        # The pod's IPv6 address came without DAD: usable at once, never tentative; no router advertisements.
+        assert address_flags(twins[side].pod, twins[side].net6 + ":2") & (IFA_F_TENTATIVE | IFA_F_NODAD) == IFA_F_NODAD
+        with open_in(twins[side].pod, "/proc/sys/net/ipv6/conf/eth0/accept_ra") as handle:
+            assert handle.read().strip() == "0"
     for side, make in SIDES.items():
         with make() as session:
             session.apply(change_actions(twins[side]))
     changed = snapshot(twins["n"])
     assert changed == snapshot(twins["l"])
     assert changed != built
+    assert [(r["family"], r["metric"]) for r in changed[0]["routes"] if r["dst"] == "default"] == [(4, 0), (6, 1025)]
 
 
 def test_reads_are_netlinks(twins):

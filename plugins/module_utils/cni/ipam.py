@@ -2,13 +2,18 @@
 # Copyright: podnet.mesh contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""The CNI plugin's built-in IPAM: addresses of one subnet, reserved in files.
+"""The CNI plugin's built-in IPAM: addresses of a subnet per address family, reserved in files.
 
-State of a network lives in ``<data dir>/<network name>/``: one file per
-reserved address, named after the address and holding the attachment that
+A network has one pool per range set (``Pool``: an IPv4 or an IPv6 subnet,
+optionally narrowed to a range), at most one per address family. State of a
+network lives in ``<data dir>/<network name>/``, for all its pools: one file
+per reserved address, named after the address (IPv4 dotted, IPv6 in its
+compressed form, such as ``fd00:10:244:1::2``) and holding the attachment that
 owns it (``{"containerID": ..., "ifname": ..., "netns": ...}``), plus
-``last_reserved`` (the address handed out last; the next search starts after
-it, so a released address is not reused at once) and ``lock``. Every
+``last_reserved`` for the first range set and ``last_reserved.<index>`` for
+the others (the address handed out last; the next search starts after it, so
+a released address is not reused at once) and ``lock``. An ADD reserves one
+address per range set under the lock, all or none (``reserve_all``). Every
 read-modify-write happens while holding an exclusive ``flock`` on ``lock``, so
 plugin processes running in parallel never hand out one address twice.
 
@@ -57,7 +62,7 @@ from ansible_collections.podnet.mesh.plugins.module_utils.core.errors import (
     DuplicateAttachment, IpamError, LockTimeout, PoolExhausted, StateError)
 
 __all__ = ["DEFAULT_DATA_DIR", "DuplicateAttachment", "IpamError", "LockTimeout", "Pool", "PoolExhausted",
-           "Reservation", "StateError", "Store", "same_netns"]
+           "Reservation", "StateError", "Store", "address_key", "last_file", "same_netns"]
 
 DEFAULT_DATA_DIR = "/var/lib/cni/podnet"
 LOCK_FILE = "lock"
@@ -68,6 +73,8 @@ LOCK_TIMEOUT = 30.0
 DIR_MODE = 0o700
 FILE_MODE = 0o600
 PARENT_MODE = 0o755
+# The smallest pools (prefix lengths): 4 addresses.
+MAX_PREFIX = {4: 30, 6: 126}
 # A reservation file is a line of JSON; anything larger is not one of ours.
 MAX_RECORD = 4096
 
@@ -79,6 +86,21 @@ _NEW_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 Reservation = collections.namedtuple("Reservation", "address new legacy")
 Reservation.__doc__ = """What reserve() did: address (ipaddress), new (reserved by this call: a failed ADD
 releases it), legacy (the attachment's entry names no namespace yet, the call did: adopt() records it)."""
+
+
+def last_file(index):
+    """The file that remembers the last address handed out of range set index.
+
+    The first set keeps the name of the one-subnet state (``last_reserved``),
+    so a network that gains a second family keeps its pointer.
+    """
+    return LAST_FILE if not index else "%s.%d" % (LAST_FILE, index)
+
+
+def address_key(text):
+    """Sort key of an address (text or ipaddress) of either family: IPv4 first, then by value."""
+    ip = ipaddress.ip_address(text)
+    return ip.version, int(ip)
 
 
 def same_netns(first, second):
@@ -115,12 +137,20 @@ def _damaged(reason):
 
 
 def _address_name(name):
-    """The IPv4 address a state file is named after, or None (then it is no reservation)."""
+    """The address a state file is named after, or None (then it is no reservation).
+
+    Only the canonical text counts (as ``str()`` of the address writes it: IPv4
+    dotted without leading zeros, IPv6 compressed and lower case), so that one
+    address has exactly one possible file: ``10.244.1.07``, ``FD00::5``,
+    ``fd00:0::5`` or ``fd00::5%eth0`` are no reservations.
+    """
     try:
         ip = ipaddress.ip_address(name)
     except ValueError:
         return None
-    return ip if ip.version == 4 and str(ip) == name else None
+    if getattr(ip, "scope_id", None) is not None:  # fd00::5%eth0: a zone is no part of an address of ours
+        return None
+    return ip if str(ip) == name else None
 
 
 def _temporary(name):
@@ -151,77 +181,96 @@ def _unlink(name, dir_fd):
 
 
 class Pool:
-    """The addresses an IPv4 subnet can hand out: its hosts minus the gateway.
+    """The addresses a subnet (IPv4 or IPv6) can hand out: its hosts minus the gateway.
 
-    The gateway defaults to the first host address (the bridge's address).
-    range_start and range_end, when given, narrow the pool to that span of
-    the subnet's host addresses (so that another allocator can own the rest).
+    IPv4: the subnet without its network and broadcast addresses; IPv6: without
+    the subnet-router anycast address (the network address), as the reference
+    host-local IPAM counts them. The gateway defaults to the first host
+    address (the bridge's address). range_start and range_end, when given,
+    narrow the pool to that span of the subnet's host addresses (so that
+    another allocator can own the rest).
+
+    Everything is arithmetic on the addresses' integers: an IPv6 /64 holds
+    2^64 addresses, and nothing here enumerates a pool (``candidates`` is lazy).
     """
 
     def __init__(self, subnet, gateway=None, range_start=None, range_end=None):
         self.subnet = ipaddress.ip_network(subnet)
-        if self.subnet.version != 4 or self.subnet.prefixlen > 30:
-            raise ValueError("%s: the pool needs an IPv4 subnet of at least 4 addresses" % subnet)
-        self.gateway = next(self.subnet.hosts()) if gateway is None else ipaddress.ip_address(gateway)
-        if self.gateway not in self.subnet:
+        self.version = self.subnet.version
+        if self.subnet.prefixlen > MAX_PREFIX[self.version]:
+            raise ValueError("%s: the pool needs an IPv%d subnet of at least 4 addresses (at most a /%d)"
+                             % (subnet, self.version, MAX_PREFIX[self.version]))
+        # Never handed out: the network address, and IPv4's broadcast address.
+        low = int(self.subnet.network_address) + 1
+        high = int(self.subnet.broadcast_address) - (1 if self.version == 4 else 0)
+        self._hosts = (low, high)
+        self.gateway = self._address(low) if gateway is None else ipaddress.ip_address(gateway)
+        if self.gateway.version != self.version or self.gateway not in self.subnet:
             raise ValueError("gateway %s is not inside %s" % (self.gateway, self.subnet))
-        # Network and broadcast addresses are never handed out.
-        self.first = int(self.subnet.network_address) + 1
-        self.last = int(self.subnet.broadcast_address) - 1
+        self.first, self.last = low, high
+        bounds = {}
         for name, bound in (("range start", range_start), ("range end", range_end)):
-            if bound is not None and not self.first <= int(ipaddress.ip_address(bound)) <= self.last:
+            if bound is None:
+                continue
+            ip = ipaddress.ip_address(bound)
+            if ip.version != self.version or not low <= int(ip) <= high:
                 raise ValueError("%s %s is not a host address of %s" % (name, bound, self.subnet))
-        if range_start is not None:
-            self.first = int(ipaddress.ip_address(range_start))
-        if range_end is not None:
-            self.last = int(ipaddress.ip_address(range_end))
+            bounds[name] = int(ip)
+        self.first = bounds.get("range start", low)
+        self.last = bounds.get("range end", high)
         if self.first > self.last:
             raise ValueError("range start %s is after range end %s"
-                             % (ipaddress.ip_address(self.first), ipaddress.ip_address(self.last)))
+                             % (self._address(self.first), self._address(self.last)))
         if self.size < 1:
             raise ValueError("the range %s-%s holds no address but the gateway"
-                             % (ipaddress.ip_address(self.first), ipaddress.ip_address(self.last)))
+                             % (self._address(self.first), self._address(self.last)))
+
+    def _address(self, value):
+        return ipaddress.IPv4Address(value) if self.version == 4 else ipaddress.IPv6Address(value)
 
     def __contains__(self, ip):
-        value = int(ipaddress.ip_address(ip))
-        return self.first <= value <= self.last and value != int(self.gateway)
+        ip = ipaddress.ip_address(ip)
+        return ip.version == self.version and self.first <= int(ip) <= self.last and ip != self.gateway
 
     @property
     def size(self):
-        """How many addresses the pool holds."""
+        """How many addresses the pool holds (counted, never enumerated)."""
         count = self.last - self.first + 1
         return count - 1 if self.first <= int(self.gateway) <= self.last else count
 
     def describe(self):
         """'10.244.1.0/24' or '10.244.1.0/24 (10.244.1.128-10.244.1.254)' for a narrowed pool."""
-        full = (int(self.subnet.network_address) + 1, int(self.subnet.broadcast_address) - 1)
-        if (self.first, self.last) == full:
+        if (self.first, self.last) == self._hosts:
             return str(self.subnet)
-        return "%s (%s-%s)" % (self.subnet, ipaddress.ip_address(self.first), ipaddress.ip_address(self.last))
+        return "%s (%s-%s)" % (self.subnet, self._address(self.first), self._address(self.last))
 
     def candidates(self, after=None):
-        """Every address of the pool once, starting after ``after`` and wrapping around."""
+        """Every address of the pool once, lazily, starting after ``after`` and wrapping around."""
         start = self.first
         if after is not None and after in self:
             start = int(ipaddress.ip_address(after)) + 1
         span = self.last - self.first + 1
         gateway = int(self.gateway)
-        for step in range(span):
+        for step in range(span):  # a range object: lazy for any size
             value = self.first + (start - self.first + step) % span
             if value != gateway:
-                yield ipaddress.ip_address(value)
+                yield self._address(value)
 
     def exhausted(self, reservations):
         """The message for a pool without a free address, naming entries that hold addresses unreadably."""
         msg = "no free address in %s: all %d addresses are reserved" % (self.describe(), self.size)
         damaged = sorted((ip for ip, owner in reservations.items() if owner.get("problem") and ip in self),
-                         key=ipaddress.ip_address)
+                         key=address_key)
         if damaged:
             msg += (" (%d of them by state entries that are no reservation records: %s; remove those by hand "
                     "once no container uses their addresses)"
                     % (len(damaged), ", ".join("%s (%s)" % (ip, reservations[ip]["problem"]) for ip in damaged[:5])
                        + (", ..." if len(damaged) > 5 else "")))
         return msg
+
+    def taken(self, reservations):
+        """How many of the reserved addresses are of this pool."""
+        return sum(1 for ip in reservations if ip in self)
 
 
 # ------------------------------------------------------------- directories
@@ -554,8 +603,8 @@ class Store:
         before it was recorded). An entry that is no owner record (not JSON,
         another shape, a directory, a pipe, a link) still reserves its address:
         its owner has containerID, ifname and netns None and "problem" says
-        what the entry is. Names that are not IPv4 addresses are not
-        reservations and are ignored.
+        what the entry is. Names that are not addresses in their canonical
+        text are not reservations and are ignored.
         """
         with self._directory() as fd:
             return {} if fd is None else self._scan(fd)
@@ -568,15 +617,14 @@ class Store:
         """Addresses reserved for one attachment (normally one); with netns, only those made for it."""
         return sorted(
             (ip for ip, owner in self.reservations().items() if _owns(owner, container_id, ifname, netns)),
-            key=ipaddress.ip_address)
+            key=address_key)
 
     def free_count(self, pool):
         """How many addresses of the pool are not reserved (entries of unexpected shape count as reserved)."""
-        taken = sum(1 for ip in self.reservations() if ip in pool)
-        return pool.size - taken
+        return pool.size - pool.taken(self.reservations())
 
-    def _last(self):
-        data, _shape_of = self._read_small(self._fd, LAST_FILE, 64)
+    def _last(self, index=0):
+        data, _shape_of = self._read_small(self._fd, last_file(index), 64)
         try:
             return ipaddress.ip_address(data.decode("ascii").strip()) if data else None
         except (UnicodeDecodeError, ValueError):
@@ -609,20 +657,48 @@ class Store:
     def _record(self, ip, container_id, ifname, netns):
         self._write(str(ip), json.dumps(owner_record(container_id, ifname, netns)) + "\n")
 
-    def reserve(self, pool, container_id, ifname, netns=None):
+    def reserve(self, pool, container_id, ifname, netns=None, index=0):
         """Reserve an address for the attachment (container_id, ifname) in netns; returns a Reservation.
 
         An attachment that holds an address of the pool already gets that
         address again (new False), unless its reservation was made for another
         namespace: then DuplicateAttachment, and nothing changes. Otherwise the
-        first free address after the last one handed out is reserved;
-        PoolExhausted when there is none.
+        first free address after the last one handed out of range set index is
+        reserved; PoolExhausted when there is none. The search looks at one
+        address more than the pool's reserved ones at most: it never walks a
+        large pool.
         """
         self._require_lock()
+        return self._reserve(self._scan(self._fd), pool, container_id, ifname, netns, index)
+
+    def reserve_all(self, pools, container_id, ifname, netns=None):
+        """One address of each pool (range set, in order) for the attachment: all of them, or none.
+
+        Returns the Reservations in the pools' order. When a later pool fails
+        (exhausted, or the attachment is a duplicate), the addresses this call
+        reserved in the earlier ones are released again before the error goes
+        on: nothing half-done stays.
+        """
         taken = self._scan(self._fd)
+        done = []
+        try:
+            for index, pool in enumerate(pools):
+                reservation = self._reserve(taken, pool, container_id, ifname, netns, index)
+                done.append(reservation)
+                if reservation.new:
+                    taken[str(reservation.address)] = owner_record(container_id, ifname, netns)
+        except BaseException:
+            for reservation in done:
+                if reservation.new:
+                    self.release_ip(reservation.address, (container_id, ifname))
+            raise
+        return done
+
+    def _reserve(self, taken, pool, container_id, ifname, netns, index):
+        self._require_lock()
         mine = sorted((ip for ip, owner in taken.items()
                        if owner["containerID"] == container_id and owner["ifname"] == ifname),
-                      key=ipaddress.ip_address)
+                      key=address_key)
         for ip in mine:
             recorded = taken[ip]["netns"]
             if netns is not None and recorded is not None and not same_netns(recorded, netns):
@@ -631,11 +707,13 @@ class Store:
             if ip in pool:
                 legacy = netns is not None and taken[ip]["netns"] is None
                 return Reservation(ipaddress.ip_address(ip), False, legacy)
-        for ip in pool.candidates(self._last()):
+        if pool.taken(taken) >= pool.size:
+            raise PoolExhausted(pool.exhausted(taken))
+        for ip in pool.candidates(self._last(index)):
             if str(ip) not in taken:
                 self._record(ip, container_id, ifname, netns)
                 try:
-                    self._write(LAST_FILE, "%s\n" % ip)
+                    self._write(last_file(index), "%s\n" % ip)
                 except StateError:
                     pass  # only a hint where the next search starts
                 return Reservation(ip, True, False)

@@ -137,8 +137,9 @@ def check_conflist(text, need_pyroute2=True, cni_path=None):  # pylint: disable=
     if cni_path is not None:
         from ansible_collections.podnet.mesh.plugins.module_utils.cni.chain import check_chain  # pylint: disable=import-outside-toplevel
         spoken = "; the chain speaks %s" % ", ".join(check_chain(data, cni_path))
-    return "network %s (cniVersion %s): bridge %s, subnet %s, gateway %s, IPAM state in %s%s" % (
-        conf["name"], conf["version"], conf["bridge"], conf["subnet"], conf["gateway"],
+    return "network %s (cniVersion %s): bridge %s, %s, IPAM state in %s%s" % (
+        conf["name"], conf["version"], conf["bridge"],
+        ", ".join("subnet %s, gateway %s" % (item["subnet"], item["gateway"]) for item in conf["ranges"]),
         os.path.join(conf["data_dir"], conf["name"]), spoken)
 
 

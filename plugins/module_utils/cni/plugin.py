@@ -8,10 +8,12 @@ ADD wires a container exactly as the ``pods`` module wires a pod: an
 attachment is a ``core.plan.pod.Pod`` that does not own its namespace
 (``owns_netns=False``), planned by ``plan_pod`` and removed by
 ``plan_pod_removal``; the bridge is planned by ``core.plan.links.plan_bridge``.
-That is the bridge (created when missing, with the gateway address), a veth
-pair whose peer is born in the container's namespace under CNI_IFNAME, the
-address from the built-in IPAM (``cni.ipam``) and a default route via the
-gateway. A failed ADD removes the veth it made and releases the address it
+That is the bridge (created when missing, with the gateway address of each
+range set), a veth pair whose peer is born in the container's namespace under
+CNI_IFNAME, one address per range set (address family) from the built-in IPAM
+(``cni.ipam``) and a default route per family via that family's gateway. The
+configuration's range sets (``conf["ranges"]``) drive one code path for every
+family. A failed ADD removes the veth it made and releases the addresses it
 reserved itself (never one an earlier ADD of the attachment holds).
 
 An attachment is (CNI_CONTAINERID, CNI_IFNAME) in the namespace CNI_NETNS: a
@@ -38,7 +40,7 @@ from ansible_collections.podnet.mesh.plugins.module_utils.cni.protocol import (
     ERR_CHECK, ERR_CONFLICT, ERR_INVALID_CONFIG, ERR_IO, ERR_NOT_AVAILABLE, ERR_UNKNOWN_CONTAINER, CniError,
     format_result, merge_result)
 from ansible_collections.podnet.mesh.plugins.module_utils.core.errors import ValidationError
-from ansible_collections.podnet.mesh.plugins.module_utils.core.model import MAIN_TABLE, Op, bridge_mac, host_veth_name
+from ansible_collections.podnet.mesh.plugins.module_utils.core.model import MAIN_TABLE, Op, host_veth_name, pinned_bridge_mac
 from ansible_collections.podnet.mesh.plugins.module_utils.core.plan import links as link_plans
 from ansible_collections.podnet.mesh.plugins.module_utils.core.plan.pod import Pod, default_metric, plan_pod, plan_pod_removal
 
@@ -48,8 +50,18 @@ def attachment_veth(container_id, ifname):
     return host_veth_name("%s/%s" % (container_id, ifname))
 
 
-def gateway_cidr(conf):
-    return "%s/%d" % (conf["gateway"], conf["subnet"].prefixlen)
+def gateway_cidr(item):
+    """A range's gateway with the prefix length of its subnet: the bridge's address of that family."""
+    return "%s/%d" % (item["gateway"], item["subnet"].prefixlen)
+
+
+# The default route of each family, as results write its destination.
+DEFAULT_DST = {4: "0.0.0.0/0", 6: "::/0"}
+
+
+def families(conf):
+    """The address families of the network's range sets, in their order."""
+    return tuple(item["subnet"].version for item in conf["ranges"])
 
 
 # ------------------------------------------------------------------- planning
@@ -58,55 +70,63 @@ BRIDGE_ATTEMPTS = 3
 
 
 def plan_bridge(conf, link):
-    """The bridge with the gateway address added (other addresses and STP left as they are).
+    """The bridge with the gateway address of every range set added (other addresses and STP left as they are).
 
-    A bridge that holds the gateway with another prefix length is refused
+    A bridge that holds a gateway with another prefix length is refused
     (ERR_CONFLICT): the containers' connected route and the bridge's would
     disagree, and the default route via the gateway would not work.
     """
+    gateways = [gateway_cidr(item) for item in conf["ranges"]]
     addresses = None
     if link is None:
-        addresses = [gateway_cidr(conf)]
+        addresses = gateways
     else:
         held = [ipaddress.ip_interface(a) for a in link["addresses"]]
-        for address in held:
-            if link.get("kind") == "bridge" and address.ip == conf["gateway"] \
-                    and address.network.prefixlen != conf["subnet"].prefixlen:
-                raise CniError(ERR_CONFLICT, "bridge %s holds the gateway %s as %s, not with the prefix length "
-                                             "/%d of ipam.subnet %s; nothing was changed"
-                               % (conf["bridge"], conf["gateway"], address.with_prefixlen,
-                                  conf["subnet"].prefixlen, conf["subnet"]))
-        if not any(address.ip == conf["gateway"] for address in held):
-            addresses = list(link["addresses"]) + [gateway_cidr(conf)]
-    # A bridge made here is pinned to the gateway's derived MAC (as the bridge module pins it):
-    # it never takes a port's MAC, so deleting a pod never changes the gateway's MAC.
+        missing = []
+        for item, cidr in zip(conf["ranges"], gateways):
+            for address in held:
+                if link.get("kind") == "bridge" and address.ip == item["gateway"] \
+                        and address.network.prefixlen != item["subnet"].prefixlen:
+                    raise CniError(ERR_CONFLICT, "bridge %s holds the gateway %s as %s, not with the prefix length "
+                                                 "/%d of %ssubnet %s; nothing was changed"
+                                   % (conf["bridge"], item["gateway"], address.with_prefixlen,
+                                      item["subnet"].prefixlen, item["prefix"], item["subnet"]))
+            if not any(address.ip == item["gateway"] for address in held):
+                missing.append(cidr)
+        if missing:
+            addresses = list(link["addresses"]) + missing
+    # A bridge made here is pinned to the gateways' derived MAC (as the bridge module pins it: from
+    # the IPv4 gateway when there is one): it never takes a port's MAC, so deleting a pod never
+    # changes the gateway's MAC.
     want = {"name": conf["bridge"], "state": "present", "addresses": addresses, "mtu": conf["mtu"],
             "stp": bool(link["stp"]) if link is not None else False, "up": True,
-            "mac": bridge_mac(conf["gateway"]) if link is None else None}
+            "mac": pinned_bridge_mac(gateways) if link is None else None}
     try:
         return link_plans.plan_bridge(want, link)
     except ValidationError as exc:
         raise CniError(ERR_CONFLICT, "bridge %s: %s" % (conf["bridge"], exc.reason))
 
 
-def attachment(conf, container_id, ifname, netns=None, address=None):
+def attachment(conf, container_id, ifname, netns=None, addresses=None):
     """One attachment as a pod that shares its namespace with the runtime's other attachments.
 
-    address: the IPAM's address (without prefix), for ADD; None for removal.
+    addresses: the IPAM's address of each range set (without prefix, in the
+    sets' order), for ADD; None for removal.
     """
-    return Pod(netns=netns, veth=attachment_veth(container_id, ifname), interface=ifname,
-               addresses=[] if address is None else ["%s/%d" % (address, conf["subnet"].prefixlen)],
-               gateways=[str(conf["gateway"])], bridge=conf["bridge"], mtu=conf["mtu"], hairpin=conf["hairpin"],
-               owns_netns=False)
+    cidrs = [] if addresses is None else [
+        "%s/%d" % (address, item["subnet"].prefixlen) for item, address in zip(conf["ranges"], addresses)]
+    return Pod(netns=netns, veth=attachment_veth(container_id, ifname), interface=ifname, addresses=cidrs,
+               gateways=[str(item["gateway"]) for item in conf["ranges"]], bridge=conf["bridge"], mtu=conf["mtu"],
+               hairpin=conf["hairpin"], owns_netns=False)
 
 
-def plan_attach(conf, req, address, host_links, container_links, container_routes, container_nets):
-    """Actions wiring one attachment: veth (peer born in the container), address, default route.
+def plan_attach(conf, req, addresses, host_links, container_links, container_routes, container_nets):
+    """Actions wiring one attachment: veth (peer born in the container), addresses, a default route per family.
 
     host_links: links of the host namespace (the bridge must be among them);
     container_*: the container namespace as read before any change.
     """
-    pod = attachment(conf, req.container_id, req.ifname, req.netns, address)
+    pod = attachment(conf, req.container_id, req.ifname, req.netns, addresses)
     cur = {"netns_exists": True, "host": host_links.get(pod.veth), "links": container_links,
            "routes": container_routes, "networks": container_nets, "bridge": host_links.get(conf["bridge"])}
     return plan_pod(pod, cur).actions
@@ -143,7 +163,8 @@ class Plugin:
         self.conf = conf
         self.req = req
         self.session_factory = session_factory or _default_session
-        self.pool = ipam.Pool(conf["subnet"], conf["gateway"], conf["range_start"], conf["range_end"])
+        self.pools = [ipam.Pool(item["subnet"], item["gateway"], item["range_start"], item["range_end"])
+                      for item in conf["ranges"]]
         self.store = ipam.Store(conf["data_dir"], conf["name"])
 
     def run(self):
@@ -176,59 +197,69 @@ class Plugin:
                 raise CniError(ERR_CONFLICT,
                                "interface %s already exists in the container's network namespace %s; "
                                "nothing was changed" % (req.ifname, req.netns))
-            container_routes = container.routes(MAIN_TABLE, families=(4,), links=container_links)
+            container_routes = container.routes(MAIN_TABLE, families=families(conf), links=container_links)
             container_nets = container.networks()
             host = session.ns(None)
             with self.store.locked():
                 # Read and plan before any change: a bridge in the way refuses the ADD as it is.
                 host_links = self._host_links(host)
                 bridge = plan_bridge(conf, host_links.get(conf["bridge"]))
-                reservation = self._reserve(host_links)
+                reservations = self._reserve(host_links)
                 try:
                     host_links = self._ensure_bridge(session, host, host_links, bridge)
                 except BaseException:
-                    self._forget(reservation)
+                    self._forget(reservations)
                     raise
-            address = reservation.address
+            addresses = [r.address for r in reservations]
             start = len(session.applied)
             try:
-                session.apply(plan_attach(conf, req, address, host_links, container_links,
+                session.apply(plan_attach(conf, req, addresses, host_links, container_links,
                                           container_routes, container_nets))
-                metric = default_metric(container_routes, req.ifname)
-                return format_result(merge_result(conf["prev"], self._read_result(session, container, address, metric)),
+                # The metric each default route got: the planner's, from the same reading.
+                metrics = [default_metric(container_routes, req.ifname, version) for version in families(conf)]
+                return format_result(merge_result(conf["prev"], self._read_result(session, container, addresses,
+                                                                                  metrics)),
                                      conf["version"])
             except BaseException:
                 self._rollback(session, session.applied[start:])
-                if reservation.new:
+                if any(r.new for r in reservations):
                     with self.store.locked():
-                        self._forget(reservation)
+                        self._forget(reservations)
                 raise
         finally:
             session.close()
 
     def _reserve(self, host_links):
-        """The attachment's address: its own again, or a new one; a duplicate in another namespace is refused."""
+        """The attachment's address of each range set: its own again, or new ones (all or none).
+
+        A duplicate in another namespace is refused.
+        """
         req = self.req
         try:
-            reservation = self.store.reserve(self.pool, req.container_id, req.ifname, req.netns)
+            reservations = self.store.reserve_all(self.pools, req.container_id, req.ifname, req.netns)
         except ipam.DuplicateAttachment as exc:
             raise CniError(ERR_CONFLICT, "%s; nothing was changed" % exc)
-        if reservation.legacy:
+        legacy = [r for r in reservations if r.legacy]
+        if legacy:
             # Written before namespaces were recorded: a host end that is there belongs to a live
             # attachment whose interface is not in this namespace (ADD checked that above).
             if self.veth in host_links:
+                self._forget(reservations)
                 raise CniError(ERR_CONFLICT,
                                "container %s already has interface %s with address %s (host end %s) outside the "
                                "network namespace %s; an ADD of the same attachment is refused (duplicate "
                                "allocation): DEL it first; nothing was changed"
-                               % (req.container_id, req.ifname, reservation.address, self.veth, req.netns))
-            self.store.adopt(reservation.address, req.container_id, req.ifname, req.netns)
-        return reservation
+                               % (req.container_id, req.ifname, ", ".join(str(r.address) for r in legacy),
+                                  self.veth, req.netns))
+            for reservation in legacy:
+                self.store.adopt(reservation.address, req.container_id, req.ifname, req.netns)
+        return reservations
 
-    def _forget(self, reservation):
-        """Undo reserve() for a failed ADD: only an address this ADD reserved is released."""
-        if reservation.new:
-            self.store.release_ip(reservation.address, (self.req.container_id, self.req.ifname))
+    def _forget(self, reservations):
+        """Undo reserve() for a failed ADD: only addresses this ADD reserved are released."""
+        for reservation in reservations:
+            if reservation.new:
+                self.store.release_ip(reservation.address, (self.req.container_id, self.req.ifname))
 
     def _host_links(self, host):
         # Only the bridge and this attachment's veth: the cost stays flat with many pods.
@@ -267,27 +298,37 @@ class Plugin:
         except Exception:  # pylint: disable=broad-except
             pass
 
-    def _read_result(self, session, container, address, metric=0):
+    def _read_result(self, session, container, addresses, metrics):
+        """The result: interfaces as the kernel holds them, an address and a default route per range set.
+
+        metrics: each default route's metric, reported as its priority when it is not 0
+        (an IPv6 route's is 1024 or more: the kernel gives IPv6 routes no metric 0).
+        """
         conf, req, veth = self.conf, self.req, self.veth
         host = session.ns(None).links(only=[conf["bridge"], veth])
         inside = container.links()
         bridge, host_end, iface = host[conf["bridge"]], host[veth], inside[req.ifname]
-        gateway = str(conf["gateway"])
+        ips, routes = [], []
+        for item, address, metric in zip(conf["ranges"], addresses, metrics):
+            gateway = str(item["gateway"])
+            ips.append({"address": "%s/%d" % (address, item["subnet"].prefixlen), "gateway": gateway,
+                        "interface": 2})
+            routes.append(dict({"dst": DEFAULT_DST[item["subnet"].version], "gw": gateway},
+                               **({"priority": metric} if metric else {})))
         return {
             "interfaces": [
                 {"name": bridge["name"], "mac": bridge["mac"], "mtu": bridge["mtu"]},
                 {"name": host_end["name"], "mac": host_end["mac"], "mtu": host_end["mtu"]},
                 {"name": iface["name"], "mac": iface["mac"], "mtu": iface["mtu"], "sandbox": req.netns},
             ],
-            "ips": [{"address": "%s/%d" % (address, conf["subnet"].prefixlen), "gateway": gateway,
-                     "interface": 2}],
-            "routes": [dict({"dst": "0.0.0.0/0", "gw": gateway}, **({"priority": metric} if metric else {}))],
+            "ips": ips,
+            "routes": routes,
             "dns": conf["dns"] or {},
         }
 
     # --------------------------------------------------------------- DEL
     def cmd_del(self):
-        """Remove the attachment's veth and release its address; a repeated DEL reads and changes nothing.
+        """Remove the attachment's veth and release its addresses (every family); a repeated DEL reads and changes nothing.
 
         Runtimes send DEL twice (containerd: when the sandbox stops and when it
         is removed): the second finds no veth and no reservation, so it takes
@@ -380,18 +421,20 @@ class Plugin:
             if address not in have:
                 fail("address %s of prevResult is not on %s %s (it has %s)" % (
                     address, req.ifname, where, ", ".join(sorted(str(a) for a in have)) or "none"))
-            if address.ip in self.pool and str(address.ip) not in reserved:
+            if any(address.ip in pool for pool in self.pools) and str(address.ip) not in reserved:
                 fail("address %s is not reserved for this attachment in the IPAM state %s"
                      % (address.ip, self.store.dir))
         routes = container.routes(MAIN_TABLE, links=inside)
+        gateways = set(item["gateway"] for item in conf["ranges"])
         for route in prev["routes"]:
             dst = ipaddress.ip_network(route["dst"], strict=False)
             key = "default" if dst.prefixlen == 0 else str(dst)
             gateway = route.get("gw")
-            # A route via this network's gateway is the one ADD set: it must be on this interface.
-            dev = req.ifname if gateway is not None and ipaddress.ip_address(gateway) == conf["gateway"] else None
+            gateway = None if gateway is None else ipaddress.ip_address(gateway)
+            # A route via one of this network's gateways is one ADD set: it must be on this interface.
+            dev = req.ifname if gateway in gateways else None
             found = [r for r in routes if r["dst"] == key and r["family"] == dst.version
-                     and (gateway is None or r["via"] == str(ipaddress.ip_address(gateway)))]
+                     and (gateway is None or (r["via"] is not None and ipaddress.ip_address(r["via"]) == gateway))]
             if not found:
                 fail("route %s%s of prevResult is missing %s" % (
                     route["dst"], " via %s" % gateway if gateway else "", where))
@@ -412,7 +455,7 @@ class Plugin:
             stale = self.store.stale(self.conf["attachments"])
             session = None
             try:
-                for ip in sorted(stale, key=ipaddress.ip_address):
+                for ip in sorted(stale, key=ipam.address_key):
                     owner = (stale[ip]["containerID"], stale[ip]["ifname"])
                     if _link_exists(attachment_veth(*owner)):
                         session = session or self.session_factory()
@@ -425,7 +468,7 @@ class Plugin:
 
     # ------------------------------------------------------------ STATUS
     def cmd_status(self):
-        """Ready when an ADD would find what it needs: its state directory usable, a free address.
+        """Ready when an ADD would find what it needs: its state directory usable, a free address in every range set.
 
         Every reason it is not is error 50 (the plugin cannot serve ADD), as the SPEC defines STATUS.
         """
@@ -439,6 +482,7 @@ class Plugin:
         except OSError as exc:
             raise CniError(ERR_NOT_AVAILABLE, "the IPAM state in %s cannot be read: %s"
                            % (self.store.dir, exc.strerror or exc))
-        if sum(1 for ip in reservations if ip in self.pool) >= self.pool.size:
-            raise CniError(ERR_NOT_AVAILABLE, self.pool.exhausted(reservations))
+        full = [pool.exhausted(reservations) for pool in self.pools if pool.taken(reservations) >= pool.size]
+        if full:
+            raise CniError(ERR_NOT_AVAILABLE, "; ".join(full))
         return None

@@ -25,7 +25,12 @@ Network configuration (the plugin's entry of a conflist)::
               "rangeStart": "10.244.1.128", "rangeEnd": "10.244.1.254",
               "dataDir": "/var/lib/cni/podnet"}}
 
-Only ``name``, ``type``, ``cniVersion`` and ``ipam.subnet`` are required.
+or, dual-stack, with host-local's range sets (one per address family)::
+
+    {..., "clusterCIDRs": ["10.244.0.0/16", "fd00:10:244::/56"],
+     "ipam": {"ranges": [[{"subnet": "10.244.1.0/24"}], [{"subnet": "fd00:10:244:1::/64"}]]}}
+
+Only ``name``, ``type``, ``cniVersion`` and ``ipam.subnet`` (or ``ipam.ranges``) are required.
 
 Every input ends in a result or in a ``CniError`` with a SPEC code whose
 message names the field: standard input must be one JSON object of UTF-8
@@ -360,10 +365,21 @@ def parse_config(data, command):
     return conf
 
 
+RANGE_KEYS = ("subnet", "gateway", "rangeStart", "rangeEnd")
+
+
 def _parse_ipam(data, conf):
+    """ipam (and clusterCIDR/clusterCIDRs) -> conf["ranges"]: one range per address family, in order.
+
+    The address ranges come as host-local writes them, ``ipam.ranges``: a list
+    of range sets, each a list of ranges {subnet, rangeStart, rangeEnd,
+    gateway}; or as the one-range shorthand ``ipam.subnet`` (with rangeStart,
+    rangeEnd and gateway beside it). A range set holds one range, and each
+    address family has one set at most.
+    """
     ipam = data.get("ipam")
     if not isinstance(ipam, dict):
-        raise invalid("ipam", ipam, "is required: an object with at least subnet (the node's pod CIDR)")
+        raise invalid("ipam", ipam, "is required: an object with at least subnet (the node's pod CIDR) or ranges")
     kind = ipam.get("type")
     if kind is not None and not isinstance(kind, str):
         raise invalid("ipam.type", kind, "must be a string (%s, or left out)" % PLUGIN_TYPE)
@@ -371,33 +387,37 @@ def _parse_ipam(data, conf):
         raise CniError(ERR_UNSUPPORTED_FIELD,
                        "unsupported field ipam.type=%s: podnet has its own IPAM; leave ipam.type out "
                        "or set it to %r" % (show(kind), PLUGIN_TYPE))
-    try:
-        subnet = v.pod_cidr(ipam.get("subnet"), "ipam.subnet")
-    except ValidationError as exc:
-        raise _refused(exc)
-    gateway = ipam.get("gateway")
-    if gateway is None:
-        gateway = pod_gateway(subnet)
+    ranges = []
+    if ipam.get("ranges") is None:
+        ranges.append(_parse_range(ipam, "ipam", "ipam."))
     else:
-        try:
-            gateway = v.ip_address(gateway, "ipam.gateway")
-        except ValidationError as exc:
-            raise _refused(exc)
-        if gateway.version != 4 or gateway not in subnet or gateway in (
-                subnet.network_address, subnet.broadcast_address):
-            raise invalid("ipam.gateway", ipam["gateway"], "is not a host address of ipam.subnet %s" % subnet)
-    bounds = {}
-    for key in ("rangeStart", "rangeEnd"):
-        if ipam.get(key) is not None:
-            try:
-                bounds[key] = v.ip_address(ipam[key], "ipam." + key)
-            except ValidationError as exc:
-                raise _refused(exc)
-    try:
-        Pool(subnet, gateway, bounds.get("rangeStart"), bounds.get("rangeEnd"))
-    except (ValueError, TypeError) as exc:
-        raise invalid("ipam", dict((k, ipam.get(k)) for k in ("subnet", "gateway", "rangeStart", "rangeEnd")
-                                   if ipam.get(k) is not None), "defines no usable pool: %s" % exc)
+        given = [key for key in RANGE_KEYS if ipam.get(key) is not None]
+        if given:
+            raise invalid("ipam." + given[0], ipam[given[0]],
+                          "cannot be given with ipam.ranges: write that range into ipam.ranges (one range set "
+                          "per address family), or leave ipam.ranges out")
+        sets = ipam["ranges"]
+        if not isinstance(sets, list) or not sets:
+            raise invalid("ipam.ranges", sets, "must be a non-empty list of range sets (each a list of ranges "
+                                               "{subnet, rangeStart, rangeEnd, gateway})")
+        for index, items in enumerate(sets):
+            path = "ipam.ranges[%d]" % index
+            if not isinstance(items, list) or not items:
+                raise invalid(path, items, "must be a non-empty list of ranges {subnet, rangeStart, rangeEnd, "
+                                           "gateway}")
+            if not isinstance(items[0], dict):
+                raise invalid(path + "[0]", items[0], "must be an object with at least subnet")
+            if len(items) > 1:
+                raise CniError(ERR_UNSUPPORTED_FIELD,
+                               "unsupported field %s[1]: podnet takes one range per range set (one range set per "
+                               "address family, such as one IPv4 and one IPv6 subnet)" % path)
+            item = _parse_range(items[0], path + "[0]", path + "[0].")
+            for other in ranges:
+                if other["subnet"].version == item["subnet"].version:
+                    raise invalid(path + "[0].subnet", str(item["subnet"]),
+                                  "is a second IPv%d range set (also %s at %s): podnet takes one range set per "
+                                  "address family" % (item["subnet"].version, other["subnet"], other["path"]))
+            ranges.append(item)
     data_dir = ipam.get("dataDir")
     if data_dir is None:
         data_dir = DEFAULT_DATA_DIR
@@ -406,16 +426,83 @@ def _parse_ipam(data, conf):
     if _has_control(data_dir) or not _encodable(data_dir):
         raise invalid("ipam.dataDir", data_dir, "must be a path of printable UTF-8 text (no NUL, newline or "
                                                 "other control characters)")
-    cluster = data.get("clusterCIDR")
-    if cluster is not None:
+    clusters = _parse_clusters(data)
+    if clusters:
+        for item in ranges:
+            cluster = next((c for c in clusters if c.version == item["subnet"].version), None)
+            if cluster is None or not item["subnet"].subnet_of(cluster):
+                raise invalid(item["prefix"] + "subnet", str(item["subnet"]), "is not inside %s %s" % (
+                    "clusterCIDR" if "clusterCIDR" in data else "clusterCIDRs",
+                    cluster if cluster is not None else "(it has no IPv%d prefix)" % item["subnet"].version))
+    conf.update(ranges=ranges, data_dir=data_dir, cluster_cidrs=clusters)
+
+
+def _parse_range(item, path, prefix):
+    """One range {subnet, gateway, rangeStart, rangeEnd} -> {subnet, gateway, range_start, range_end, path, prefix}.
+
+    path names the range in messages, prefix its fields ("ipam." for the shorthand).
+    """
+    try:
+        subnet = v.pod_cidr(item.get("subnet"), prefix + "subnet")
+    except ValidationError as exc:
+        raise _refused(exc)
+    gateway = item.get("gateway")
+    if gateway is None:
+        gateway = pod_gateway(subnet)
+    else:
         try:
-            cluster = ipaddress.ip_network(v.network(cluster, "clusterCIDR"))
+            gateway = v.ip_address(gateway, prefix + "gateway")
         except ValidationError as exc:
             raise _refused(exc)
-        if cluster.version != subnet.version or not subnet.subnet_of(cluster):
-            raise invalid("ipam.subnet", str(subnet), "is not inside clusterCIDR %s" % cluster)
-    conf.update(subnet=subnet, gateway=gateway, data_dir=data_dir, cluster_cidr=cluster,
-                range_start=bounds.get("rangeStart"), range_end=bounds.get("rangeEnd"))
+        if gateway.version != subnet.version or gateway not in subnet or gateway == subnet.network_address \
+                or (subnet.version == 4 and gateway == subnet.broadcast_address):
+            raise invalid(prefix + "gateway", item["gateway"], "is not a host address of %ssubnet %s"
+                          % (prefix, subnet))
+    bounds = {}
+    for key in ("rangeStart", "rangeEnd"):
+        if item.get(key) is not None:
+            try:
+                bounds[key] = v.ip_address(item[key], prefix + key)
+            except ValidationError as exc:
+                raise _refused(exc)
+    try:
+        Pool(subnet, gateway, bounds.get("rangeStart"), bounds.get("rangeEnd"))
+    except (ValueError, TypeError) as exc:
+        raise invalid(path, dict((k, item.get(k)) for k in RANGE_KEYS if item.get(k) is not None),
+                      "defines no usable pool: %s" % exc)
+    return {"subnet": subnet, "gateway": gateway, "range_start": bounds.get("rangeStart"),
+            "range_end": bounds.get("rangeEnd"), "path": path, "prefix": prefix}
+
+
+def _parse_clusters(data):
+    """clusterCIDR (one prefix) or clusterCIDRs (a list, one per address family) -> [networks]; [] for none."""
+    one, many = data.get("clusterCIDR"), data.get("clusterCIDRs")
+    if one is not None and many is not None:
+        raise invalid("clusterCIDRs", many, "cannot be given with clusterCIDR: list every family's prefix in "
+                                            "clusterCIDRs")
+    if one is not None:
+        try:
+            return [ipaddress.ip_network(v.network(one, "clusterCIDR"))]
+        except ValidationError as exc:
+            raise _refused(exc)
+    if many is None:
+        return []
+    if not isinstance(many, list) or not many:
+        raise invalid("clusterCIDRs", many, "must be a non-empty list of networks in CIDR form, one per address "
+                                            "family")
+    clusters = []
+    for index, value in enumerate(many):
+        path = "clusterCIDRs[%d]" % index
+        try:
+            cluster = ipaddress.ip_network(v.network(value, path))
+        except ValidationError as exc:
+            raise _refused(exc)
+        for other in clusters:
+            if other.version == cluster.version:
+                raise invalid(path, value, "is a second IPv%d prefix (also %s): one per address family"
+                              % (cluster.version, other))
+        clusters.append(cluster)
+    return clusters
 
 
 def _encodable(text):

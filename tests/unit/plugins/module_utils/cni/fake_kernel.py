@@ -42,6 +42,7 @@ class FakeKernel:
         self.index = 10
         self.spaces = {None: {"lo": link("lo", 1, up=True)}}
         self.routes = {None: []}
+        self.sysctls = {}
         # op -> callables run once just before the next action of that op: another process at work.
         self.meanwhile = {}
 
@@ -96,6 +97,8 @@ class FakeKernel:
             space[name]["addresses"].remove(args["address"])
         elif action.op == Op.ROUTE_ADD:
             self.routes[ns].append(dict(args["route"], proto=args["proto"]))
+        elif action.op == Op.SYSCTL:
+            self.sysctls[(ns, args["path"])] = args["value"]
         else:
             raise AssertionError("unexpected action %r" % (action,))
 

@@ -60,6 +60,21 @@ PATHS = [["cniVersion"], ["name"], ["type"], ["bridge"], ["mtu"], ["hairpinMode"
          ["cni.dev/valid-attachments"], ["cni.dev/valid-attachments", 0],
          ["cni.dev/valid-attachments", 0, "containerID"], ["cni.dev/valid-attachments", 0, "ifname"],
          ["runtimeConfig"], ["args"]]
+# The dual-stack shape: range sets and a cluster prefix per family, and a prevResult of both families.
+DUAL_BASE = dict(copy.deepcopy(BASE), clusterCIDRs=["10.244.0.0/16", "fd00:10:244::/56"], prevResult=dict(
+    copy.deepcopy(PREV),
+    ips=PREV["ips"] + [{"address": "fd00:10:244:1::2/64", "gateway": "fd00:10:244:1::1", "interface": 1}],
+    routes=PREV["routes"] + [{"dst": "::/0", "gw": "fd00:10:244:1::1", "priority": 1024}]))
+del DUAL_BASE["clusterCIDR"]
+DUAL_BASE["ipam"] = {"ranges": [[{"subnet": "10.244.1.0/24", "gateway": "10.244.1.1", "rangeStart": "10.244.1.2"}],
+                                [{"subnet": "fd00:10:244:1::/64", "rangeEnd": "fd00:10:244:1::ff"}]],
+                     "dataDir": "/set/per/example"}
+DUAL_PATHS = [["clusterCIDRs"], ["clusterCIDRs", 0], ["clusterCIDRs", 1], ["clusterCIDR"], ["ipam"], ["ipam", "subnet"],
+              ["ipam", "ranges"], ["ipam", "ranges", 0], ["ipam", "ranges", 1], ["ipam", "ranges", 1, 0],
+              ["ipam", "ranges", 0, 0, "subnet"], ["ipam", "ranges", 1, 0, "subnet"], ["ipam", "ranges", 1, 0, "gateway"],
+              ["ipam", "ranges", 0, 0, "rangeStart"], ["ipam", "ranges", 1, 0, "rangeEnd"], ["ipam", "ranges", 2],
+              ["prevResult", "ips", 1, "address"], ["prevResult", "ips", 1, "gateway"], ["prevResult", "routes", 1, "dst"],
+              ["prevResult", "routes", 1, "gw"], ["prevResult", "routes", 1, "priority"]]
 
 # ---------------------------------------------------------------- strategies
 near = st.sampled_from([
@@ -78,11 +93,11 @@ env_text = st.one_of(st.text(max_size=20), near,
 
 
 @st.composite
-def mutated_configs(draw):
-    """BASE with 1-4 places replaced by a random JSON value or removed."""
-    conf = copy.deepcopy(BASE)
+def mutated_configs(draw, base=None, paths=None):
+    """BASE (or base) with 1-4 places of PATHS (or paths) replaced by a random JSON value or removed."""
+    conf = copy.deepcopy(BASE if base is None else base)
     for _round in range(draw(st.integers(1, 4))):
-        path = draw(st.sampled_from(PATHS))
+        path = draw(st.sampled_from(PATHS if paths is None else paths))
         node = conf
         for key in path[:-1]:
             try:
@@ -231,14 +246,24 @@ def test_any_configuration_with_wrong_types(command, conf):
         assert out["msg"].startswith("invalid network configuration: ")
 
 
+@PROFILE
+@given(st.sampled_from(["ADD", "CHECK", "DEL", "GC", "STATUS"]), mutated_configs(DUAL_BASE, DUAL_PATHS))
+def test_any_dual_stack_configuration_with_wrong_types(command, conf):
+    code, text = invoke(env(command), json.dumps(conf).encode())
+    out = assert_well_formed(code, text)
+    if code == 1 and out["code"] == protocol.ERR_INVALID_CONFIG:
+        assert out["msg"].startswith("invalid network configuration: ")
+
+
 def test_the_properties_run_on_a_fixed_budget():
     """The suite's size: every property above checks EXAMPLES inputs per run."""
     assert PROFILE.max_examples == EXAMPLES and PROFILE.derandomize
 
 
+@pytest.mark.parametrize("base", [BASE, DUAL_BASE], ids=["one family", "dual-stack"])
 @pytest.mark.parametrize("command", ["ADD", "CHECK", "DEL", "GC", "STATUS"])
-def test_the_base_configuration_is_accepted(command):
+def test_the_base_configuration_is_accepted(command, base):
     """The mutations start from a configuration every verb takes."""
-    code, text = invoke(env(command), json.dumps(BASE).encode())
+    code, text = invoke(env(command), json.dumps(base).encode())
     out = assert_well_formed(code, text)
     assert code == 0 or (command == "CHECK" and out["code"] == protocol.ERR_CHECK), out

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import ipaddress
+import itertools
 import json
 import multiprocessing
 import os
@@ -55,7 +56,11 @@ def test_pool_narrowed_to_a_range():
 
 
 @pytest.mark.parametrize("subnet, gateway, start, end, message", [
-    ("fd00::/64", None, None, None, "IPv4 subnet"),
+    ("fd00::/127", None, None, None, "IPv6 subnet of at least 4 addresses"),
+    ("fd00::/64", "10.0.0.1", None, None, "is not inside"),
+    ("fd00::/64", None, "10.0.0.5", None, "range start 10.0.0.5 is not a host address"),
+    ("fd00::/64", None, "fd00::", None, "range start fd00:: is not a host address"),
+    ("fd00::/120", None, None, "fd00::1:0", "range end fd00::1:0 is not a host address"),
     ("10.0.0.0/31", None, None, None, "at least 4 addresses"),
     ("10.0.0.0/24", "10.0.1.1", None, None, "is not inside"),
     ("10.0.0.0/24", None, "10.0.0.0", None, "range start 10.0.0.0 is not a host address"),
@@ -416,9 +421,9 @@ def test_an_entry_of_unexpected_shape_still_reserves_its_address(store, deadline
     assert os.path.lexists(path)
 
 
-@pytest.mark.parametrize("name", ["notes.txt", "10.1.0.3.bak", ".10.1.0.3", "fd00::3", "300.1.0.3",
-                                  "10.1.0.03", "010.1.0.3"])
-def test_names_that_are_no_ipv4_address_are_not_reservations(store, name):
+@pytest.mark.parametrize("name", ["notes.txt", "10.1.0.3.bak", ".10.1.0.3", "FD00::3", "fd00:0::3", "fd00::03",
+                                  "300.1.0.3", "10.1.0.03", "010.1.0.3", "fd00::3%eth0", "last_reserved.1"])
+def test_names_that_are_no_canonical_address_are_not_reservations(store, name):
     pool = ipam.Pool("10.1.0.0/29")
     os.makedirs(store.dir, 0o700)
     write(os.path.join(store.dir, name), '{"containerID": "c9", "ifname": "eth0"}')
@@ -430,7 +435,6 @@ def test_names_that_are_no_ipv4_address_are_not_reservations(store, name):
 
 
 def test_temporary_files_of_a_killed_process_are_removed_under_the_lock(store, tmp_path):
-    pool = ipam.Pool("10.1.0.0/29")
     victim = tmp_path / "victim"
     victim.write_text("precious")
     os.makedirs(store.dir, 0o700)
@@ -472,3 +476,124 @@ def test_exhausted_pool_names_the_entries_that_hold_addresses_without_an_owner(s
 def test_a_network_name_that_names_a_path_is_refused(tmp_path, network):
     with pytest.raises(ValueError, match="a network name cannot name a path"):
         ipam.Store(str(tmp_path), network)
+
+
+# ------------------------------------------------------------ dual-stack
+def test_ipv6_pool_counts_its_addresses_without_enumerating_them():
+    pool = ipam.Pool("fd00:10:244:1::/64")
+    # The subnet-router anycast address (the network address) and the gateway are never handed out;
+    # unlike IPv4, the last address is a host address.
+    assert pool.size == 2 ** 64 - 2
+    assert str(pool.gateway) == "fd00:10:244:1::1"
+    assert "fd00:10:244:1::" not in pool and "fd00:10:244:1::1" not in pool
+    assert "fd00:10:244:1:ffff:ffff:ffff:ffff" in pool and "10.244.1.2" not in pool
+    assert ips(itertools.islice(pool.candidates(), 3)) == ["fd00:10:244:1::2", "fd00:10:244:1::3", "fd00:10:244:1::4"]
+    assert ips(itertools.islice(pool.candidates("fd00:10:244:1:ffff:ffff:ffff:ffff"), 2)) == [
+        "fd00:10:244:1::2", "fd00:10:244:1::3"]
+    # An address of the other family as the last one handed out: the search starts at the beginning.
+    assert next(pool.candidates("10.244.1.9")) == ipaddress.ip_address("fd00:10:244:1::2")
+    assert pool.describe() == "fd00:10:244:1::/64"
+    narrowed = ipam.Pool("fd00::/64", None, "fd00::a", "fd00::c")
+    assert narrowed.size == 3 and narrowed.describe() == "fd00::/64 (fd00::a-fd00::c)"
+    assert pool.exhausted({}).startswith("no free address in fd00:10:244:1::/64: all %d" % (2 ** 64 - 2))
+
+
+def test_a_full_ipv6_pool_is_found_without_a_walk(store):
+    # 2^64 addresses, one left free by reservations: the store counts them instead of walking the pool.
+    pool = ipam.Pool("fd00::/120", None, "fd00::2", "fd00::3")
+    with store.locked():
+        assert str(store.reserve(pool, "a", "eth0").address) == "fd00::2"
+        assert str(store.reserve(pool, "b", "eth0").address) == "fd00::3"
+        with pytest.raises(ipam.PoolExhausted, match=r"no free address in fd00::/120 \(fd00::2-fd00::3\)"):
+            store.reserve(pool, "c", "eth0")
+    assert store.free_count(pool) == 0
+    big = ipam.Pool("fd00:1::/64")
+    assert store.free_count(big) == 2 ** 64 - 2
+
+
+def test_reserve_all_takes_one_address_per_family_in_one_directory(store):
+    pools = [ipam.Pool("10.1.0.0/24"), ipam.Pool("fd00:10:244:1::/64")]
+    with store.locked():
+        got = store.reserve_all(pools, "c1", "eth0", NS1)
+        assert [(str(r.address), r.new) for r in got] == [("10.1.0.2", True), ("fd00:10:244:1::2", True)]
+        # Again for the same attachment: the same addresses, nothing new.
+        assert [(str(r.address), r.new) for r in store.reserve_all(pools, "c1", "eth0", NS1)] == [
+            ("10.1.0.2", False), ("fd00:10:244:1::2", False)]
+        second = store.reserve_all(pools, "c2", "eth0", NS2)
+        assert [str(r.address) for r in second] == ["10.1.0.3", "fd00:10:244:1::3"]
+    names = sorted(os.listdir(store.dir))
+    assert names == ["10.1.0.2", "10.1.0.3", "fd00:10:244:1::2", "fd00:10:244:1::3", "last_reserved",
+                     "last_reserved.1", "lock"]
+    with open(os.path.join(store.dir, "last_reserved")) as handle:
+        assert handle.read() == "10.1.0.3\n"
+    with open(os.path.join(store.dir, "last_reserved.1")) as handle:
+        assert handle.read() == "fd00:10:244:1::3\n"
+    assert store.owned_by("c1", "eth0") == ["10.1.0.2", "fd00:10:244:1::2"]
+    with store.locked():
+        assert store.release("c1", "eth0", NS1) == ["10.1.0.2", "fd00:10:244:1::2"]
+        # The next search of each family starts after its own last address.
+        assert [str(r.address) for r in store.reserve_all(pools, "c3", "eth0")] == ["10.1.0.4", "fd00:10:244:1::4"]
+
+
+def test_reserve_all_releases_the_first_family_when_the_second_is_exhausted(store):
+    pools = [ipam.Pool("10.1.0.0/24"), ipam.Pool("fd00::/120", None, "fd00::2", "fd00::2")]
+    with store.locked():
+        store.reserve_all(pools, "a", "eth0")
+        before = snapshot(store.dir)
+        with pytest.raises(ipam.PoolExhausted, match="no free address in fd00::/120"):
+            store.reserve_all(pools, "b", "eth0")
+    after = snapshot(store.dir)
+    # The IPv4 address b took is released again; only the IPv4 pointer moved on (a hint).
+    assert "10.1.0.3" not in after and store.owned_by("b", "eth0") == []
+    assert dict((k, v) for k, v in after.items() if k != "last_reserved") == \
+        dict((k, v) for k, v in before.items() if k != "last_reserved")
+
+
+def test_reserve_all_keeps_an_earlier_reservation_of_the_attachment_on_failure(store):
+    # a holds an IPv4 address from an IPv4-only configuration; the IPv6 pool is full: a's IPv4 address stays.
+    with store.locked():
+        store.reserve(ipam.Pool("10.1.0.0/24"), "a", "eth0")
+        store.reserve(ipam.Pool("fd00::/120", None, "fd00::2", "fd00::2"), "z", "eth0")
+        with pytest.raises(ipam.PoolExhausted):
+            store.reserve_all([ipam.Pool("10.1.0.0/24"), ipam.Pool("fd00::/120", None, "fd00::2", "fd00::2")],
+                              "a", "eth0")
+    assert store.owned_by("a", "eth0") == ["10.1.0.2"]
+
+
+def test_an_existing_last_reserved_keeps_pointing_for_the_first_range_set(store):
+    os.makedirs(store.dir, 0o700)
+    write(os.path.join(store.dir, "last_reserved"), "10.1.0.7\n")
+    pools = [ipam.Pool("10.1.0.0/24"), ipam.Pool("fd00::/64")]
+    with store.locked():
+        assert [str(r.address) for r in store.reserve_all(pools, "a", "eth0")] == ["10.1.0.8", "fd00::2"]
+
+
+@pytest.mark.parametrize("name", ["::1", "fd00::", "fd00:10:244:1::2", "2001:db8::ffff:0:1"])
+def test_ipv6_reservations_are_files_named_in_compressed_form(store, name):
+    os.makedirs(store.dir, 0o700)
+    write(os.path.join(store.dir, name), '{"containerID": "c9", "ifname": "eth0"}')
+    assert store.reservations() == {name: {"containerID": "c9", "ifname": "eth0", "netns": None}}
+    with store.locked():
+        assert store.release("c9", "eth0") == [name]
+    assert not os.path.lexists(os.path.join(store.dir, name))
+
+
+def _reserve_dual(args):
+    data_dir, worker, count = args
+    store = ipam.Store(data_dir, "net1")
+    pools = [ipam.Pool("10.2.0.0/24"), ipam.Pool("fd00:2::/64")]
+    got = []
+    for i in range(count):
+        with store.locked():
+            got.extend(str(r.address) for r in store.reserve_all(pools, "w%d-%d" % (worker, i), "eth0"))
+    return got
+
+
+def test_parallel_processes_never_share_an_address_of_either_family(tmp_path):
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(8) as workers:
+        results = workers.map(_reserve_dual, [(str(tmp_path), w, 15) for w in range(8)])
+    handed = [ip for chunk in results for ip in chunk]
+    assert len(handed) == 240 == len(set(handed))
+    assert sum(1 for ip in handed if ":" in ip) == 120
+    assert len(ipam.Store(str(tmp_path), "net1").reservations()) == 240

@@ -175,3 +175,83 @@ def test_the_store_is_the_model_under_any_interleaving(data):
             assert stores[1].free_count(POOL) == POOL.size - len(model.taken())
     finally:
         shutil.rmtree(top)
+
+
+# ------------------------------------------------------------ dual-stack
+# One pool per address family, the IPv6 one smaller, so that it runs out while IPv4 still has room:
+# reserve_all must then hand back the IPv4 address it took.
+POOLS = [ipam.Pool("10.9.0.0/29"), ipam.Pool("fd00:9::/120", None, "fd00:9::2", "fd00:9::4")]
+DUAL_KINDS = ["add", "add", "failed add", "del", "gc"]
+
+
+class DualModel:
+    """Attachments holding one address of each pool, or none: never one family alone."""
+
+    def __init__(self):
+        self.held = {}   # (containerID, ifname) -> (netns, [IPv4 address, IPv6 address])
+
+    def free(self, pool):
+        taken = set(ip for _ns, ips in self.held.values() for ip in ips)
+        return [str(ip) for ip in pool.candidates() if str(ip) not in taken]
+
+    def expected(self):
+        want = {}
+        for (cid, ifname), (netns, ips) in self.held.items():
+            for ip in ips:
+                assert ip not in want, "the model holds %s twice" % ip
+                want[ip] = {"containerID": cid, "ifname": ifname, "netns": netns}
+        return want
+
+
+def dual_step(store, model, kind, key, netns, valid):
+    if kind in ("add", "failed add"):
+        before = model.held.get(key)
+        free = [model.free(pool) for pool in POOLS]
+        with store.locked():
+            try:
+                got = store.reserve_all(POOLS, key[0], key[1], netns)
+            except ipam.DuplicateAttachment:
+                assert before is not None and before[0] != netns
+                return
+            except ipam.PoolExhausted:
+                assert before is None and not all(free)
+                return
+            addresses = [str(r.address) for r in got]
+            if before is not None:
+                assert before == (netns, addresses) and not any(r.new for r in got)
+                return
+            assert all(r.new for r in got) and all(ip in f for ip, f in zip(addresses, free))
+            model.held[key] = (netns, addresses)
+            if kind == "failed add":
+                for reservation in got:
+                    assert store.release_ip(reservation.address, key)
+                del model.held[key]
+    elif kind == "del":
+        held = model.held.pop(key, None)
+        with store.locked():
+            assert store.release(key[0], key[1]) == (held[1] if held else [])
+    else:
+        with store.locked():
+            stale = store.stale(valid)
+            assert set(stale) == set(ip for k, (_ns, ips) in model.held.items() if k not in valid for ip in ips)
+            for ip, owner in stale.items():
+                assert store.release_ip(ip, (owner["containerID"], owner["ifname"]))
+        model.held = dict((k, value) for k, value in model.held.items() if k in valid)
+
+
+@settings(max_examples=100, deadline=None, derandomize=True, database=None)
+@given(st.lists(st.tuples(st.sampled_from(DUAL_KINDS), st.integers(0, 1), st.sampled_from(KEYS),
+                          st.sampled_from(NAMESPACES), st.frozensets(st.sampled_from(KEYS))),
+                min_size=5, max_size=25))
+def test_dual_stack_reservations_are_all_or_none_under_any_interleaving(steps):
+    top = tempfile.mkdtemp(prefix="pntm")
+    try:
+        stores = [ipam.Store(top, "net"), ipam.Store(top, "net")]
+        model = DualModel()
+        for kind, store, key, netns, valid in steps:
+            dual_step(stores[store], model, kind, key, netns, valid)
+            assert stores[0].reservations() == model.expected()
+            for pool in POOLS:
+                assert stores[1].free_count(pool) == len(model.free(pool))
+    finally:
+        shutil.rmtree(top)

@@ -567,3 +567,197 @@ def test_a_repeated_del_takes_neither_netlink_nor_the_lock(run, kernel, conf, mo
     assert run("DEL", conf) == (0, None)
     assert run("DEL", conf, CNI_NETNS=None) == (0, None)
     assert run.sessions == []
+
+
+# ------------------------------------------------------------ dual-stack
+V6_NET = "fd00:10:244:1::/64"
+
+
+@pytest.fixture
+def dual(conf):
+    data_dir = conf["ipam"]["dataDir"]
+    conf["ipam"] = {"ranges": [[{"subnet": "10.244.1.0/24"}], [{"subnet": V6_NET}]], "dataDir": data_dir}
+    return conf
+
+
+@pytest.mark.parametrize("version", protocol.SUPPORTED_VERSIONS)
+def test_dual_stack_add_gives_an_address_and_a_default_route_per_family(run, kernel, dual, version):
+    dual["cniVersion"] = version
+    code, out = run("ADD", dual)
+    assert code == 0, out
+    ips = [{"address": "10.244.1.2/24", "gateway": "10.244.1.1", "interface": 2},
+           {"address": "fd00:10:244:1::2/64", "gateway": "fd00:10:244:1::1", "interface": 2}]
+    if version.startswith("0."):
+        ips[0]["version"], ips[1]["version"] = "4", "6"
+    assert out["ips"] == ips
+    # The IPv6 route's metric is the kernel's (IPv6 has no metric 0): reported as its priority from 1.1.0 on.
+    v6_route = {"dst": "::/0", "gw": "fd00:10:244:1::1"}
+    if version == "1.1.0":
+        v6_route["priority"] = 1024
+    assert out["routes"] == [{"dst": "0.0.0.0/0", "gw": "10.244.1.1"}, v6_route]
+    assert reservations(dual) == dict((ip, {"containerID": CID, "ifname": "eth0", "netns": NETNS})
+                                      for ip in ("10.244.1.2", "fd00:10:244:1::2"))
+    bridge = kernel.find(None, "cni0")
+    assert bridge["addresses"] == ["10.244.1.1/24", "fd00:10:244:1::1/64"]
+    pinned = [a for a in run.applied if a.op == "bridge_add"][0].args["mac"]
+    assert pinned == "0a:58:0a:f4:01:01"   # from the IPv4 gateway, as a one-family bridge of it
+    pod = kernel.find(NETNS, "eth0")
+    assert pod["addresses"] == ["10.244.1.2/24", "fd00:10:244:1::2/64"]
+    added = dict((a.args["address"], a.args) for a in run.applied if a.op == "addr_add")
+    assert added["fd00:10:244:1::2/64"]["nodad"] and added["fd00:10:244:1::1/64"]["nodad"]
+    assert kernel.routes[NETNS] == [
+        {"dst": "default", "family": 4, "via": "10.244.1.1", "dev": "eth0", "metric": 0, "proto": 149},
+        {"dst": "default", "family": 6, "via": "fd00:10:244:1::1", "dev": "eth0", "metric": 1024, "proto": 149}]
+    assert kernel.sysctls == {(NETNS, "/proc/sys/net/ipv6/conf/eth0/accept_ra"): "0"}
+
+
+def test_ipv6_only_network(run, kernel, conf):
+    conf["ipam"]["subnet"] = V6_NET
+    conf["clusterCIDR"] = "fd00:10:244::/56"
+    code, out = run("ADD", conf)
+    assert code == 0, out
+    assert out["ips"] == [{"address": "fd00:10:244:1::2/64", "gateway": "fd00:10:244:1::1", "interface": 2}]
+    assert out["routes"] == [{"dst": "::/0", "gw": "fd00:10:244:1::1", "priority": 1024}]
+    assert kernel.find(None, "cni0")["addresses"] == ["fd00:10:244:1::1/64"]
+    assert [a for a in run.applied if a.op == "bridge_add"][0].args["mac"] == "0a:58:00:00:00:01"
+    assert kernel.find(NETNS, "eth0")["addresses"] == ["fd00:10:244:1::2/64"]
+    dual = dict(conf, prevResult=out)
+    assert run("CHECK", dual) == (0, None)
+    assert run("DEL", conf) == (0, None)
+    assert reservations(conf) == {} and veth() not in kernel.spaces[None]
+
+
+def test_dual_stack_add_after_another_attachments_ipv6_default_route(run, kernel, dual):
+    kernel.routes[NETNS].append({"dst": "default", "family": 6, "via": "fd00:9::1", "dev": "net9", "metric": 1024,
+                                 "proto": 149})
+    code, out = run("ADD", dual)
+    assert code == 0, out
+    assert out["routes"] == [{"dst": "0.0.0.0/0", "gw": "10.244.1.1"},
+                             {"dst": "::/0", "gw": "fd00:10:244:1::1", "priority": 1025}]
+    assert kernel.routes[NETNS][-1]["metric"] == 1025
+
+
+def test_dual_stack_add_adds_the_missing_family_to_an_existing_bridge(run, kernel, dual):
+    kernel.spaces[None]["cni0"] = link("cni0", 5, "bridge", up=True, stp=False, addresses=["10.244.1.1/24"],
+                                       mac="0a:58:0a:f4:01:01")
+    assert run("ADD", dual)[0] == 0
+    assert [(a.op, a.args) for a in run.applied if a.ns is None and a.name == "cni0"] == [
+        ("addr_add", {"address": "fd00:10:244:1::1/64", "nodad": True})]
+
+
+def test_dual_stack_bridge_with_the_ipv6_gateway_at_another_prefix_is_refused(run, kernel, dual):
+    kernel.spaces[None]["cni0"] = link("cni0", 5, "bridge", up=True, stp=False,
+                                       addresses=["10.244.1.1/24", "fd00:10:244:1::1/56"])
+    code, out = run("ADD", dual)
+    assert (code, out["code"]) == (1, 100)
+    assert "holds the gateway fd00:10:244:1::1 as fd00:10:244:1::1/56, not with the prefix length /64 of " \
+           "ipam.ranges[1][0].subnet fd00:10:244:1::/64" in out["msg"]
+    assert reservations(dual) == {} and run.applied == []
+
+
+def test_an_exhausted_ipv6_pool_leaves_no_ipv4_reservation(run, kernel, dual):
+    dual["ipam"]["ranges"][1][0].update(rangeStart="fd00:10:244:1::2", rangeEnd="fd00:10:244:1::2")
+    assert run("ADD", dual)[0] == 0
+    kernel.add_ns(POD2)
+    code, out = run("ADD", dual, CNI_CONTAINERID="other", CNI_NETNS=POD2)
+    assert (code, out["code"]) == (1, 101)
+    assert "no free address in fd00:10:244:1::/64 (fd00:10:244:1::2-fd00:10:244:1::2)" in out["msg"]
+    assert sorted(reservations(dual)) == ["10.244.1.2", "fd00:10:244:1::2"]
+    assert "eth0" not in kernel.spaces[POD2]
+    code, out = run("STATUS", dual)
+    assert (code, out["code"]) == (1, 50) and "fd00:10:244:1::/64" in out["msg"]
+
+
+@pytest.mark.parametrize("fail_on", [Op.ROUTE_ADD, Op.SYSCTL])
+def test_a_failed_dual_stack_add_releases_both_addresses(run, kernel, dual, fail_on):
+    code, out = run("ADD", dual, fail_on=fail_on)
+    assert (code, out["code"]) == (1, 102)
+    assert reservations(dual) == {}
+    assert veth() not in kernel.spaces[None]
+
+
+def _drop_v6_route(kernel, conf):
+    kernel.routes[NETNS] = [r for r in kernel.routes[NETNS] if r["family"] == 4]
+
+
+def _drop_v6_address(kernel, conf):
+    kernel.find(NETNS, "eth0")["addresses"].remove("fd00:10:244:1::2/64")
+
+
+def _move_v6_route(kernel, conf):
+    kernel.routes[NETNS][1]["dev"] = "net1"
+
+
+def _release_v6(kernel, conf):
+    os.unlink(os.path.join(state_dir(conf), "fd00:10:244:1::2"))
+
+
+@pytest.mark.parametrize("damage, message", [
+    (_drop_v6_route, "route ::/0 via fd00:10:244:1::1 of prevResult is missing"),
+    (_drop_v6_address, "address fd00:10:244:1::2/64 of prevResult is not on eth0"),
+    (_move_v6_route, "route ::/0 via fd00:10:244:1::1 of prevResult is on net1, not on eth0"),
+    (_release_v6, "address fd00:10:244:1::2 is not reserved for this attachment"),
+])
+def test_dual_stack_check_compares_each_family(run, kernel, dual, damage, message):
+    prev = _added(run, dual)
+    assert run("CHECK", prev) == (0, None)
+    damage(kernel, dual)
+    code, out = run("CHECK", prev)
+    assert (code, out["code"]) == (1, 103)
+    assert message in out["msg"], out["msg"]
+
+
+def test_dual_stack_del_and_gc_release_every_family(run, kernel, dual):
+    kernel.add_ns(POD2)
+    assert run("ADD", dual)[0] == 0
+    assert run("ADD", dual, CNI_CONTAINERID="keep", CNI_NETNS=POD2)[0] == 0
+    assert len(reservations(dual)) == 4
+    assert run("DEL", dual) == (0, None)
+    assert sorted(reservations(dual)) == ["10.244.1.3", "fd00:10:244:1::3"]
+    assert veth() not in kernel.spaces[None]
+    assert run("ADD", dual)[0] == 0
+    dual["cni.dev/valid-attachments"] = [{"containerID": "keep", "ifname": "eth0"}]
+    assert run("GC", dual) == (0, None)
+    assert dict((ip, owner["containerID"]) for ip, owner in reservations(dual).items()) == {
+        "10.244.1.3": "keep", "fd00:10:244:1::3": "keep"}
+    assert veth() not in kernel.spaces[None]
+    dual["cni.dev/valid-attachments"] = []
+    assert run("GC", dual) == (0, None)
+    assert reservations(dual) == {}
+
+
+def test_an_ipv4_network_that_gains_ipv6_keeps_its_addresses_and_pointer(run, kernel, conf):
+    assert run("ADD", conf)[0] == 0
+    assert state_files(conf)["last_reserved"] == b"10.244.1.2\n"
+    kernel.add_ns(POD2)
+    conf["ipam"] = {"ranges": [[{"subnet": "10.244.1.0/24"}], [{"subnet": V6_NET}]], "dataDir": conf["ipam"]["dataDir"]}
+    code, out = run("ADD", conf, CNI_CONTAINERID="second", CNI_NETNS=POD2)
+    assert code == 0, out
+    assert [ip["address"] for ip in out["ips"]] == ["10.244.1.3/24", "fd00:10:244:1::2/64"]
+    files = state_files(conf)
+    assert files["last_reserved"] == b"10.244.1.3\n" and files["last_reserved.1"] == b"fd00:10:244:1::2\n"
+
+
+def test_an_older_ipv4_reservation_is_adopted_and_the_ipv6_one_added(run, kernel, dual):
+    write_state(dual, "10.244.1.7", '{"containerID": "%s", "ifname": "eth0"}\n' % CID)
+    code, out = run("ADD", dual)
+    assert code == 0, out
+    assert [ip["address"] for ip in out["ips"]] == ["10.244.1.7/24", "fd00:10:244:1::2/64"]
+    assert reservations(dual) == dict((ip, {"containerID": CID, "ifname": "eth0", "netns": NETNS})
+                                      for ip in ("10.244.1.7", "fd00:10:244:1::2"))
+
+
+def test_an_older_reservation_of_an_attachment_elsewhere_refuses_the_dual_stack_add_wholly(run, kernel, dual):
+    kernel.add_ns(POD2)
+    assert run("ADD", dual, CNI_NETNS=POD2)[0] == 0
+    # As before the upgrade: an IPv4 reservation without namespace, and no IPv6 one.
+    os.unlink(os.path.join(state_dir(dual), "fd00:10:244:1::2"))
+    write_state(dual, "10.244.1.2", '{"containerID": "%s", "ifname": "eth0"}\n' % CID)
+    spaces, files = copy.deepcopy(kernel.spaces), state_files(dual)
+    code, out = run("ADD", dual)
+    assert (code, out["code"]) == (1, protocol.ERR_CONFLICT)
+    assert "already has interface eth0 with address 10.244.1.2" in out["msg"]
+    # The IPv6 address this ADD had reserved is released again: nothing half-done stays.
+    assert kernel.spaces == spaces
+    assert dict((k, v) for k, v in state_files(dual).items() if not k.startswith("last_reserved")) == \
+        dict((k, v) for k, v in files.items() if not k.startswith("last_reserved"))

@@ -174,7 +174,7 @@ def _set(path, value):
     (_set(["ipam", "subnet"], "10.244.1.0/33"), 7, "ipam.subnet: '10.244.1.0/33' is not a valid network"),
     (_set(["ipam", "subnet"], "10.244.1.1/24"), 7, "has host bits set"),
     (_set(["ipam", "subnet"], "10.244.300.0/24"), 7, "ipam.subnet: '10.244.300.0/24' is not a valid network"),
-    (_set(["ipam", "subnet"], "fd00::/64"), 7, "must be an IPv4 network"),
+    (_set(["ipam", "subnet"], "fd00::/121"), 7, "ipam.subnet: 'fd00::/121' must be an IPv6 network of at least 256"),
     (_set(["ipam", "subnet"], "10.244.1.0/31"), 7, "of at least 4 addresses"),
     (_set(["ipam", "gateway"], "10.244.2.1"), 7, "ipam.gateway: '10.244.2.1' is not a host address"),
     (_set(["ipam", "gateway"], "10.244.1.255"), 7, "is not a host address of ipam.subnet"),
@@ -335,3 +335,115 @@ def test_format_result_per_version(version, ip_version, iface_mtu, route_mtu):
     assert ("mtu" in out["interfaces"][0]) == iface_mtu
     assert ("mtu" in out["routes"][0]) == route_mtu
     assert "version" in result["ips"][0]  # the input is not modified
+
+
+# ------------------------------------------------------------ dual-stack
+V4 = {"subnet": "10.244.1.0/24"}
+V6 = {"subnet": "fd00:10:244:1::/64"}
+
+
+def _ranges(*sets, **fields):
+    conf = {"cniVersion": "1.1.0", "name": "podnet", "type": "podnet", "ipam": {"ranges": list(sets)}}
+    conf.update(fields)
+    return conf
+
+
+def test_ranges_give_one_range_per_family_in_their_order():
+    conf = protocol.parse_config(_ranges(
+        [dict(V6, gateway="fd00:10:244:1::fe", rangeStart="fd00:10:244:1::100", rangeEnd="fd00:10:244:1::1ff")],
+        [V4], clusterCIDRs=["10.244.0.0/16", "fd00:10:244::/56"]), "ADD")
+    assert [(str(r["subnet"]), str(r["gateway"]), str(r["range_start"]), str(r["range_end"]), r["path"])
+            for r in conf["ranges"]] == [
+        ("fd00:10:244:1::/64", "fd00:10:244:1::fe", "fd00:10:244:1::100", "fd00:10:244:1::1ff", "ipam.ranges[0][0]"),
+        ("10.244.1.0/24", "10.244.1.1", "None", "None", "ipam.ranges[1][0]")]
+    assert [str(c) for c in conf["cluster_cidrs"]] == ["10.244.0.0/16", "fd00:10:244::/56"]
+
+
+def test_the_subnet_shorthand_is_one_range_and_may_be_ipv6():
+    conf = protocol.parse_config({"cniVersion": "1.0.0", "name": "n", "type": "podnet",
+                                  "clusterCIDR": "fd00:10:244::/56", "ipam": {"subnet": "fd00:10:244:7::/64"}}, "ADD")
+    assert [(str(r["subnet"]), str(r["gateway"]), r["path"]) for r in conf["ranges"]] == [
+        ("fd00:10:244:7::/64", "fd00:10:244:7::1", "ipam")]
+
+
+@pytest.mark.parametrize("conf, code, message", [
+    (dict(_ranges([V4]), ipam={"ranges": [[V4]], "subnet": "10.244.1.0/24"}), 7,
+     "ipam.subnet: '10.244.1.0/24' cannot be given with ipam.ranges"),
+    (dict(_ranges([V4]), ipam={"ranges": [[V4]], "rangeStart": "10.244.1.9"}), 7,
+     "ipam.rangeStart: '10.244.1.9' cannot be given with ipam.ranges"),
+    (_ranges(), 7, "ipam.ranges: [] must be a non-empty list of range sets"),
+    (dict(_ranges(), ipam={"ranges": {"subnet": "10.244.1.0/24"}}), 7, "ipam.ranges: {\"subnet\""),
+    (_ranges([]), 7, "ipam.ranges[0]: [] must be a non-empty list of ranges"),
+    (_ranges(V4), 7, "ipam.ranges[0]: {\"subnet\": \"10.244.1.0/24\"} must be a non-empty list"),
+    (_ranges(["10.244.1.0/24"]), 7, "ipam.ranges[0][0]: '10.244.1.0/24' must be an object"),
+    (_ranges([V4], [V6], [{"subnet": "10.244.2.0/24"}]), 7,
+     "ipam.ranges[2][0].subnet: '10.244.2.0/24' is a second IPv4 range set (also 10.244.1.0/24 at ipam.ranges[0][0])"),
+    (_ranges([V6], [{"subnet": "fd00:10:244:2::/64"}]), 7, "ipam.ranges[1][0].subnet: 'fd00:10:244:2::/64' is a second IPv6"),
+    (_ranges([V4, {"subnet": "10.244.2.0/24"}]), 2, "unsupported field ipam.ranges[0][1]: podnet takes one range per"),
+    (_ranges([V4, V6]), 2, "unsupported field ipam.ranges[0][1]"),
+    (_ranges([{}]), 7, "ipam.ranges[0][0].subnet is not a network in CIDR form"),
+    (_ranges([V4], [{"subnet": "fd00::/121"}]), 7, "ipam.ranges[1][0].subnet: 'fd00::/121' must be an IPv6 network"),
+    (_ranges([V4], [{"subnet": "fe80::/64"}]), 7, "ipam.ranges[1][0].subnet: 'fe80::/64' overlaps the link-local"),
+    (_ranges([V4], [dict(V6, gateway="10.244.1.1")]), 7,
+     "ipam.ranges[1][0].gateway: '10.244.1.1' is not a host address of ipam.ranges[1][0].subnet fd00:10:244:1::/64"),
+    (_ranges([V4], [dict(V6, gateway="fd00:10:244:1::")]), 7, "ipam.ranges[1][0].gateway: 'fd00:10:244:1::' is not a host"),
+    (_ranges([V4], [dict(V6, rangeStart="fd00:10:244:2::1")]), 7,
+     "ipam.ranges[1][0]: {\"subnet\": \"fd00:10:244:1::/64\", \"rangeStart\": \"fd00:10:244:2::1\"} defines no usable pool"),
+    (_ranges([V4], [dict(V6, rangeStart="10.244.1.5")]), 7, "range start 10.244.1.5 is not a host address"),
+    (_ranges([V4], [dict(V6, rangeEnd=7)]), 7, "ipam.ranges[1][0].rangeEnd: 7 is not an IP address"),
+    (_ranges([V4], [V6], clusterCIDR="10.244.0.0/16"), 7,
+     "ipam.ranges[1][0].subnet: 'fd00:10:244:1::/64' is not inside clusterCIDR (it has no IPv6 prefix)"),
+    (_ranges([V4], [V6], clusterCIDRs=["10.244.0.0/16", "fd00:99::/56"]), 7,
+     "ipam.ranges[1][0].subnet: 'fd00:10:244:1::/64' is not inside clusterCIDRs fd00:99::/56"),
+    (_ranges([V4], clusterCIDRs=["10.244.0.0/16", "10.0.0.0/8"]), 7,
+     "clusterCIDRs[1]: '10.0.0.0/8' is a second IPv4 prefix (also 10.244.0.0/16)"),
+    (_ranges([V4], clusterCIDRs="10.244.0.0/16"), 7, "clusterCIDRs: '10.244.0.0/16' must be a non-empty list"),
+    (_ranges([V4], clusterCIDRs=["10.244.0.0/16"], clusterCIDR="10.244.0.0/16"), 7,
+     "clusterCIDRs: [\"10.244.0.0/16\"] cannot be given with clusterCIDR"),
+    (_ranges([V4], clusterCIDRs=["10.244.0.0/33"]), 7, "clusterCIDRs[0]: '10.244.0.0/33' is not a valid network"),
+])
+def test_bad_ranges_are_refused_naming_the_path(conf, code, message):
+    with pytest.raises(protocol.CniError) as caught:
+        protocol.parse_config(conf, "ADD")
+    assert caught.value.code == code
+    assert message in caught.value.msg, caught.value.msg
+
+
+def test_bad_ranges_are_refused_before_any_change(run, conf):
+    data_dir = conf["ipam"]["dataDir"]
+    conf["ipam"] = {"dataDir": data_dir, "ranges": [[V4], [V6], [{"subnet": "fd00:1::/64"}]]}
+    for command in ("ADD", "DEL", "CHECK", "GC", "STATUS"):
+        rc, out = run(command, conf)
+        assert (rc, out["code"]) == (1, 7), out
+        assert "ipam.ranges[2][0].subnet" in out["msg"]
+    assert run.sessions == []
+    assert not os.path.exists(data_dir)
+
+
+def test_a_dual_stack_result_parses_as_prev_result():
+    prev = protocol.parse_result({
+        "cniVersion": "0.4.0",
+        "interfaces": [{"name": "eth0", "sandbox": "/run/netns/x"}],
+        "ips": [{"version": "4", "address": "10.244.1.2/24", "gateway": "10.244.1.1", "interface": 0},
+                {"version": "6", "address": "fd00:10:244:1::2/64", "gateway": "fd00:10:244:1::1", "interface": 0}],
+        "routes": [{"dst": "0.0.0.0/0", "gw": "10.244.1.1"}, {"dst": "::/0", "gw": "fd00:10:244:1::1", "priority": 1024}],
+    }, "prevResult")
+    assert [ip["address"] for ip in prev["ips"]] == ["10.244.1.2/24", "fd00:10:244:1::2/64"]
+    assert prev["routes"][1] == {"dst": "::/0", "gw": "fd00:10:244:1::1", "priority": 1024}
+    out = protocol.format_result(prev, "0.4.0")
+    assert [ip["version"] for ip in out["ips"]] == ["4", "6"]
+    for bad, message in ((("ips", 1, "address"), "fd00::2/129"), (("routes", 1, "gw"), "fd00::1%eth0")):
+        data = {"ips": [{"address": "10.244.1.2/24"}, {"address": "fd00::2/64"}],
+                "routes": [{"dst": "0.0.0.0/0"}, {"dst": "::/0", "gw": "fd00::1"}]}
+        data[bad[0]][bad[1]][bad[2]] = message
+        with pytest.raises(protocol.CniError, match=r"prevResult\.%s\[1\]\.%s" % (bad[0], bad[2])):
+            protocol.parse_result(data, "prevResult")
+
+
+def test_check_conflist_names_every_range(tmp_path):
+    path = tmp_path / "10-podnet.conflist"
+    path.write_text(json.dumps({"cniVersion": "1.0.0", "name": "podnet", "plugins": [
+        {"type": "podnet", "ipam": {"ranges": [[V4], [V6]], "dataDir": str(tmp_path / "ipam")}}]}))
+    assert main.check_conflist(path.read_text()).startswith(
+        "network podnet (cniVersion 1.0.0): bridge cni0, subnet 10.244.1.0/24, gateway 10.244.1.1, "
+        "subnet fd00:10:244:1::/64, gateway fd00:10:244:1::1, IPAM state in")

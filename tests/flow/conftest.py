@@ -34,6 +34,7 @@ class Lab:
     def __init__(self, name, nodes=3, ssh=False, bin=BIN, inventory="lab"):
         self.name = name
         self.inventory = inventory  # a directory under inventories/
+        self.env = {}  # more environment for the inventory plugin (PODNET_LAB_NODE_SUBNETS ...)
         self.nodes = nodes
         self.ssh = ssh
         self.bin = bin
@@ -43,7 +44,7 @@ class Lab:
         """Run a playbook of the collection on the lab; return (rc, output, recap)."""
         env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=COLLECTIONS_PATH, ANSIBLE_FORCE_COLOR="0",
                    ANSIBLE_NOCOLOR="1", PODNET_LAB_NODES=str(nodes or self.nodes),
-                   ANSIBLE_HOST_KEY_CHECKING="0")
+                   ANSIBLE_HOST_KEY_CHECKING="0", **self.env)
         argv = [os.path.join(self.bin, "ansible-playbook"), "-i", os.path.join(COLLECTION, "inventories", self.inventory),
                 "-e", "podnet_lab_name=%s" % self.name, os.path.join(COLLECTION, "playbooks", playbook)]
         if self.ssh:
@@ -122,6 +123,19 @@ def stack_lab(request):
     try:
         yield lab
     finally:
+        remove(lab)
+
+
+@pytest.fixture(scope="module")
+def routed_lab():
+    """The routed lab: node1 and node2 on 192.168.1.0/24, node3 on 192.168.2.0/24, a router between."""
+    if os.geteuid() != 0:
+        pytest.skip("the lab needs root")
+    lab = Lab("pntr" + secrets.token_hex(3), inventory="lab-routed")
+    try:
+        yield lab
+    finally:
+        lab.env = {}
         remove(lab)
 
 

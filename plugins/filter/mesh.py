@@ -501,7 +501,8 @@ def probe_report(nodes, hostvars, result_var="podnet_verify_check"):
 
 class FilterModule:
     def filters(self):
-        return {"mesh_report": mesh_report, "mesh_table": mesh_table, "underlay_address": underlay_address, "overlay_peers": overlay_peers, "mesh_mtu": mesh_mtu,
+        return {"mesh_report": mesh_report, "mesh_table": mesh_table, "underlay_address": underlay_address,
+                "overlay_peers": overlay_peers, "mesh_mtu": mesh_mtu,
                 "prefixes": prefixes, "pod_cidrs": pod_cidrs, "cluster_cidrs": cluster_cidrs, "pod_gateways": pod_gateways,
                 "mesh_routes": mesh_routes, "mesh_problems": mesh_problems, "pod_gateway": pod_gateway,
                 "probe_report": probe_report, "nodes_group_problems": nodes_group_problems,

@@ -288,7 +288,7 @@ def test_the_overlay_and_the_routes_through_it_are_restored(tmp_path, program, n
     _sh("ip", "netns", "add", node.fresh)
     node.uplink_in(node.fresh)
     doc = {"version": 1,
-           "overlay": {"local": NODE_IP.split("/")[0], "peers": [{"node_ip": "192.168.78.13", "vtep": ["10.244.3.0"]}]},
+           "overlay": {"local": NODE_IP.split("/", maxsplit=1)[0], "peers": [{"node_ip": "192.168.78.13", "vtep": ["10.244.3.0"]}]},
            "routes": {"routes": [{"dst": "10.244.3.0/24", "via": "10.244.3.0", "dev": "podnet.vxlan", "onlink": True}],
                       "purge": True}}
     state_file = tmp_path / "state.json"

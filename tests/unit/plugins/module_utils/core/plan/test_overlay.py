@@ -21,9 +21,9 @@ def params(**kw):
 
 
 def converged():
+    vxlan = {"vni": 1, "port": 8472, "local": "192.168.1.11", "link": None, "learning": False}
     link = {"name": "podnet.vxlan", "kind": "vxlan", "alias": overlay.OWNER_ALIAS, "mac": "0e:58:c0:a8:01:0b",
-            "mtu": 1450, "up": True, "vxlan": {"vni": 1, "port": 8472, "local": "192.168.1.11", "link": None,
-                                                "learning": False}}
+            "mtu": 1450, "up": True, "vxlan": vxlan}
     return {"link": link, "dev_index": None, "fdb": [{"mac": "0e:58:c0:a8:02:0d", "dst": "192.168.2.13"}],
             "neighbours": [{"address": "10.244.3.0", "mac": "0e:58:c0:a8:02:0d", "permanent": True},
                            {"address": "fd00:10:244:3::", "mac": "0e:58:c0:a8:02:0d", "permanent": True}]}
@@ -35,8 +35,8 @@ def test_vtep_macs_derive_from_node_addresses():
 
 
 def test_new_overlay_in_kernel_order():
-    plan = overlay.plan_overlay(overlay.validate(params()), {"link": None, "dev_index": None, "fdb": [],
-                                                              "neighbours": []})
+    empty = {"link": None, "dev_index": None, "fdb": [], "neighbours": []}
+    plan = overlay.plan_overlay(overlay.validate(params()), empty)
     assert describe_all(plan.actions) == [
         "create vxlan podnet.vxlan with VNI 1, port 8472, local 192.168.1.11, MAC 0e:58:c0:a8:01:0b",
         "set up=True on link podnet.vxlan",

@@ -89,3 +89,12 @@ def host_links():
                     ipr.link("del", index=index)
                 except Exception:  # pylint: disable=broad-except
                     pass
+
+
+@pytest.fixture
+def module(monkeypatch):
+    """Run a module's main() in this process, as Ansible would run it: (kind, result)."""
+    from ansible_collections.podnet.mesh.tests.helpers.module_runner import run_main, stub_exits
+
+    stub_exits(monkeypatch)
+    return lambda mod, args: run_main(mod.main, args)

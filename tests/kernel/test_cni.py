@@ -30,6 +30,7 @@ from ansible_collections.podnet.mesh.plugins.module_utils.core.describe import d
 from ansible_collections.podnet.mesh.plugins.module_utils.core.errors import KernelError
 from ansible_collections.podnet.mesh.plugins.module_utils.core.model import Op, bridge_mac
 from ansible_collections.podnet.mesh.plugins.module_utils.kernel import lite, netlink
+from ansible_collections.podnet.mesh.tests.helpers.namespaces import in_ns, ns_path, pings
 
 SUBNET = "10.251.0.0/24"
 GATEWAY = "10.251.0.1"
@@ -78,19 +79,6 @@ class Cni:
 def cni(plugin, prefix, tmp_path, host_links):
     host_links.append(prefix + "b")
     return Cni(plugin, prefix, str(tmp_path / "ipam"))
-
-
-def ns_path(name):
-    return "/run/netns/" + name
-
-
-def in_ns(name, *argv):
-    return subprocess.run(["nsenter", "--net=" + ns_path(name)] + list(argv), capture_output=True, text=True,
-                          timeout=30, check=False)
-
-
-def pings(name, address):
-    return in_ns(name, "ping", "-c1", "-W2", address).returncode == 0
 
 
 def host_link(name):

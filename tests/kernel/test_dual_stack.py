@@ -9,31 +9,14 @@ private network namespace; the pods are namespaces the test makes and removes.
 """
 from __future__ import annotations
 
-import subprocess
-
 import pytest
 
 from ansible_collections.podnet.mesh.plugins.modules import bridge, pod_route, pods
-from ansible_collections.podnet.mesh.tests.helpers.module_runner import run_main, stub_exits
+from ansible_collections.podnet.mesh.tests.helpers.namespaces import in_ns, pings
 
 V4, V6 = "10.97.1.0/24", "fd00:97:1::/64"
 # IFA_F_TENTATIVE: an address still in duplicate address detection, not usable yet.
 IFA_F_TENTATIVE = 0x40
-
-
-@pytest.fixture
-def module(monkeypatch):
-    stub_exits(monkeypatch)
-    return lambda mod, args: run_main(mod.main, args)
-
-
-def in_ns(name, *argv):
-    return subprocess.run(["nsenter", "--net=/run/netns/" + name] + list(argv), capture_output=True, text=True,
-                          timeout=30, check=False)
-
-
-def pings(name, address):
-    return in_ns(name, "ping", "-c1", "-W2", address).returncode == 0
 
 
 def addresses_with_flags(name, ifname="eth0"):

@@ -10,28 +10,15 @@ is a veth pair (192.168.77.11 and .12); each has a bridge holding its pod gatewa
 """
 from __future__ import annotations
 
-import subprocess
-
 import pytest
 
 from ansible_collections.podnet.mesh.plugins.module_utils.core.model import Action
 from ansible_collections.podnet.mesh.plugins.module_utils.core.plan import overlay as overlay_plan
 from ansible_collections.podnet.mesh.plugins.module_utils.kernel import netlink as _netlink
 from ansible_collections.podnet.mesh.plugins.modules import bridge, overlay, pod_route, pods
-from ansible_collections.podnet.mesh.tests.helpers.module_runner import run_main, stub_exits
+from ansible_collections.podnet.mesh.tests.helpers.namespaces import in_ns
 
 A_IP, B_IP = "192.168.77.11", "192.168.77.12"
-
-
-@pytest.fixture
-def module(monkeypatch):
-    stub_exits(monkeypatch)
-    return lambda mod, args: run_main(mod.main, args)
-
-
-def in_ns(name, *argv):
-    return subprocess.run(["nsenter", "--net=/run/netns/" + name] + list(argv), capture_output=True, text=True,
-                          timeout=60, check=False)
 
 
 def in_b(session, node_b, actions):

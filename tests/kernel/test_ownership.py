@@ -25,16 +25,8 @@ from ansible_collections.podnet.mesh.plugins.module_utils.kernel import netlink 
 from ansible_collections.podnet.mesh.plugins.module_utils.kernel import netns as _netns
 from ansible_collections.podnet.mesh.plugins.module_utils.kernel import reads as readers
 from ansible_collections.podnet.mesh.plugins.modules import bridge, pod_route, pods, veth
-from ansible_collections.podnet.mesh.tests.helpers.module_runner import run_main, stub_exits
 
 PROTO = 149
-
-
-@pytest.fixture
-def module(monkeypatch):
-    """Run a module's main() here: (kind, result)."""
-    stub_exits(monkeypatch)
-    return lambda mod, args: run_main(mod.main, args)
 
 
 def host_link(session, name):

@@ -29,7 +29,7 @@ SUITES    := unit kernel containerd libcni lint integration flow sanity bench
 # (the lab's SSH nodes), systemd's tools (the boot unit checked with systemd-analyze).
 APT_PACKAGES := iproute2 nftables iptables python3-pyroute2 python3-venv procps \
 	iputils-ping shellcheck git podman runc busybox-static containernetworking-plugins time \
-	containerd golang-go golang-github-appc-cni-dev openssh-server sudo systemd
+	containerd golang-go golang-github-appc-cni-dev openssh-server sudo systemd iperf3
 
 # pytest imports ansible_collections.podnet.mesh from the built copy.
 PYTEST_ENV := PYTHONPATH=$(BUILD) PYTHONDONTWRITEBYTECODE=1 PODNET_TEST_STRICT=1

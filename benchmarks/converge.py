@@ -18,13 +18,17 @@ from harness import BIN, GNU_TIME, HERE, LAB_ROOT, NODE_PYTHON, ROOT, TreeSample
     read_modlog, summary
 
 # The runs compared (the "side" of a record) and their labels in the report.
-SIDES = ("site_cold", "site_warm", "floor", "classic_cold", "classic_warm")
+# routed_*: site.yml on the routed lab (inventories/lab-routed: the nodes on several subnets joined by the
+# lab router, podnet_backend auto: host-gw inside a subnet, VXLAN across), beside the flat lab's site_*.
+SIDES = ("site_cold", "site_warm", "routed_cold", "routed_warm", "floor", "classic_cold", "classic_warm")
 LABELS = {"site_cold": "site.yml cold", "site_warm": "site.yml warm", "floor": "ping floor",
-          "classic_cold": "classic cold", "classic_warm": "classic warm"}
+          "classic_cold": "classic cold", "classic_warm": "classic warm",
+          "routed_cold": "routed cold", "routed_warm": "routed warm"}
 
 # Ratios in the report: numerator, denominator and the target's limit (None: no target).
 PAIRS = (("site_warm", "floor", 1.2), ("site_cold", "floor", 1.5), ("site_cold", "classic_cold", 1.0),
-         ("site_warm", "classic_warm", None))
+         ("site_warm", "classic_warm", None), ("routed_cold", "site_cold", None),
+         ("routed_warm", "site_warm", None))
 
 
 # --- the runs ---------------------------------------------------------------------------------------
@@ -42,6 +46,8 @@ class Bench:
         self.lab_name = None
         self.runs = []
         self.floor_count = None
+        self.inventory = "lab"  # the lab inventory of the collection the playbooks run with
+        self.subnets = None     # with inventory lab-routed: PODNET_LAB_SUBNETS
 
     # A private copy of the collection (tracked and untracked files of the checkout), so that
     # edits made while the benchmark runs do not mix two versions into one result.
@@ -70,7 +76,12 @@ class Bench:
         return dict(os.environ, ANSIBLE_CONFIG=os.path.join(self.work, "ansible.cfg"),
                     ANSIBLE_COLLECTIONS_PATH=self.collections, PODNET_LAB_NODES=str(nodes),
                     ANSIBLE_LOCAL_TEMP=os.path.join(self.work, "tmp"), ANSIBLE_NOCOLOR="1",
-                    ANSIBLE_FORCE_COLOR="0", PYTHONDONTWRITEBYTECODE="1")
+                    ANSIBLE_FORCE_COLOR="0", PYTHONDONTWRITEBYTECODE="1", **(
+                        {"PODNET_LAB_SUBNETS": str(self.subnets)} if self.subnets else {}))
+
+    def routed(self, subnets):
+        """Run what follows on the routed lab of that many subnets (None: the flat lab)."""
+        self.inventory, self.subnets = ("lab-routed", subnets) if subnets else ("lab", None)
 
     def playbook(self, playbook, nodes, label, extra=(), measured=True):
         """Run a playbook against the current lab; return its record (time, counts, memory)."""
@@ -79,7 +90,7 @@ class Bench:
         modlog = logfile[:-4] + ".modules.txt"
         env = self.env(nodes)
         env.update(PODNET_BENCH_TIMER=timer, PODNET_BENCH_MODLOG=modlog)
-        argv = [os.path.join(BIN, "ansible-playbook"), "-i", os.path.join(self.collection, "inventories", "lab"),
+        argv = [os.path.join(BIN, "ansible-playbook"), "-i", os.path.join(self.collection, "inventories", self.inventory),
                 "-e", "podnet_lab_name=%s" % self.lab_name]
         if measured and self.timed:
             argv += ["-e", "ansible_python_interpreter=%s" % self.wrapper(modlog)]
@@ -153,15 +164,27 @@ class Bench:
             label, nodes, round_no + 1, record["seconds"], record.get("changed"), record.get("tasks_per_host")))
         return record
 
-    def converge(self, nodes, rounds, classic_warm, floor_max, verify_classic=False):
+    def converge(self, nodes, rounds, classic_warm, floor_max, verify_classic=False, routed_subnets=None):
+        """Rounds of site.yml (and the floor), the classic playbook and, with routed_subnets, site.yml on the
+        routed lab of that many subnets; the sides alternate which goes first."""
         site = os.path.join(self.collection, "playbooks", "site.yml")
         classic = os.path.join(self.work, "classic.yml")
+        sides = ("ours", "routed", "classic") if routed_subnets else ("ours", "classic")
         for round_no in range(rounds):
-            order = ("ours", "classic") if round_no % 2 == 0 else ("classic", "ours")
+            order = sides if round_no % 2 == 0 else tuple(reversed(sides))
             for side in order:
+                self.routed(routed_subnets if side == "routed" else None)
                 self.lab_up(nodes)
                 try:
-                    if side == "ours":
+                    if side == "routed":
+                        cold = self.measure(site, nodes, "routed_cold", round_no)
+                        if any(h["changed"] == 0 for h in cold["hosts"].values()):
+                            raise RuntimeError("site.yml on fresh routed nodes changed nothing on some host")
+                        warm = self.measure(site, nodes, "routed_warm", round_no)
+                        if warm["changed"]:
+                            raise RuntimeError("site.yml run again on the routed lab changed %d things"
+                                               % warm["changed"])
+                    elif side == "ours":
                         cold = self.measure(site, nodes, "site_cold", round_no)
                         if any(h["changed"] == 0 for h in cold["hosts"].values()):
                             raise RuntimeError("site.yml on fresh nodes changed nothing on some host")
@@ -184,6 +207,7 @@ class Bench:
                             log("  classic.yml wiring passes verify.yml")
                 finally:
                     self.lab_down()
+                    self.routed(None)
 
 
 def floor_yaml(count):

@@ -181,7 +181,8 @@ def plot(report, path):
     fig, ax = plt.subplots(figsize=(7.5, 4.8), dpi=110)
     styles = {"site_cold": ("tab:blue", "o", "-"), "site_warm": ("tab:blue", "s", "--"),
               "classic_cold": ("tab:red", "o", "-"), "classic_warm": ("tab:red", "s", "--"),
-              "floor": ("tab:gray", "^", ":")}
+              "floor": ("tab:gray", "^", ":"), "routed_cold": ("tab:green", "o", "-"),
+              "routed_warm": ("tab:green", "s", "--")}
     for side in SIDES:
         points = [(n, s[side]) for n, s in stats.items() if side in s]
         if not points:
@@ -193,7 +194,7 @@ def plot(report, path):
         ax.errorbar(xs, ys, yerr=err, color=color, marker=marker, linestyle=line, capsize=3, label=LABELS[side])
     ax.set_xlabel("lab nodes (2 pods each)")
     ax.set_ylabel("converge time, s (median, min-max)")
-    ax.set_title("podnet.mesh site.yml vs classic command tasks vs ping floor")
+    ax.set_title("podnet.mesh site.yml (flat and routed lab) vs classic command tasks vs ping floor")
     ax.set_xticks(sorted(int(n) for n in stats))
     ax.grid(True, alpha=0.3)
     ax.legend()

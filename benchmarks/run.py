@@ -14,8 +14,13 @@ tests/utils/netns-run.sh); nothing touches the machine's own network namespace.
    starts from a freshly built lab and destroys it afterwards.
 2. pod_route beside ``ip -batch`` (benchmarks/routes.py).
 3. CNI ADD and DEL of a batch of pods beside bridge + host-local (benchmarks/cni.py).
+   With routed subnets, each round also runs site.yml (cold and warm) on the routed
+   lab (inventories/lab-routed: the nodes on that many subnets joined by the lab
+   router, host-gw inside a subnet and VXLAN across), alternating with the others.
 4. Pod sandboxes through containerd's CRI, podnet beside bridge + host-local in
    one daemon (benchmarks/containerd.py).
+6. Pod-to-pod TCP throughput with iperf3 on the routed lab, host-gw beside VXLAN
+   (benchmarks/throughput.py).
 5. Peak memory: of the controller (ansible-playbook and its forks: the largest
    process, from wait4, and the sum of their PSS, sampled) and of every module
    process on the nodes (GNU time around the node's Python).
@@ -25,7 +30,7 @@ bench.json (everything, with each sample), bench.md (tables) and
 converge.png (converge time against node count).
 
 usage: run.py [--quick] [--nodes 3,10,50] [--rounds 2,2,1] [--floor-max N] [--classic-warm-max N]
-              [--out DIR] [--only converge,routes,cni,containerd] [--keep]
+              [--routed 3:2,10:2,50:5] [--out DIR] [--only converge,routes,cni,containerd,throughput] [--keep]
 """
 from __future__ import annotations
 
@@ -44,6 +49,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import cni as cni_bench  # noqa: E402  (beside this file)
 import containerd as containerd_bench  # noqa: E402
 import routes as routes_bench  # noqa: E402
+import throughput as throughput_bench  # noqa: E402
 from converge import PAIRS, Bench, converge_stats, floor_yaml, memory_report, pair_ratios  # noqa: E402
 from harness import HERE, NODE_PYTHON, log, machine  # noqa: E402
 from report import markdown, plot, targets  # noqa: E402
@@ -52,12 +58,21 @@ from report import markdown, plot, targets  # noqa: E402
 # at 50 nodes the classic playbook alone runs 50 x (18 + 49) command module processes (about 500 s):
 # so one round at 50 nodes and the classic playbook's warm run at 3 nodes only (about 16 minutes
 # in all; --classic-warm-max 10 adds it at 10 nodes).
+# The routed lab (node count: subnets) beside the flat one: 2 subnets at 3 and 10 nodes (blocks of 2 and 5),
+# 5 subnets at 50 (blocks of 10), so that most peers are VXLAN peers (at 50 nodes, 9 of 49 are host-gw).
+# Its rounds are those of the node count: about 3 minutes more in all. iperf3: 5 s per run, 3 rounds of
+# both paths (about 40 s).
 FULL = {"nodes": [3, 10, 50], "rounds": [2, 2, 1], "classic_warm_max_nodes": 3, "floor_max_nodes": 50,
         "routes": 1000, "routes_rounds": 7, "cni_pods": 50, "cni_rounds": 2, "containerd_pods": 10,
-        "containerd_rounds": 3}
+        "containerd_rounds": 3, "routed": {3: 2, 10: 2, 50: 5}, "iperf_seconds": 5, "iperf_rounds": 3}
 QUICK = {"nodes": [3], "rounds": [1], "classic_warm_max_nodes": 3, "floor_max_nodes": 3,
          "routes": 100, "routes_rounds": 1, "cni_pods": 5, "cni_rounds": 1, "containerd_pods": 2,
-         "containerd_rounds": 1}
+         "containerd_rounds": 1, "routed": {3: 2}, "iperf_seconds": 1, "iperf_rounds": 1}
+
+
+def strict():
+    """Whether a missing tool fails the run: under make (make test, make bench) or PODNET_TEST_STRICT=1."""
+    return os.environ.get("PODNET_TEST_STRICT") == "1" or "MAKELEVEL" in os.environ
 
 
 def main():
@@ -68,7 +83,9 @@ def main():
     parser.add_argument("--rounds", help="rounds per node count, comma separated")
     parser.add_argument("--floor-max", type=int, help="largest node count with a ping floor run")
     parser.add_argument("--classic-warm-max", type=int, help="largest node count with a classic warm run")
-    parser.add_argument("--only", default="converge,routes,cni,containerd", help="parts to run, comma separated")
+    parser.add_argument("--routed", help="routed lab per node count, nodes:subnets comma separated (none: no routed lab)")
+    parser.add_argument("--only", default="converge,routes,cni,containerd,throughput",
+                        help="parts to run, comma separated")
     parser.add_argument("--out", help="results directory (default benchmarks/results, quick: .../results/quick)")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
     opts = parser.parse_args()
@@ -86,6 +103,9 @@ def main():
         plan["floor_max_nodes"] = opts.floor_max
     if opts.classic_warm_max is not None:
         plan["classic_warm_max_nodes"] = opts.classic_warm_max
+    if opts.routed is not None:
+        items = [item.split(":") for item in opts.routed.split(",") if item and item != "none"]
+        plan["routed"] = dict((int(n), int(k)) for n, k in items)
     only = set(opts.only.split(","))
     out = opts.out or os.path.join(HERE, "results", "quick" if opts.quick else "")
     os.makedirs(out, exist_ok=True)
@@ -107,10 +127,10 @@ def main():
             for nodes, rounds in zip(plan["nodes"], plan["rounds"]):
                 log("converge at %d nodes, %d round(s)" % (nodes, rounds))
                 bench.converge(nodes, rounds, plan["classic_warm_max_nodes"], plan["floor_max_nodes"],
-                               verify_classic=(nodes == plan["nodes"][0]))
+                               verify_classic=(nodes == plan["nodes"][0]), routed_subnets=plan["routed"].get(nodes))
             stats = converge_stats(bench.runs)
             report["converge"] = {
-                "forks": 10, "floor_tasks": getattr(bench, "floor_count", None), "stats": stats,
+                "forks": 10, "routed_subnets": plan["routed"], "floor_tasks": getattr(bench, "floor_count", None), "stats": stats,
                 "ratios": dict(("%s/%s" % (a, b), pair_ratios(bench.runs, stats, a, b)) for a, b, t in PAIRS),
                 "runs": bench.runs}
             report["memory"] = memory_report(bench.runs, max(plan["nodes"]))
@@ -132,6 +152,13 @@ def main():
                 % (plan["containerd_pods"], plan["containerd_rounds"], containerd_bench.PARALLEL))
             report["containerd"] = containerd_bench.bench(plan["containerd_pods"], plan["containerd_rounds"],
                                                           NODE_PYTHON, collections=bench.collections, log=log)
+        if "throughput" in only:
+            log("iperf3 on the routed lab, host-gw beside VXLAN: %d s per run, %d round(s)"
+                % (plan["iperf_seconds"], plan["iperf_rounds"]))
+            report["throughput"] = throughput_bench.bench(bench, plan["iperf_seconds"], plan["iperf_rounds"],
+                                                          strict(), log)
+            if not throughput_bench.check(report["throughput"]):
+                raise RuntimeError("iperf3 moved no data: %s" % report["throughput"])
     finally:
         bench.lab_down()
         if opts.keep:
@@ -143,7 +170,7 @@ def main():
     with open(os.path.join(out, "bench.json"), "w") as handle:
         json.dump(report, handle, indent=1, default=str)
     text = markdown(report)
-    section = containerd_bench.markdown(report.get("containerd"))
+    section = containerd_bench.markdown(report.get("containerd")) + throughput_bench.markdown(report.get("throughput"))
     if section:  # before the targets table, when there is one
         text = text.replace("## Targets", section + "\n## Targets", 1) if "## Targets" in text else text + section
     with open(os.path.join(out, "bench.md"), "w") as handle:

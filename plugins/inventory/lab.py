@@ -90,6 +90,28 @@ options:
     description: Node I(i) gets address number O(node_offset) + I(i) of the switch network.
     type: int
     default: 10
+  subnets:
+    description:
+      - The routed lab. The number of subnets (layer-2 segments) the nodes are split into, joined by the lab
+        router; V(1) is the lab of one switch network.
+      - "The nodes are split into contiguous blocks of ceil(O(nodes) / O(subnets)) nodes, block I(k) on
+        subnet I(k) (3 nodes on 2 subnets: node1 and node2 on subnet 1, node3 on subnet 2). Subnet I(k) is the
+        network of O(gateway) with its third octet + I(k) - 1 (192.168.I(k).0/24), the router has the
+        gateway's host number there (192.168.I(k).1), and node I(i) keeps its host number
+        (192.168.I(k).(O(node_offset) + I(i)): node3 is 192.168.2.13). With O(stack=dual) or O(stack=ipv6),
+        subnet I(k) is 2001:db8:I(k)::/64 likewise (its router ::1, node3 2001:db8:2::13)."
+      - No prefix is widened then; nodes that do not fit in their subnet are refused.
+      - The environment variable E(PODNET_LAB_SUBNETS) overrides this, also when it is set in the file.
+    type: int
+    default: 1
+  node_subnets:
+    description:
+      - Places single nodes on another subnet than their block's (node name -> subnet number, 1-based).
+        Building the lab again with a node placed elsewhere moves the node in place.
+      - The environment variable E(PODNET_LAB_NODE_SUBNETS) (C(node3=1,node5=2)) overrides this, also when it is
+        set in the file.
+    type: dict
+    default: {}
   external:
     description: Address of the lab's external host, in CIDR form.
     type: str
@@ -180,6 +202,13 @@ nodes: 3
 #   nodes: 3
 #   stack: dual
 
+# inventories/lab-routed/lab.podnet.yml: node1, node2 on 192.168.1.0/24, node3 on 192.168.2.0/24:
+#   plugin: podnet.mesh.lab
+#   nodes: 3
+#   subnets: 2
+# and node3 moved to subnet 1 (playbooks/lab.yml --tags lab moves it in place):
+#   PODNET_LAB_NODE_SUBNETS=node3=1 ansible-playbook -i inventories/lab-routed playbooks/lab.yml --tags lab
+
 # Fifty nodes, without editing the file:
 #   PODNET_LAB_NODES=50 ansible-inventory -i inventories/lab --graph
 
@@ -202,6 +231,8 @@ from ansible_collections.podnet.mesh.plugins.module_utils.lab.topology import (
     STACKS, generate, lab_path, member_name, ssh_paths)
 
 COUNT_ENV = "PODNET_LAB_NODES"
+SUBNETS_ENV = "PODNET_LAB_SUBNETS"
+NODE_SUBNETS_ENV = "PODNET_LAB_NODE_SUBNETS"
 
 
 def lab_count(configured, environ=None):
@@ -214,6 +245,35 @@ def lab_count(configured, environ=None):
         return int(value)
     except ValueError:
         raise AnsibleParserError("%s=%r is not a number of nodes" % (COUNT_ENV, value))
+
+
+def lab_subnets(configured, environ=None):
+    """The subnet count: PODNET_LAB_SUBNETS when set, else the configured one."""
+    environ = os.environ if environ is None else environ
+    value = environ.get(SUBNETS_ENV)
+    if value in (None, ""):
+        return 1 if configured is None else configured
+    try:
+        return int(value)
+    except ValueError:
+        raise AnsibleParserError("%s=%r is not a number of subnets" % (SUBNETS_ENV, value))
+
+
+def lab_node_subnets(configured, environ=None):
+    """{node: subnet}: PODNET_LAB_NODE_SUBNETS (node3=1,node5=2) when set, else the configured dict."""
+    environ = os.environ if environ is None else environ
+    value = environ.get(NODE_SUBNETS_ENV)
+    if value is None:
+        return dict(configured or {})
+    result = {}
+    for item in value.replace(" ", "").split(","):
+        if not item:
+            continue
+        name, sep, number = item.partition("=")
+        if not sep or not name or not number.isdigit():
+            raise AnsibleParserError("%s=%r: %r is not node=subnet (node3=1,node5=2)" % (NODE_SUBNETS_ENV, value, item))
+        result[name] = int(number)
+    return result
 
 
 def lab_inventory(options, count):
@@ -229,7 +289,9 @@ def lab_inventory(options, count):
                      "pod_prefix6": options["pod_prefix6"]}
         lab = generate(count, gateway=options["gateway"], cluster_cidr=options["cluster_cidr"],
                        pod_prefix=options["pod_prefix"], pods=options["pods"],
-                       offset=options["node_offset"], name_prefix=options["name_prefix"], **extra)
+                       offset=options["node_offset"], name_prefix=options["name_prefix"],
+                       subnets=1 if options.get("subnets") is None else options["subnets"],
+                       node_subnets=options.get("node_subnets"), **extra)
         for node in lab["nodes"]:
             member_name(node["name"], "name_prefix")
         external = interface_address(options["external"], "external")
@@ -284,8 +346,12 @@ def lab_inventory(options, count):
         "podnet_lab_ssh": bool(options.get("ssh")),
         "podnet_lab_ssh_user": options.get("ssh_user") or "podnet",
     }
+    if lab["subnets"]:
+        every["podnet_lab_subnets"] = lab["subnets"]
     if ipv6:
         every.update(podnet_lab_ipv6=True, podnet_lab_gateway6=lab["gateway6"], podnet_lab_external6=external6)
+        if lab["subnets6"]:
+            every["podnet_lab_subnets6"] = lab["subnets6"]
     return {"hosts": hosts, "group": group, "all": every}
 
 
@@ -321,6 +387,8 @@ class InventoryModule(BaseInventoryPlugin):
             "lab_name", "lab_root", "group", "name_prefix", "gateway", "node_offset", "external",
             "cluster_cidr", "pod_prefix", "pods", "bridge", "python_interpreter", "pipelining", "ssh", "ssh_user",
             "stack", "gateway6", "external6", "cluster_cidr6", "pod_prefix6"))
+        options["subnets"] = lab_subnets(self.get_option("subnets"))
+        options["node_subnets"] = lab_node_subnets(self.get_option("node_subnets"))
         generated = lab_inventory(options, lab_count(self.get_option("nodes")))
         group = self.inventory.add_group(options["group"])
         for name, variables in generated["hosts"].items():

@@ -100,7 +100,7 @@ options:
         type: str
         required: true
       address:
-        description: The node's address on the switch, in CIDR form, inside the network of O(gateway).
+        description: The node's address on the switch, in CIDR form, inside the network of O(gateway) or of one of O(subnets).
         type: str
         required: true
       address6:
@@ -116,6 +116,27 @@ options:
         every node address must be in. The nodes' default route points at it.
     type: str
     default: 192.168.1.1/24
+  subnets:
+    description:
+      - The routed lab. The router's addresses (CIDR form) on the lab's further subnets, 2, 3, ...;
+        O(gateway) is subnet 1. Every subnet is a bridge of its own in the switch namespace (C(switch),
+        C(switch.2), C(switch.3), ...) with a port of the router (C(router.2) to its C(eth2), ...), so nodes
+        of different subnets are not layer-2 adjacent and the router forwards between them.
+      - A node is on the subnet its C(address) is in, and its default route points at the router's address
+        there. A node whose address moves to another subnet is moved in place. Its switch port joins that
+        subnet's bridge, its address and default route change, and nothing else on the node is touched.
+      - The external host has a route back to every subnet; with O(ssh), the controller (on subnet 1) has
+        routes to the others through the router.
+    type: list
+    elements: str
+    default: []
+  subnets6:
+    description:
+      - With O(ipv6) and O(subnets), the router's IPv6 addresses (CIDR form) on subnets 2, 3, ...; one per
+        entry of O(subnets). A node's C(address6) is on the same subnet as its C(address).
+    type: list
+    elements: str
+    default: []
   external:
     description:
       - Address of the external host in CIDR form. The router takes the first host address
@@ -214,6 +235,14 @@ EXAMPLES = r"""
       - {name: node2, address: 192.168.1.12/24}
       - {name: node3, address: 192.168.1.13/24}
 
+- name: The routed lab, two subnets joined by the router (node3 on 192.168.2.0/24)
+  podnet.mesh.lab:
+    subnets: [192.168.2.1/24]
+    nodes:
+      - {name: node1, address: 192.168.1.11/24}
+      - {name: node2, address: 192.168.1.12/24}
+      - {name: node3, address: 192.168.2.13/24}
+
 - name: Reboot node2 (new network namespace, then its enabled boot units)
   podnet.mesh.lab:
     reboot: [node2]
@@ -259,6 +288,17 @@ lab:
       description: The external host's address.
       type: str
       sample: 203.0.113.10/24
+    subnets:
+      description: The router's addresses on subnets 2, 3, ... (O(subnets)); empty for a lab of one subnet.
+      type: list
+      elements: str
+      sample: [192.168.2.1/24]
+    subnets6:
+      description: With O(ipv6), the router's IPv6 addresses on subnets 2, 3, ...
+      type: list
+      elements: str
+      returned: with O(ipv6)
+      sample: ["2001:db8:2::1/64"]
     gateway6:
       description: With O(ipv6), the router's IPv6 address on the switch.
       type: str
@@ -336,6 +376,8 @@ def main():
             },
             "gateway": {"type": "str", "default": topology.DEFAULT_GATEWAY},
             "external": {"type": "str", "default": topology.DEFAULT_EXTERNAL},
+            "subnets": {"type": "list", "elements": "str", "default": []},
+            "subnets6": {"type": "list", "elements": "str", "default": []},
             "ipv6": {"type": "bool", "default": False},
             "gateway6": {"type": "str", "default": topology.DEFAULT_GATEWAY6},
             "external6": {"type": "str", "default": topology.DEFAULT_EXTERNAL6},

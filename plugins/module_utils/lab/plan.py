@@ -32,8 +32,8 @@ from ansible_collections.podnet.mesh.plugins.module_utils.core.plan.links import
 from ansible_collections.podnet.mesh.plugins.module_utils.core.plan.routes import plan_routes
 from ansible_collections.podnet.mesh.plugins.module_utils.core.validate import route_key
 from ansible_collections.podnet.mesh.plugins.module_utils.lab.topology import (
-    BRIDGE, INFRA, IPV6_CONF, LAB_PROTO, MARKER, NODE_FILES, SWITCH, current_view, members, natural, ns_file,
-    ssh_paths, topology, wanted_view)
+    BRIDGE, CONTROLLER, EXTERNAL, INFRA, IPV6_CONF, LAB_PROTO, MARKER, NODE_FILES, ROUTER, SWITCH, current_view,
+    members, natural, ns_file, ssh_paths, topology, wanted_view)
 
 # The lab's operations besides core.model.Op's.
 SSH_KEY = "lab_ssh_key"        # the lab's SSH client key pair and known_hosts
@@ -133,7 +133,7 @@ def plan(want, cur, assume_missing=False):  # pylint: disable=unused-argument
                        text="set IPv6 %s for all, default, %s in %s" % (
                            ", ".join("%s=%s" % item for item in IPV6_CONF), ", ".join(interfaces),
                            ns_file(lab, label)))
-    _plan_bridge(result, lab, links[SWITCH].get(BRIDGE))
+    _plan_subnets(result, lab, topo, links)
     readdressed = _plan_wiring(result, lab, topo, links)
     for label, _files in members(want):
         lo = links[label].get("lo")
@@ -150,17 +150,25 @@ def plan(want, cur, assume_missing=False):  # pylint: disable=unused-argument
             result.add(Op.SYSCTL, None, label, path=ns_file(lab, label),
                        key=FORWARDING6, value="1",
                        text="enable IPv6 forwarding in %s" % ns_file(lab, label))
-    _plan_boot(result, want, cur, fresh)
+    _plan_boot(result, want, cur, fresh, readdressed)
     return result
 
 
-def _plan_boot(result, want, cur, fresh):
-    """sshd (started or stopped) and the boot units of nodes made (again)."""
+def _plan_boot(result, want, cur, fresh, readdressed=()):
+    """sshd (started or stopped) and the boot units of nodes made (again).
+
+    A node whose IPv4 address changes (moved to another subnet) gets its sshd
+    started again: it listens on the node's address.
+    """
     lab = want["path"]
     running = set(cur.get("sshd", ()))
     for node in want["nodes"]:
         label = node["name"]
         ip = node["address"].split("/", 1)[0]
+        if want.get("ssh") and label in running and label not in fresh and (label, 4) in readdressed:
+            result.add(SSHD_STOP, None, label, path=os.path.join(lab, label),
+                       text="stop sshd on node %s (its address changes)" % label)
+            running.discard(label)
         if want.get("ssh") and (label in fresh or label not in running):
             result.add(SSHD_START, None, label, path=os.path.join(lab, label), ip=ip, user=want["ssh_user"],
                        key=ssh_paths(lab)["key"],
@@ -203,17 +211,36 @@ def _check_ownership(want, cur):
         % (MARKER, "; it holds %s" % ", ".join(found[:5]) + (", ..." if len(found) > 5 else "") if found else ""))
 
 
-def _plan_bridge(result, lab, bridge):
-    """The switch's bridge: made (again, if a link of another kind has its name), up."""
+def _plan_subnets(result, lab, topo, links):
+    """The switch's bridges, one per subnet (made, up); those of subnets no longer wanted removed.
+
+    A subnet no longer wanted takes the router's port on it with it (the veth's
+    other end, in the router, goes too).
+    """
+    switch_links = links[SWITCH]
+    wanted_ports = set(port for (label, port) in topo["masters"] if label == SWITCH)
+    for name in sorted(switch_links, key=natural):
+        stale_bridge = name.startswith(BRIDGE + ".") and name not in topo["bridges"]
+        stale_port = name.startswith(ROUTER + ".") and name not in wanted_ports
+        if stale_bridge or stale_port:
+            result.add(Op.LINK_DEL, ns_file(lab, SWITCH), name,
+                       text="remove %s %s (a subnet the lab no longer has) in %s" % (
+                           "bridge" if stale_bridge else "the router's port", name, ns_file(lab, SWITCH)))
+    for name in topo["bridges"]:
+        _plan_bridge(result, lab, switch_links.get(name), name)
+
+
+def _plan_bridge(result, lab, bridge, name=BRIDGE):
+    """A bridge of the switch: made (again, if a link of another kind has its name), up."""
     switch_ns = ns_file(lab, SWITCH)
     if bridge is not None and bridge.get("kind") != "bridge":
-        result.add(Op.LINK_DEL, switch_ns, BRIDGE)
+        result.add(Op.LINK_DEL, switch_ns, name)
         bridge = None
     if bridge is None:
-        result.add(Op.BRIDGE_ADD, switch_ns, BRIDGE)
+        result.add(Op.BRIDGE_ADD, switch_ns, name)
         bridge = {"up": False}
     if not bridge["up"]:
-        result.add(Op.LINK_SET, switch_ns, BRIDGE, up=True)
+        result.add(Op.LINK_SET, switch_ns, name, up=True)
 
 
 def _plan_wiring(result, lab, topo, links):
@@ -241,8 +268,9 @@ def _plan_wiring(result, lab, topo, links):
                 result.add(Op.LINK_SET, ns_file(lab, label), name, mac=mac,
                            text="set MAC %s on %s in namespace %s" % (mac, name, ns_file(lab, label)))
         changes = {}
-        if a_label == SWITCH and a_link["master"] != BRIDGE:
-            changes["master"] = BRIDGE
+        master = topo["masters"].get((a_label, a_name))
+        if master is not None and a_link["master"] != master:
+            changes["master"] = master
         if not a_link["up"]:
             changes["up"] = True
         if changes:
@@ -286,8 +314,11 @@ def _plan_routes(result, lab, topo, cur, fresh, readdressed):
         if label in fresh:
             continue
         wanted = set(route_key(r) for r in topo["routes"][label])
+        # On a node, only IPv6 routes of protocol static are the lab's for sure (the node's own
+        # administrator may add IPv4 ones); the external host and the controller are the lab's.
+        families = (4, 6) if label in (EXTERNAL, CONTROLLER) else (6,)
         stale = [r for r in cur["routes"].get(label, [])
-                 if r["family"] == 6 and r.get("proto") == LAB_PROTO and route_key(r) not in wanted]
+                 if r["family"] in families and r.get("proto") == LAB_PROTO and route_key(r) not in wanted]
         if stale:
             result.extend(plan_routes(
                 {"netns": ns_file(lab, label), "routes": stale, "purge": False, "state": "absent",

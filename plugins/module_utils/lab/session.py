@@ -34,7 +34,8 @@ from ansible_collections.podnet.mesh.plugins.module_utils.lab.mounts import (
 from ansible_collections.podnet.mesh.plugins.module_utils.lab.plan import (
     BOOT, FORWARDING, FORWARDING6, IPV6_SETTINGS, SSH_KEY, SSHD_START, SSHD_STOP)
 from ansible_collections.podnet.mesh.plugins.module_utils.lab.topology import (
-    CONTROLLER, EXTERNAL, IPV6_CONF, NODE_LAYERS, NOT_NODES, ROUTER, SSH_UID, members, ns_file, ssh_paths, topology)
+    CONTROLLER, EXTERNAL, IPV6_CONF, NODE_LAYERS, NOT_NODES, ROUTER, SSH_UID, members, ns_file, router_interfaces,
+    ssh_paths, topology)
 
 IPV6_SYSCTL = "/proc/sys/net/ipv6/conf"
 # Node and infrastructure namespaces made at once (unshare processes).
@@ -81,9 +82,9 @@ def read(session, want):
         if "net" not in kinds or label not in wanted or set(kinds) != set(wanted[label]):
             continue
         ns = session.ns(ns_file(lab, label))
-        links = ns.links(with_addresses=["eth0", "eth1"])
+        links = ns.links(with_addresses=router_interfaces(want) if label == ROUTER else ["eth0"])
         cur["links"][label] = links
-        if label == EXTERNAL or label not in NOT_NODES:
+        if label in (EXTERNAL, CONTROLLER) or label not in NOT_NODES:
             # IPv6 too, also without ipv6: routes of a lab that had it are removed.
             cur["routes"][label] = ns.routes(MAIN_TABLE, families=(4, 6), links=links)
         if label == ROUTER:

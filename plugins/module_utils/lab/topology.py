@@ -12,6 +12,8 @@ Layout of a lab called NAME under ROOT (default /run/podnet-lab)::
     ROOT/NAME/<node>/mnt       its mount namespace              made by
     ROOT/NAME/<node>/uts       its UTS namespace (hostname)     unshare(1))
     ROOT/NAME/switch/net       the switch: bridge "switch", one port per node + "router"
+                               (routed lab: a bridge per subnet, switch.2, switch.3, ...,
+                               with the router's ports router.2, router.3, ...)
     ROOT/NAME/router/net       the nodes' default gateway, forwarding, eth0 on the
                                switch and eth1 towards the external host
                                (with ipv6: IPv6 beside IPv4 on both, IPv6 forwarding)
@@ -125,7 +127,7 @@ SAFE_PATH_RE = re.compile(r"^/[A-Za-z0-9_./@+-]*$")
 def generate(count, gateway=DEFAULT_GATEWAY, cluster_cidr=DEFAULT_CLUSTER_CIDR,
              pod_prefix=DEFAULT_POD_PREFIX, pods=DEFAULT_PODS, offset=DEFAULT_NODE_OFFSET,
              name_prefix=DEFAULT_NAME_PREFIX, gateway6=None, cluster_cidr6=None,
-             pod_prefix6=DEFAULT_POD_PREFIX6):
+             pod_prefix6=DEFAULT_POD_PREFIX6, subnets=1, node_subnets=None):
     """The lab's node pattern for count nodes.
 
     Node i (1-based) is called name_prefix + i, has the address
@@ -155,6 +157,11 @@ def generate(count, gateway=DEFAULT_GATEWAY, cluster_cidr=DEFAULT_CLUSTER_CIDR,
     if gw.version != 4:
         raise ValueError("gateway %s: the lab's switch network is IPv4 (give IPv6 as gateway6)" % gateway)
     pod_nets = _subnets(count, cluster_cidr, pod_prefix, len(pods), 4, "pod CIDRs")
+    names = ["%s%d" % (name_prefix, i) for i in range(1, count + 1)]
+    where = placement(names, subnets, node_subnets)
+    if subnets > 1:
+        return _generate_routed(names, where, subnets, gw, offset, pods, pod_nets, gateway6, cluster_cidr6,
+                                pod_prefix6, count)
     base = int(gw.network.network_address)
     last = ipaddress.IPv4Address(base + offset + count)
     prefix = gw.network.prefixlen
@@ -193,9 +200,117 @@ def generate(count, gateway=DEFAULT_GATEWAY, cluster_cidr=DEFAULT_CLUSTER_CIDR,
             for j, pod in enumerate(node["pods"]):
                 pod["address6"] = str(pod_net6.network_address + 2 + j)
         nodes.append(node)
-    result = {"gateway": "%s/%d" % (gw.ip, prefix), "prefix": prefix, "nodes": nodes}
+    result = {"gateway": "%s/%d" % (gw.ip, prefix), "prefix": prefix, "nodes": nodes, "subnets": []}
     if gw6 is not None:
-        result["gateway6"] = str(gw6)
+        result.update(gateway6=str(gw6), subnets6=[])
+    return result
+
+
+def placement(names, subnets=1, node_subnets=None):
+    """{node name: subnet number (1-based)}: contiguous blocks of ceil(len(names) / subnets) nodes.
+
+    3 nodes on 2 subnets: node1, node2 on subnet 1, node3 on subnet 2. node_subnets
+    ({name: k}) places single nodes elsewhere. Raises ValueError for impossible requests.
+    """
+    if isinstance(subnets, bool) or not isinstance(subnets, int) or subnets < 1:
+        raise ValueError("subnets must be a positive integer, not %r" % (subnets,))
+    block = -(-len(names) // subnets) or 1
+    where = dict((name, index // block + 1) for index, name in enumerate(names))
+    for name, number in sorted((node_subnets or {}).items()):
+        if name not in where:
+            raise ValueError("node_subnets: %s is not one of the lab's nodes (%s ... %s)"
+                             % (name, names[0], names[-1]) if names else "node_subnets: the lab has no nodes")
+        try:
+            if isinstance(number, bool):
+                raise ValueError()
+            number = int(number)
+        except (TypeError, ValueError):
+            raise ValueError("node_subnets: %s=%r is not a subnet number" % (name, number))
+        if not 1 <= number <= subnets:
+            raise ValueError("node_subnets: %s=%d is not a subnet of the lab (1 to %d)" % (name, number, subnets))
+        where[name] = number
+    return where
+
+
+def subnet_networks(gateway, subnets):
+    """The router's addresses (CIDR) on subnets 1..subnets: the third octet of gateway's network + k - 1."""
+    gw = ipaddress.ip_interface(gateway)
+    net = gw.network
+    if subnets == 1:
+        return [str(gw)]
+    if net.prefixlen < 24:
+        raise ValueError("%d subnets from gateway %s: a routed lab's subnets are the gateway's network with its "
+                         "third octet counted up, which needs a prefix of /24 or longer" % (subnets, gateway))
+    octets = net.network_address.packed
+    if octets[2] + subnets - 1 > 255:
+        raise ValueError("%d subnets from gateway %s do not fit: the third octet would pass 255 (%d.%d.%d.0)"
+                         % (subnets, gateway, octets[0], octets[1], octets[2] + subnets - 1))
+    host = int(gw.ip) - int(net.network_address)
+    return ["%s/%d" % (ipaddress.IPv4Address(int(net.network_address) + ((k - 1) << 8) + host), net.prefixlen)
+            for k in range(1, subnets + 1)]
+
+
+def subnet_networks6(gateway6, subnets):
+    """The router's IPv6 addresses (CIDR) on subnets 1..subnets: 2001:db8:1:: ... 2001:db8:k:: (third group)."""
+    gw6 = ipaddress.ip_interface(gateway6)
+    net = gw6.network
+    if subnets == 1:
+        return [str(gw6)]
+    group = (int(net.network_address) >> 80) & 0xFFFF
+    digits = format(group, "x")
+    if net.prefixlen < 48 or net.prefixlen > 64 or not digits.isdigit():
+        raise ValueError("%d subnets from gateway6 %s: a routed lab's IPv6 subnets count up the third group "
+                         "(2001:db8:1::/64, 2001:db8:2::/64, ...), which needs a /48 to /64 whose third group "
+                         "reads like a decimal number" % (subnets, gateway6))
+    last = int(digits) + subnets - 1
+    if last > 9999:
+        raise ValueError("%d subnets from gateway6 %s do not fit in the third group" % (subnets, gateway6))
+    host = int(gw6.ip) - int(net.network_address)
+    base = int(net.network_address) & ~(0xFFFF << 80)
+    return ["%s/%d" % (ipaddress.IPv6Address(base | (int(str(int(digits) + k - 1), 16) << 80) | host),
+                       net.prefixlen) for k in range(1, subnets + 1)]
+
+
+def _generate_routed(names, where, subnets, gw, offset, pods, pod_nets, gateway6, cluster_cidr6, pod_prefix6,
+                     count):
+    """generate() of a routed lab: node i on subnet where[name], keeping its host number."""
+    routers = [ipaddress.ip_interface(a) for a in subnet_networks(str(gw), subnets)]
+    routers6 = None
+    if gateway6 is not None:
+        _gateway6(gateway6, offset + count)
+        routers6 = [ipaddress.ip_interface(a) for a in subnet_networks6(gateway6, subnets)]
+    pod_nets6 = (_subnets(count, cluster_cidr6, pod_prefix6, len(pods), 6, "IPv6 pod prefixes")
+                 if cluster_cidr6 is not None else None)
+    nodes = []
+    for i, name in enumerate(names, 1):
+        k = where[name]
+        router = routers[k - 1]
+        ip = router.network.network_address + offset + i
+        if ip not in router.network or ip == router.network.broadcast_address:
+            raise ValueError("node %d (%s) does not fit in subnet %d (%s): host number %d; %d nodes need "
+                             "fewer per subnet or a longer subnet" % (i, name, k, router.network, offset + i, count))
+        if ip == router.ip:
+            raise ValueError("node %d would get the router's address %s on subnet %d" % (i, ip, k))
+        pod_net = pod_nets[i - 1]
+        node = {"name": name, "subnet": k, "ip": str(ip), "address": "%s/%d" % (ip, router.network.prefixlen),
+                "pod_cidr": str(pod_net),
+                "pods": [{"name": pod, "address": str(pod_net.network_address + 2 + j)}
+                         for j, pod in enumerate(pods)]}
+        if routers6 is not None:
+            router6 = routers6[k - 1]
+            ip6 = ipv6_host(router6.network, offset + i)
+            if ip6 == router6.ip:
+                raise ValueError("node %d would get the router's IPv6 address %s" % (i, ip6))
+            node.update(ip6=str(ip6), address6="%s/%d" % (ip6, router6.network.prefixlen))
+        if pod_nets6 is not None:
+            node["pod_cidr6"] = str(pod_nets6[i - 1])
+            for j, pod in enumerate(node["pods"]):
+                pod["address6"] = str(pod_nets6[i - 1].network_address + 2 + j)
+        nodes.append(node)
+    result = {"gateway": str(routers[0]), "prefix": routers[0].network.prefixlen, "nodes": nodes,
+              "subnets": [str(r) for r in routers[1:]]}
+    if routers6 is not None:
+        result.update(gateway6=str(routers6[0]), subnets6=[str(r) for r in routers6[1:]])
     return result
 
 
@@ -316,36 +431,41 @@ def validate(params):
         raise ValidationError("root", root, "must not be /")
     want = {"name": name, "root": root, "path": lab_path(root, name), "state": state}
     if state == "absent":
-        want.update(nodes=[], gateway=None, external=None, router_external=None, ssh=False,
+        want.update(nodes=[], gateway=None, external=None, routers=[], routers6=[], router_external=None, ssh=False,
                     ssh_user=None, controller=None, reboot=[], ipv6=False, gateway6=None,
                     external6=None, router_external6=None)
         return want
 
     gateway = _ipv4_address(params.get("gateway") or DEFAULT_GATEWAY, "gateway")
     external = _ipv4_address(params.get("external") or DEFAULT_EXTERNAL, "external")
-    switch_net = ipaddress.ip_interface(gateway).network
+    routers = [gateway] + _router_addresses(params.get("subnets"), "subnets", _ipv4_address)
     external_net = ipaddress.ip_interface(external).network
-    if switch_net.overlaps(external_net):
-        raise ValidationError(
-            "external", external, "overlaps the switch network %s of the gateway" % switch_net)
+    _check_subnets(routers, "gateway", "subnets", external_net, "external", external)
     ipv6 = bool(params.get("ipv6"))
-    gateway6 = external6 = switch_net6 = None
+    gateway6 = external6 = None
+    routers6 = []
     if ipv6:
         gateway6 = _ipv6_address(params.get("gateway6") or DEFAULT_GATEWAY6, "gateway6")
         external6 = _ipv6_address(params.get("external6") or DEFAULT_EXTERNAL6, "external6")
-        switch_net6 = ipaddress.ip_interface(gateway6).network
-        if switch_net6.overlaps(ipaddress.ip_interface(external6).network):
-            raise ValidationError(
-                "external6", external6, "overlaps the switch's IPv6 network %s of gateway6" % switch_net6)
+        routers6 = [gateway6] + _router_addresses(params.get("subnets6"), "subnets6", _ipv6_address)
+        _check_subnets(routers6, "gateway6", "subnets6", ipaddress.ip_interface(external6).network,
+                       "external6", external6)
+        if len(routers6) != len(routers):
+            raise ValidationError("subnets6", params.get("subnets6"),
+                                  "must list one IPv6 router address per subnet of subnets (%d), not %d"
+                                  % (len(routers) - 1, len(routers6) - 1))
+    elif params.get("subnets6"):
+        raise ValidationError("subnets6", params.get("subnets6"), "is IPv6, but the lab has no IPv6 (ipv6: false)")
     nodes = params.get("nodes")
     if nodes is None:
         nodes = []
     if not isinstance(nodes, list):
         raise ValidationError("nodes", nodes, "must be a list of {name, address}")
     result, names = [], {}
-    ips = {str(ipaddress.ip_interface(gateway).ip): "gateway"}
-    if ipv6:
-        ips[str(ipaddress.ip_interface(gateway6).ip)] = "gateway6"
+    ips = dict((str(ipaddress.ip_interface(a).ip), "gateway" if k == 0 else "subnets[%d]" % (k - 1))
+               for k, a in enumerate(routers))
+    ips.update((str(ipaddress.ip_interface(a).ip), "gateway6" if k == 0 else "subnets6[%d]" % (k - 1))
+               for k, a in enumerate(routers6))
     for index, node in enumerate(nodes):
         path = "nodes[%d]" % index
         if not isinstance(node, dict):
@@ -363,16 +483,23 @@ def validate(params):
         if address is None:
             raise ValidationError(path + ".address", address,
                                   "is required: the node's address on the switch in CIDR form")
-        address = _node_address(_ipv4_address(address, path + ".address"), path + ".address",
-                                switch_net, gateway, ips, index)
+        address = _ipv4_address(address, path + ".address")
+        subnet = _node_address(address, path + ".address", routers, ips, index)
         entry = {"name": node_name, "address": address}
+        if len(routers) > 1:
+            entry["subnet"] = subnet
         address6 = node.get("address6")
         if ipv6:
             if address6 is None:
                 raise ValidationError(path + ".address6", address6,
                                       "is required with ipv6: the node's IPv6 address on the switch in CIDR form")
-            entry["address6"] = _node_address(_ipv6_address(address6, path + ".address6"), path + ".address6",
-                                              switch_net6, gateway6, ips, index)
+            address6 = _ipv6_address(address6, path + ".address6")
+            subnet6 = _node_address(address6, path + ".address6", routers6, ips, index)
+            if subnet6 != subnet:
+                raise ValidationError(path + ".address6", address6,
+                                      "is on subnet %d (%s) but the node's address %s on subnet %d: a node has "
+                                      "both on one subnet" % (subnet6, routers6[subnet6 - 1], address, subnet))
+            entry["address6"] = address6
         elif address6 is not None:
             raise ValidationError(path + ".address6", address6,
                                   "is an IPv6 address, but the lab has no IPv6 (ipv6: false)")
@@ -394,7 +521,7 @@ def validate(params):
     for index, node_name in enumerate(reboot):
         if node_name not in names:
             raise ValidationError("reboot[%d]" % index, node_name, "is not one of the lab's nodes")
-    want.update(nodes=result, gateway=gateway, external=external,
+    want.update(nodes=result, gateway=gateway, external=external, routers=routers, routers6=routers6,
                 router_external=external_gateway(external), ssh=ssh, ssh_user=user,
                 controller=controller, reboot=sorted(set(reboot), key=natural), ipv6=ipv6,
                 gateway6=gateway6, external6=external6,
@@ -402,18 +529,47 @@ def validate(params):
     return want
 
 
-def _node_address(address, path, network, gateway, ips, index):
-    """A node's address (IPv4 or IPv6): on the switch network and nobody else's."""
+def _node_address(address, path, routers, ips, index):
+    """A node's address (IPv4 or IPv6): on one of the lab's subnets and nobody else's; its subnet (1-based)."""
     iface = ipaddress.ip_interface(address)
-    if iface.network != network:
+    found = [k for k, router in enumerate(routers, 1) if iface.network == ipaddress.ip_interface(router).network]
+    if not found:
+        six = "6" if iface.version == 6 else ""
         raise ValidationError(
             path, address,
-            "is not on the switch network %s (gateway%s %s); every node must be" %
-            (network, "6" if iface.version == 6 else "", gateway))
+            "is not on the switch network %s (gateway%s %s)%s; every node must be" % (
+                ipaddress.ip_interface(routers[0]).network, six, routers[0],
+                "".join(", nor on %s (subnets%s[%d])" % (ipaddress.ip_interface(r).network, six, k)
+                        for k, r in enumerate(routers[1:]))))
     if str(iface.ip) in ips:
         raise ValidationError(path, address, "is already taken by %s" % ips[str(iface.ip)])
     ips[str(iface.ip)] = "nodes[%d]" % index
-    return address
+    return found[0]
+
+
+def _router_addresses(value, path, check):
+    """The router's addresses on the lab's further subnets (module option subnets or subnets6)."""
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise ValidationError(path, value, "must be a list of the router's addresses in CIDR form")
+    return [check(item, "%s[%d]" % (path, k)) for k, item in enumerate(value)]
+
+
+def _check_subnets(routers, first, rest, external_net, external_path, external):
+    """The subnets are distinct, and none overlaps the external network."""
+    nets = []
+    for k, router in enumerate(routers):
+        path = first if k == 0 else "%s[%d]" % (rest, k - 1)
+        net = ipaddress.ip_interface(router).network
+        for j, other in enumerate(nets):
+            if net.overlaps(other):
+                raise ValidationError(path, router, "overlaps the lab's subnet %s (%s)" % (
+                    other, first if j == 0 else "%s[%d]" % (rest, j - 1)))
+        nets.append(net)
+        if net.overlaps(external_net):
+            raise ValidationError(external_path, external, "overlaps the switch%s network %s of %s" % (
+                "'s IPv6" if net.version == 6 else "", net, path))
 
 
 def controller_address(gateway):
@@ -445,47 +601,82 @@ def ns_file(lab, label, kind="net"):
     return os.path.join(lab, label, kind)
 
 
+def subnet_bridge(k):
+    """The bridge of subnet k (1-based) in the switch namespace: switch, switch.2, switch.3, ..."""
+    return BRIDGE if k == 1 else "%s.%d" % (BRIDGE, k)
+
+
+def router_port(k):
+    """(the router's switch port, its interface in the router) on subnet k: (router, eth0), (router.2, eth2), ..."""
+    return (ROUTER, "eth0") if k == 1 else ("%s.%d" % (ROUTER, k), "eth%d" % k)
+
+
+def router_interfaces(want):
+    """The router's lab interfaces: eth0 (subnet 1), eth1 (external), eth2, eth3, ... (subnets 2, 3, ...)."""
+    return ["eth0", "eth1"] + [router_port(k)[1] for k in range(2, len(want.get("routers") or [None]) + 1)]
+
+
 def topology(want):
-    """The desired wiring: veth pairs, interface addresses and MACs, routes, forwarding.
+    """The desired wiring: bridges, veth pairs, interface addresses and MACs, routes, forwarding.
 
     Labels ('switch', 'node1', ...) name namespaces; the planner turns them
-    into namespace file paths. A veth is (label, name, peer label, peer name).
-    With ipv6, the router, the external host and every node get their IPv6
-    address beside the IPv4 one, the nodes an IPv6 default route via the
-    router, the external host a route back to the switch's IPv6 network (and
+    into namespace file paths. A veth is (label, name, peer label, peer name);
+    masters maps the switch's ports to their bridge. Every subnet is a bridge
+    of its own in the switch namespace (subnet_bridge): a node's port is on its
+    subnet's bridge, the router has a port (and an address) on every one, so
+    nodes of different subnets are not layer-2 adjacent and the router
+    forwards between them. A node's default route is via its subnet's router
+    address. With ipv6, the router, the external host and every node get their
+    IPv6 address beside the IPv4 one, the nodes an IPv6 default route via the
+    router, the external host routes back to the subnets' IPv6 networks (and
     none to any pod prefix), the router IPv6 forwarding; ipv6_conf lists the
     namespaces (and their lab interfaces) where IPV6_CONF is set.
     """
-    gw = ipaddress.ip_interface(want["gateway"])
-    switch_net = str(gw.network)
+    routers = want.get("routers") or [want["gateway"]]
+    routers6 = want.get("routers6") or ([want["gateway6"]] if want.get("ipv6") else [])
     router_ext = ipaddress.ip_interface(want["router_external"])
     ipv6 = want.get("ipv6")
     veths = [(SWITCH, ROUTER, ROUTER, "eth0"), (ROUTER, "eth1", EXTERNAL, "eth0")]
-    veths.extend((SWITCH, node["name"], node["name"], "eth0") for node in want["nodes"])
-    addresses = {(ROUTER, "eth0"): [want["gateway"]], (ROUTER, "eth1"): [want["router_external"]],
+    masters = {(SWITCH, ROUTER): BRIDGE}
+    addresses = {(ROUTER, "eth0"): [routers[0]], (ROUTER, "eth1"): [want["router_external"]],
                  (EXTERNAL, "eth0"): [want["external"]]}
-    routes = {EXTERNAL: [_route(switch_net, str(router_ext.ip))]}
+    for k in range(2, len(routers) + 1):
+        port, ifname = router_port(k)
+        veths.append((SWITCH, port, ROUTER, ifname))
+        masters[(SWITCH, port)] = subnet_bridge(k)
+        addresses[(ROUTER, ifname)] = [routers[k - 1]]
+    veths.extend((SWITCH, node["name"], node["name"], "eth0") for node in want["nodes"])
+    routes = {EXTERNAL: [_route(str(ipaddress.ip_interface(r).network), str(router_ext.ip)) for r in routers]}
     if ipv6:
-        gw6 = ipaddress.ip_interface(want["gateway6"])
-        addresses[(ROUTER, "eth0")].append(want["gateway6"])
+        for k, router6 in enumerate(routers6, 1):
+            addresses[(ROUTER, router_port(k)[1])].append(router6)
         addresses[(ROUTER, "eth1")].append(want["router_external6"])
         addresses[(EXTERNAL, "eth0")].append(want["external6"])
-        routes[EXTERNAL].append(_route(str(gw6.network), str(ipaddress.ip_interface(want["router_external6"]).ip)))
+        via6 = str(ipaddress.ip_interface(want["router_external6"]).ip)
+        routes[EXTERNAL].extend(_route(str(ipaddress.ip_interface(r).network), via6) for r in routers6)
     if want.get("ssh"):
+        # On subnet 1; the other subnets through the router.
         veths.append((SWITCH, CONTROLLER, CONTROLLER, "eth0"))
+        masters[(SWITCH, CONTROLLER)] = BRIDGE
         addresses[(CONTROLLER, "eth0")] = [want["controller"]]
+        gw_ip = str(ipaddress.ip_interface(routers[0]).ip)
+        routes[CONTROLLER] = [_route(str(ipaddress.ip_interface(r).network), gw_ip) for r in routers[1:]]
     for node in want["nodes"]:
+        k = node.get("subnet") or 1
+        masters[(SWITCH, node["name"])] = subnet_bridge(k)
         addresses[(node["name"], "eth0")] = [node["address"]]
-        routes[node["name"]] = [_route("default", str(gw.ip))]
+        routes[node["name"]] = [_route("default", str(ipaddress.ip_interface(routers[k - 1]).ip))]
         if ipv6:
             addresses[(node["name"], "eth0")].append(node["address6"])
-            routes[node["name"]].append(_route("default", str(gw6.ip)))
+            routes[node["name"]].append(_route("default", str(ipaddress.ip_interface(routers6[k - 1]).ip)))
     ipv6_conf = {}
     if ipv6:
-        ipv6_conf = dict([(ROUTER, ["eth0", "eth1"]), (EXTERNAL, ["eth0"])]
+        ipv6_conf = dict([(ROUTER, router_interfaces(want)), (EXTERNAL, ["eth0"])]
                          + [(node["name"], ["eth0"]) for node in want["nodes"]])
     return {
+        "bridges": [subnet_bridge(k) for k in range(1, len(routers) + 1)],
         "veths": veths,
+        "masters": masters,
         "addresses": addresses,
         # A node (or the router) made again keeps its MAC, so the ARP caches
         # of its neighbours stay right. (The first address is the IPv4 one.)
@@ -525,7 +716,20 @@ def current_view(want, cur):
         address = _first(_addresses(cur, label, "eth0", version))
         if address is not None:
             view[key] = address
+    subnets = _router_subnets(cur)
+    if subnets:
+        view["subnets"] = subnets
     return view
+
+
+def _router_subnets(cur, version=None):
+    """The router's addresses on subnets 2, 3, ... as read (interfaces eth2, eth3, ...)."""
+    found = []
+    names = sorted((n for n in cur["links"].get(ROUTER, {}) if re.match(r"^eth([2-9]|[1-9][0-9]+)$", n)),
+                   key=natural)
+    for name in names:
+        found.extend(_addresses(cur, ROUTER, name, version))
+    return found
 
 
 def wanted_view(want):
@@ -541,6 +745,8 @@ def wanted_view(want):
     }
     if want.get("ipv6"):
         view.update(gateway6=want["gateway6"], external6=want["external6"])
+    if len(want.get("routers") or ()) > 1:
+        view["subnets"] = list(want["routers"][1:]) + list((want.get("routers6") or [])[1:])
     if want["reboot"]:
         view["rebooted"] = list(want["reboot"])
     return view
@@ -558,6 +764,7 @@ def render(want, cur, predicted):
         nodes = [(n["name"], n["address"], n.get("address6")) for n in want["nodes"]]
         gateway, external = want["gateway"], want["external"]
         gateway6, external6 = want.get("gateway6"), want.get("external6")
+        subnets, subnets6 = list((want.get("routers") or [])[1:]), list((want.get("routers6") or [])[1:])
     else:
         nodes = [(label, _first(_addresses(cur, label, "eth0", 4)), _first(_addresses(cur, label, "eth0", 6)))
                  for label in sorted(cur["members"], key=natural) if label not in NOT_NODES]
@@ -565,6 +772,7 @@ def render(want, cur, predicted):
         external = _first(_addresses(cur, EXTERNAL, "eth0", 4))
         gateway6 = _first(_addresses(cur, ROUTER, "eth0", 6))
         external6 = _first(_addresses(cur, EXTERNAL, "eth0", 6))
+        subnets, subnets6 = _router_subnets(cur, 4), _router_subnets(cur, 6)
     result.update({
         "state": "present", "gateway": gateway, "external": external,
         "nodes": [dict([("name", name), ("address", address)]
@@ -574,9 +782,10 @@ def render(want, cur, predicted):
         "namespaces": dict((label, ns_file(lab, label)) for label in INFRA),
         "rebooted": list(want["reboot"]),
         "ssh": None,
+        "subnets": subnets,
     })
     if ipv6:
-        result.update(gateway6=gateway6, external6=external6)
+        result.update(gateway6=gateway6, external6=external6, subnets6=subnets6)
     if want["ssh"]:
         paths = ssh_paths(lab)
         result["ssh"] = {"user": want["ssh_user"], "controller": want["controller"],

@@ -220,3 +220,73 @@ def test_the_ipv6_lab_inventories(inventory, pod_cidrs, external):
     assert node2["podnet_lab_ipv6"] is True and node2["podnet_lab_name"] == "podnet"
     assert node2["podnet_lab_nodes"][1] == {"name": "node2", "address": "192.168.1.12/24", "address6": "2001:db8:1::12/64"}
     assert "podnet_pod_cidr" not in node2 and "podnet_cluster_cidr" not in node2
+
+
+# ------------------------------------------------------------------ routed
+def test_routed_lab_places_node3_on_the_second_subnet():
+    inv = plugin.lab_inventory(dict(OPTIONS, subnets=2), 3)
+    assert [inv["hosts"][n]["podnet_node_ip"] for n in ("node1", "node2", "node3")] == [
+        "192.168.1.11", "192.168.1.12", "192.168.2.13"]
+    assert inv["all"]["podnet_lab_gateway"] == "192.168.1.1/24"
+    assert inv["all"]["podnet_lab_subnets"] == ["192.168.2.1/24"]
+    assert inv["all"]["podnet_lab_nodes"][2] == {"name": "node3", "address": "192.168.2.13/24"}
+
+
+def test_one_subnet_emits_exactly_the_classic_lab():
+    assert plugin.lab_inventory(dict(OPTIONS, subnets=1, node_subnets={}), 3) == plugin.lab_inventory(OPTIONS, 3)
+
+
+def test_routed_dual_stack_lab_and_a_moved_node():
+    options = dict(OPTIONS, stack="dual", subnets=2, node_subnets={"node3": 1, "node1": 2})
+    inv = plugin.lab_inventory(options, 3)
+    assert inv["hosts"]["node1"]["podnet_node_ips"] == ["192.168.2.11", "2001:db8:2::11"]
+    assert inv["hosts"]["node3"]["podnet_node_ips"] == ["192.168.1.13", "2001:db8:1::13"]
+    assert inv["all"]["podnet_lab_subnets6"] == ["2001:db8:2::1/64"]
+    assert inv["all"]["podnet_lab_nodes"][0] == {"name": "node1", "address": "192.168.2.11/24",
+                                                 "address6": "2001:db8:2::11/64"}
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"subnets": 0}, "subnets must be a positive integer"),
+    ({"subnets": 2, "node_subnets": {"node7": 1}}, "node7 is not one of the lab's nodes"),
+    ({"subnets": 2, "node_subnets": {"node3": 5}}, "node3=5 is not a subnet of the lab"),
+    ({"subnets": 2, "gateway": "10.0.0.1/16"}, "needs a prefix of /24 or longer"),
+])
+def test_impossible_routed_labs_fail_parsing(options, message):
+    with pytest.raises(AnsibleParserError, match=message):
+        plugin.lab_inventory(dict(OPTIONS, **options), 3)
+
+
+@pytest.mark.parametrize("environ, configured, expected", [
+    ({}, 2, 2), ({}, None, 1), ({"PODNET_LAB_SUBNETS": "5"}, 2, 5), ({"PODNET_LAB_SUBNETS": ""}, 2, 2),
+])
+def test_environment_overrides_the_subnets(environ, configured, expected):
+    assert plugin.lab_subnets(configured, environ) == expected
+
+
+@pytest.mark.parametrize("environ, configured, expected", [
+    ({}, {"node3": 1}, {"node3": 1}),
+    ({"PODNET_LAB_NODE_SUBNETS": "node3=1,node5=2"}, {"node3": 2}, {"node3": 1, "node5": 2}),
+    ({"PODNET_LAB_NODE_SUBNETS": ""}, {"node3": 2}, {}),
+])
+def test_environment_overrides_the_node_subnets(environ, configured, expected):
+    assert plugin.lab_node_subnets(configured, environ) == expected
+
+
+@pytest.mark.parametrize("value", ["node3", "node3=x", "=1", "node3=1;node4=2"])
+def test_environment_node_subnets_must_be_node_equals_number(value):
+    with pytest.raises(AnsibleParserError, match="is not node=subnet"):
+        plugin.lab_node_subnets({}, {"PODNET_LAB_NODE_SUBNETS": value})
+
+
+def test_lab_routed_inventory_and_a_moved_node_through_ansible_inventory():
+    data = plain(json.loads(ansible_inventory("--list", inventory="lab-routed")))
+    hostvars = data["_meta"]["hostvars"]
+    assert [hostvars[n]["podnet_node_ip"] for n in ("node1", "node2", "node3")] == [
+        "192.168.1.11", "192.168.1.12", "192.168.2.13"]
+    data = plain(json.loads(ansible_inventory("--list", inventory="lab-routed", PODNET_LAB_NODE_SUBNETS="node3=1",
+                                              PODNET_LAB_NODES="10", PODNET_LAB_SUBNETS="5")))
+    hostvars = data["_meta"]["hostvars"]
+    assert hostvars["node3"]["podnet_node_ip"] == "192.168.1.13"
+    assert hostvars["node10"]["podnet_node_ip"] == "192.168.5.20"
+    assert hostvars["node1"]["podnet_lab_subnets"] == ["192.168.%d.1/24" % k for k in range(2, 6)]

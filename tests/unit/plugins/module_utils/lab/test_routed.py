@@ -28,7 +28,7 @@ def routed(count=3, subnets=2, node_subnets=None, ipv6=False, **params):
     (3, 1, None, [1, 1, 1]),
     (3, 2, None, [1, 1, 2]),
     (10, 2, None, [1] * 5 + [2] * 5),
-    (50, 5, None, [k for k in range(1, 6) for _ in range(10)]),
+    (50, 5, None, [k for k in range(1, 6) for _index in range(10)]),
     (7, 3, None, [1, 1, 1, 2, 2, 2, 3]),
     (2, 5, None, [1, 2]),
     (3, 2, {"node3": 1}, [1, 1, 1]),

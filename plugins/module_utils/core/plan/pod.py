@@ -79,20 +79,26 @@ def _cidrs(params):
     return cidrs
 
 
-def _gateways(params, cidrs):
+def _cidr_names(params, cidrs):
+    """How messages name each pod CIDR: by the parameter that gave it (pod_cidr X, pod_cidrs[1] X)."""
+    if params.get("pod_cidrs"):
+        return ["pod_cidrs[%d] %s" % (index, cidr) for index, cidr in enumerate(cidrs)]
+    return ["pod_cidr %s" % cidrs[0]]
+
+
+def _gateways(params, cidrs, names):
     """The first host address of each pod CIDR; gateway, when given, replaces its family's."""
     gateways = [pod_gateway(cidr) for cidr in cidrs]
     if params.get("gateway") is not None:
         gateway = v.ip_address(params["gateway"], "gateway")
         cidr = next((c for c in cidrs if c.version == gateway.version), None)
         if cidr is None or gateway not in cidr or gateway in (cidr.network_address, cidr.broadcast_address):
-            raise ValidationError("gateway", params["gateway"], "is not a host address of %s"
-                                  % " or ".join("pod CIDR %s" % c for c in cidrs))
+            raise ValidationError("gateway", params["gateway"], "is not a host address of %s" % " or ".join(names))
         gateways[cidrs.index(cidr)] = gateway
     return gateways
 
 
-def _pod_addresses(item, path, cidrs, gateways, taken):
+def _pod_addresses(item, path, cidrs, names, gateways, taken):
     """A pod's given addresses (address and/or addresses) -> {family: ip}, each checked against its pod CIDR."""
     given = []
     if item.get("address") is not None:
@@ -105,14 +111,15 @@ def _pod_addresses(item, path, cidrs, gateways, taken):
     result = {}
     for text, where in given:
         ip = v.ip_address(text.split("/", 1)[0], where)
-        cidr = next((c for c in cidrs if c.version == ip.version), None)
-        if cidr is None:
+        index = next((i for i, c in enumerate(cidrs) if c.version == ip.version), None)
+        if index is None:
             raise ValidationError(where, text, "is an IPv%d address but the pod CIDRs (%s) have no IPv%d prefix"
                                   % (ip.version, ", ".join(str(c) for c in cidrs), ip.version))
+        cidr = cidrs[index]
         if "/" in text and _network_of(text, where) != cidr:
-            raise ValidationError(where, text, "must have the prefix of pod CIDR %s" % cidr)
+            raise ValidationError(where, text, "must have the prefix of %s" % names[index])
         if ip not in cidr or ip in (cidr.network_address, cidr.broadcast_address):
-            raise ValidationError(where, text, "is not a host address of pod CIDR %s" % cidr)
+            raise ValidationError(where, text, "is not a host address of %s" % names[index])
         if ip in gateways:
             raise ValidationError(where, text, "is the gateway (bridge) address")
         if result.get(ip.version) == ip:
@@ -129,7 +136,8 @@ def _pod_addresses(item, path, cidrs, gateways, taken):
 def validate(params):
     """Module parameters -> want; every pod entry checked, paths name the index."""
     cidrs = _cidrs(params)
-    gateways = _gateways(params, cidrs)
+    cidr_names = _cidr_names(params, cidrs)
+    gateways = _gateways(params, cidrs, cidr_names)
     pods, names, veths, addresses = [], {}, {}, {}
     for index, item in enumerate(params["pods"]):
         path = "pods[%d]" % index
@@ -143,13 +151,13 @@ def validate(params):
         if veth in veths:
             raise ValidationError(path + ".veth", veth, "is used twice (also pods[%d])" % veths[veth])
         veths[veth] = index
-        given = _pod_addresses(item, path, cidrs, gateways, addresses)
+        given = _pod_addresses(item, path, cidrs, cidr_names, gateways, addresses)
         for ip in given.values():
             addresses[ip] = index
         interface = v.ifname(item.get("interface") or POD_INTERFACE, path + ".interface")
         pods.append({"name": name, "veth": veth, "interface": interface, "addresses": given})
     return {
-        "pods": pods, "bridge": v.ifname(params["bridge"], "bridge"), "pod_cidrs": cidrs,
+        "pods": pods, "bridge": v.ifname(params["bridge"], "bridge"), "pod_cidrs": cidrs, "cidr_names": cidr_names,
         "gateways": gateways, "mtu": v.mtu(params.get("mtu"), "mtu"),
         "hairpin": params.get("hairpin"), "state": params["state"],
         "proto": params.get("proto") or ROUTE_PROTO,
@@ -193,7 +201,8 @@ def assign_addresses(want, cur):
     """
     held = set(ipaddress.ip_address(ip) for ip in cur.get("held") or ())
     result = dict((pod["name"], []) for pod in want["pods"])
-    for cidr, gateway in zip(want["pod_cidrs"], want["gateways"]):
+    names = want.get("cidr_names") or ["pod CIDR %s" % c for c in want["pod_cidrs"]]
+    for cidr, gateway, name in zip(want["pod_cidrs"], want["gateways"], names):
         family, taken, chosen = cidr.version, {gateway}, {}
         for pod in want["pods"]:
             if family in pod["addresses"]:
@@ -212,7 +221,7 @@ def assign_addresses(want, cur):
                 try:
                     chosen[pod["name"]] = next(free)
                 except StopIteration:
-                    raise ValidationError("pods", pod["name"], "gets no address: pod CIDR %s is full" % cidr)
+                    raise ValidationError("pods", pod["name"], "gets no address: %s is full" % name)
             result[pod["name"]].append("%s/%d" % (chosen[pod["name"]], cidr.prefixlen))
     return result
 

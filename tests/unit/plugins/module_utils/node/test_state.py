@@ -74,7 +74,7 @@ def test_kernel_section_keeps_order_and_normalises_names():
     (doc(routes={"routes": [], "proto": 300}), "routes.proto: 300"),
     (doc(routes={"routes": [], "purge": 1}), "routes.purge: 1 must be true or false"),
     (doc(pods={"pod_cidr": "10.244.1.0/24", "pods": [{"name": "red", "address": "10.244.9.2"}]}),
-     "pods.pods[0].address: '10.244.9.2' is not a host address of pod CIDR 10.244.1.0/24"),
+     "pods.pods[0].address: '10.244.9.2' is not a host address of pod_cidr 10.244.1.0/24"),
     (doc(pods={"pod_cidr": "10.244.1.0/24", "pods": [{"name": "red", "ip": "10.244.1.2"}]}),
      "pods.pods[0].ip: '10.244.1.2' is not part of"),
     (doc(pods={"pods": []}), "pods.pod_cidr: "),

@@ -197,7 +197,7 @@ DUAL = ["10.244.1.0/24", "fd00:10:244:1::/64"]
     ([{"name": "a", "addresses": ["fd00:10:244:1::5"]}, {"name": "b", "address": "fd00:10:244:1::5"}],
      {"pod_cidr": None, "pod_cidrs": DUAL}, "pods[1].address: 'fd00:10:244:1::5' is used twice (also pods[0])"),
     ([{"name": "red"}], {"pod_cidr": None, "pod_cidrs": DUAL, "gateway": "fd00:10:245::1"},
-     "gateway: 'fd00:10:245::1' is not a host address of pod CIDR 10.244.1.0/24 or pod CIDR fd00:10:244:1::/64"),
+     "gateway: 'fd00:10:245::1' is not a host address of pod_cidrs[0] 10.244.1.0/24 or pod_cidrs[1] fd00:10:244:1::/64"),
 ])
 def test_dual_stack_validate_refuses(pods, kw, message):
     with pytest.raises(ValidationError) as err:

@@ -286,7 +286,7 @@ def test_upgrade_keeps_a_converged_node_unchanged(lab, work):
 
 def test_teardown_without_podnet_pod_cidr_is_refused_before_any_change(lab, work):
     rc, out, recap = play(lab, work, "teardown.yml", "-e", json.dumps({"podnet_pod_cidr": None}), check=False)
-    assert rc != 0 and "podnet_pod_cidr is required for host node1, host node2, host node3" in out, out[-3000:]
+    assert rc != 0 and "podnet_pod_cidr (or podnet_pod_cidrs) is required for host node1, host node2, host node3" in out, out[-3000:]
     assert unchanged(recap) and all("cni0" in links(lab, n) for n in NODES)
 
 

@@ -358,11 +358,11 @@ def overlay_peers(nodes, hostvars, me, backend="host-gw"):
 
 def mesh_report(nodes, hostvars, backend="host-gw"):
     """The mesh as lines a person reads: one per ordered pair of nodes, with its mode."""
-    lines = []
+    lines, modes = [], []
     for me in nodes:
         for peer in mesh_table(nodes, hostvars, me, backend):
             lines.append("%s -> %s" % (me, peer["summary"]))
-    modes = [line.split(" ")[3] for line in lines]
+            modes.append(peer["mode"])
     lines.append("%d pairs: %d host-gw, %d vxlan" % (len(lines), modes.count("host-gw"), modes.count("vxlan")))
     return lines
 

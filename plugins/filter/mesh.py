@@ -372,11 +372,14 @@ def mesh_mtu(nodes, hostvars, backend="host-gw", underlay_mtu=1500):
     VXLAN overhead, 50 bytes over IPv4, 70 over IPv6), else None (left as it is)."""
     if _backend(backend) == "host-gw":
         return None
+    # Only the modes count: no routes are built (every role evaluates this for every host).
+    underlays = dict((name, _underlay(name, hostvars[name])) for name in nodes)
     worst = 0
     for me in nodes:
-        for peer in mesh_table(nodes, hostvars, me, backend):
-            if peer["mode"] == "vxlan":
-                worst = max(worst, 70 if ":" in (peer["node_ip"] or "") else 50)
+        mine = _node_networks(hostvars[me])
+        for peer, underlay in underlays.items():
+            if peer != me and _peer_mode(backend, mine, underlay) == "vxlan":
+                worst = max(worst, 70 if ":" in (underlay or "") else 50)
     return int(underlay_mtu) - worst if worst else None
 
 

@@ -97,6 +97,37 @@ def test_rerun_and_check_mode_report_no_change(routed_lab):
         assert [recap[n]["changed"] for n in NODES] == [0, 0, 0], (args, out[-3000:])
 
 
+def test_the_cni_role_gives_pods_the_tunnel_mtu(routed_lab, tmp_path):
+    """The cni role on nodes with VXLAN peers: the conflist's mtu, and a pod the plugin wires, leave room for it."""
+    lab = routed_lab
+    cni_play = tmp_path / "cni.yml"
+    cni_play.write_text("---\n- name: CNI\n  hosts: podnet_nodes\n  gather_facts: false\n"
+                        "  roles:\n    - role: podnet.mesh.cni\n")
+    lab.playbook(str(cni_play))
+    conflist = json.loads(lab.run("node1", ["cat", "/etc/cni/net.d/10-podnet.conflist"]).stdout)
+    config = dict(conflist["plugins"][0], name=conflist["name"], cniVersion=conflist["cniVersion"])
+    assert config["mtu"] == 1450, config
+    config["ipam"]["rangeStart"] = "10.244.1.200"  # clear of the addresses the pods role hands out
+    node = ["nsenter", "--net=%s" % lab.path("node1"), "--mount=%s" % lab.path("node1", "mnt"), "--"]
+    lab.run("node1", ["ip", "netns", "add", "cnimtu"])
+    try:
+        env = dict(os.environ, CNI_CONTAINERID="mtu-test", CNI_NETNS="/run/netns/cnimtu", CNI_IFNAME="eth0",
+                   CNI_PATH="/opt/cni/bin")
+        add = subprocess.run(node + ["/opt/cni/bin/podnet"], input=json.dumps(config), capture_output=True, text=True,
+                             env=dict(env, CNI_COMMAND="ADD"), check=False)
+        assert add.returncode == 0, add.stdout + add.stderr
+        address = json.loads(add.stdout)["ips"][0]["address"].split("/")[0]
+        assert in_pod(lab, "node1", "cnimtu", ["cat", "/sys/class/net/eth0/mtu"]).stdout.strip() == "1450"
+        # Through the tunnel with the largest packet that MTU allows, DF set, to a pod on node3.
+        ping = in_pod(lab, "node3", "red", ["ping", "-c1", "-W2", "-M", "do", "-s", "1422", address], check=False)
+        assert ping.returncode == 0, ping.stdout + ping.stderr
+        delete = subprocess.run(node + ["/opt/cni/bin/podnet"], input=json.dumps(config), capture_output=True,
+                                text=True, env=dict(env, CNI_COMMAND="DEL"), check=False)
+        assert delete.returncode == 0, delete.stdout + delete.stderr
+    finally:
+        lab.run("node1", ["ip", "netns", "del", "cnimtu"], check=False)
+
+
 def test_a_node_moved_to_the_other_subnet_switches_its_peers_mode(routed_lab):
     lab = routed_lab
     lab.env = {"PODNET_LAB_NODE_SUBNETS": "node3=1"}

@@ -461,14 +461,15 @@ def _probe_matrix(pods, rows, externals, width):
     return lines
 
 
-def probe_report(nodes, hostvars, result_var="podnet_verify_check"):
-    """A connectivity matrix a person can read at a glance, plus the failing pairs.
+def probe_matrices(nodes, hostvars, result_var="podnet_verify_check"):
+    """The data of probe_report's matrices, for whoever draws them (probe_report, matrix_svg).
 
-    Rows are source pods, columns destination pods and then external hosts;
-    '.' is a pass, 'X' a failure, 'N' a NATed pod-to-pod connection, '-' self.
-    With pods of both address families, one matrix per family under a heading
-    (IPv4, IPv6), its columns numbered by the pods' addresses of that family;
-    a pod without an address of a family is left out of that family's matrix.
+    Returns {matrices, marks, failures, probes, families}. matrices: one per address family
+    when the pods have both ({family: 4 or 6, pods, externals}), else one ({family: None or
+    the one family, ...}); pods: [(label, address)] in row and column order, address None when
+    the pod has none of the family; externals: the external addresses probed, of the matrix's
+    family. marks: {source label: {destination address: mark}}, mark '.' ok, 'X' failed, 'N'
+    NATed; a pair without a mark was not probed (probe_report shows it as 'X').
     """
     rows, pods, failures, externals = {}, [], [], []
     for node in nodes:
@@ -484,22 +485,43 @@ def probe_report(nodes, hostvars, result_var="podnet_verify_check"):
         failures.extend("%s: %s" % (node, line) for line in result.get("failures", []))
     seen = [a for _name, addresses in pods for a in addresses] + [a for row in rows.values() for a in row]
     families = sorted(set(_probe_family(a) for a in seen) - {None})
-    width = max([len(name) for name, _addresses in pods] + [4])
     if len(families) < 2:
-        lines = _probe_matrix([(name, (addresses or [None])[0]) for name, addresses in pods], rows, externals, width)
+        matrices = [{"family": families[0] if families else None,
+                     "pods": [(name, (addresses or [None])[0]) for name, addresses in pods],
+                     "externals": list(externals)}]
     else:
-        lines = []
+        matrices = []
         for family in families:
             matrix = [(name, ([a for a in addresses if _probe_family(a) == family] or [None])[0])
                       for name, addresses in pods]
             # A pod with addresses, none of this family, has no place here; one with none stays.
             matrix = [(name, address) for (name, address), (_n, addresses) in zip(matrix, pods)
                       if address is not None or not addresses]
-            lines.append("IPv%d" % family)
-            lines += _probe_matrix(matrix, rows, [e for e in externals if _probe_family(e) == family], width)
+            matrices.append({"family": family, "pods": matrix,
+                             "externals": [e for e in externals if _probe_family(e) == family]})
     total = sum(len(r) for r in rows.values())
-    lines.append("%d probes, %d failed ('.' ok, 'X' failed, 'N' NATed, '-' self)" % (total, len(failures)))
-    return {"lines": lines, "failures": failures, "probes": total, "families": families}
+    return {"matrices": matrices, "marks": rows, "failures": failures, "probes": total, "families": families,
+            "labels": [name for name, _addresses in pods]}
+
+
+def probe_report(nodes, hostvars, result_var="podnet_verify_check"):
+    """A connectivity matrix a person can read at a glance, plus the failing pairs.
+
+    Rows are source pods, columns destination pods and then external hosts;
+    '.' is a pass, 'X' a failure, 'N' a NATed pod-to-pod connection, '-' self.
+    With pods of both address families, one matrix per family under a heading
+    (IPv4, IPv6), its columns numbered by the pods' addresses of that family;
+    a pod without an address of a family is left out of that family's matrix.
+    """
+    data = probe_matrices(nodes, hostvars, result_var)
+    width = max([len(name) for name in data["labels"]] + [4])
+    lines = []
+    for matrix in data["matrices"]:
+        if len(data["matrices"]) > 1:
+            lines.append("IPv%d" % matrix["family"])
+        lines += _probe_matrix(matrix["pods"], data["marks"], matrix["externals"], width)
+    lines.append("%d probes, %d failed ('.' ok, 'X' failed, 'N' NATed, '-' self)" % (data["probes"], len(data["failures"])))
+    return {"lines": lines, "failures": data["failures"], "probes": data["probes"], "families": data["families"]}
 
 
 class FilterModule:

@@ -8,6 +8,7 @@ check mode, converge, rerun, repairs, a node leaving, bad variables, teardown.
 from __future__ import annotations
 
 import os
+import xml.etree.ElementTree as ET
 
 NODES = ("node1", "node2", "node3")
 
@@ -31,12 +32,15 @@ def test_check_mode_on_a_fresh_lab_changes_nothing(lab):
     assert all(lab.run(n, ["ls", "/run/netns"]).stdout.split() == [] for n in NODES)
 
 
-def test_converge_then_verify(lab):
+def test_converge_then_verify(lab, tmp_path):
     rc, out, recap = lab.playbook("site.yml")
     assert all(recap[n]["changed"] > 0 for n in NODES)
     assert ours(lab, "node1") == ["10.244.2.0/24", "10.244.3.0/24"]
-    rc, out, recap = lab.playbook("verify.yml")
+    rc, out, recap = lab.playbook("verify.yml", "-e", "podnet_verify_pictures_dir=%s" % tmp_path)
     assert "36 probes passed" in out
+    for picture in ("topology.svg", "matrix.svg"):  # drawn on the controller, naming every node
+        text = " ".join(e.text or "" for e in ET.parse(str(tmp_path / picture)).iter("{http://www.w3.org/2000/svg}text"))
+        assert all(n in text for n in NODES), picture
 
 
 def test_rerun_and_check_mode_report_no_change(lab):

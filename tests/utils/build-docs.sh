@@ -42,6 +42,8 @@ rm -rf -- "$src" "$outdir/html" "$outdir/doctrees"
 mkdir -p -- "$src/benchmarks"
 cp -- "$coll"/docs/site/conf.py "$coll"/docs/site/*.rst "$src/"
 cp -- "$coll/README.md" "$coll/LICENSE" "$src/"
+# the release notes that antsibull-changelog writes
+cp -- "$coll/CHANGELOG.rst" "$src/"
 # the guides with their pictures; docs/site/guides.md is their index page
 cp -R -- "$coll/docs" "$src/docs"
 rm -rf -- "$src/docs/site"

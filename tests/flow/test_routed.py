@@ -119,7 +119,7 @@ def test_the_cni_role_gives_pods_the_tunnel_mtu(routed_lab, tmp_path):
         address = json.loads(add.stdout)["ips"][0]["address"].split("/")[0]
         assert in_pod(lab, "node1", "cnimtu", ["cat", "/sys/class/net/eth0/mtu"]).stdout.strip() == "1450"
         # Through the tunnel with the largest packet that MTU allows, DF set, to a pod on node3.
-        ping = in_pod(lab, "node3", "red", ["ping", "-c1", "-W2", "-M", "do", "-s", "1422", address], check=False)
+        ping = in_pod(lab, "node3", "red", ["ping", "-c2", "-W2", "-M", "do", "-s", "1422", address], check=False)
         assert ping.returncode == 0, ping.stdout + ping.stderr
         delete = subprocess.run(node + ["/opt/cni/bin/podnet"], input=json.dumps(config), capture_output=True,
                                 text=True, env=dict(env, CNI_COMMAND="DEL"), check=False)

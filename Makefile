@@ -146,7 +146,7 @@ integration: venv
 
 # On a lab of its own; lab nodes run modules with the system python3.
 flow: venv
-	@$(copy); $(PYTEST_ENV) $(NETNS_RUN) $(call pytest,$(VENV)) tests/flow
+	@$(copy); $(PYTEST_ENV) $(NETNS_RUN) $(call pytest,$(VENV)) --durations=15 tests/flow
 
 sanity: venv
 	@$(copy); $(VENV)/bin/python $(UTILS)/seed-ansible-test.py; set -x; \

@@ -31,6 +31,10 @@ from ansible_collections.podnet.mesh.plugins.module_utils.core.errors import Ker
 from ansible_collections.podnet.mesh.plugins.module_utils.core.model import Op, bridge_mac
 from ansible_collections.podnet.mesh.plugins.module_utils.kernel import lite, netlink
 from ansible_collections.podnet.mesh.tests.helpers.namespaces import in_ns, ns_path, pings
+from ansible_collections.podnet.mesh.tests.helpers.runs import once_per_kernel_run
+
+# The plugin talks netlink through its own standard-library codec: the same in both runs.
+pytestmark = once_per_kernel_run
 
 SUBNET = "10.251.0.0/24"
 GATEWAY = "10.251.0.1"

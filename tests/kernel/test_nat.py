@@ -36,6 +36,11 @@ from ansible_collections.podnet.mesh.plugins.module_utils.kernel import netlink 
 from ansible_collections.podnet.mesh.plugins.module_utils.kernel import netns
 from ansible_collections.podnet.mesh.plugins.modules import masquerade
 from ansible_collections.podnet.mesh.tests.helpers.module_runner import run_main, stub_exits
+from ansible_collections.podnet.mesh.tests.helpers.runs import once_per_kernel_run
+
+# The NAT tools (nft, iptables) and the masquerade module: nothing here uses the controller's pyroute2
+# beyond setting up the namespaces.
+pytestmark = once_per_kernel_run
 
 
 POD_IP = "10.244.1.2"

@@ -21,18 +21,15 @@ import sys
 
 import pytest
 
-import pyroute2
 
 from ansible_collections.podnet.mesh.plugins.module_utils.cni import ipam
 from ansible_collections.podnet.mesh.plugins.module_utils.kernel import netlink as _netlink
 from ansible_collections.podnet.mesh.tests.helpers.namespaces import ns_path, pings
+from ansible_collections.podnet.mesh.tests.helpers.runs import once_per_kernel_run
 
-# The kernel suite runs once per controller venv (pyroute2 0.9 and 0.7); here the controller only
-# starts ansible and the plugin's build, and what is tested is the node's interpreter and its
-# pyroute2, the same in both runs. So it runs once, with the newer controller.
-pytestmark = pytest.mark.skipif(
-    tuple(int(part) for part in pyroute2.__version__.split(".")[:2]) < (0, 9),
-    reason="runs once per kernel run, with the controller of pyroute2 0.9: the node's Python is the same in both")
+# Here the controller only starts ansible and builds the plugin: what is tested is the node's
+# interpreter and its pyroute2, the same in both runs of the kernel suite.
+pytestmark = once_per_kernel_run
 
 # .../<root>/ansible_collections/podnet/mesh/plugins/module_utils/kernel/netlink.py
 COLLECTION = os.path.abspath(os.path.join(os.path.dirname(_netlink.__file__), "..", "..", ".."))

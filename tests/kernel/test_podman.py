@@ -27,6 +27,7 @@ import pytest
 
 from ansible_collections.podnet.mesh.plugins.module_utils.cni import ipam, plugin
 from ansible_collections.podnet.mesh.plugins.module_utils.kernel import netlink
+from ansible_collections.podnet.mesh.tests.helpers.runs import once_per_kernel_run
 
 PODMAN = shutil.which("podman")
 BUSYBOX = "/bin/busybox"
@@ -35,7 +36,9 @@ GATEWAY = "10.252.7.1"
 # Limits podman would otherwise copy from root's (too high for runc here).
 ULIMITS = ["--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"]
 
-pytestmark = pytest.mark.skipif(PODMAN is None, reason="podman is not installed (Debian: apt-get install podman)")
+# podman runs the CNI plugin: nothing here uses the controller's pyroute2.
+pytestmark = [once_per_kernel_run,
+              pytest.mark.skipif(PODMAN is None, reason="podman is not installed (Debian: apt-get install podman)")]
 
 PLAYBOOK = """\
 - name: Install the podnet CNI plugin for the test runtime

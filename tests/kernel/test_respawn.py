@@ -11,6 +11,10 @@ import sys
 import pytest
 
 from ansible_collections.podnet.mesh.plugins.module_utils.kernel import netlink as _netlink
+from ansible_collections.podnet.mesh.tests.helpers.runs import once_per_kernel_run
+
+# The module runs under a Python of its own and then the system's: the same in both runs.
+pytestmark = once_per_kernel_run
 
 
 SYSTEM_PYTHON = "/usr/bin/python3"

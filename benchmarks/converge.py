@@ -164,6 +164,17 @@ class Bench:
             label, nodes, round_no + 1, record["seconds"], record.get("changed"), record.get("tasks_per_host")))
         return record
 
+    def cold_and_warm(self, site, nodes, label, round_no, where):
+        """site.yml on fresh nodes (label_cold: every host changes), then again (label_warm: nothing
+        changes); the cold run's record."""
+        cold = self.measure(site, nodes, label + "_cold", round_no)
+        if any(h["changed"] == 0 for h in cold["hosts"].values()):
+            raise RuntimeError("site.yml on fresh nodes%s changed nothing on some host" % where)
+        warm = self.measure(site, nodes, label + "_warm", round_no)
+        if warm["changed"]:
+            raise RuntimeError("site.yml run again%s changed %d things" % (where, warm["changed"]))
+        return cold
+
     def converge(self, nodes, rounds, classic_warm, floor_max, verify_classic=False, routed_subnets=None):
         """Rounds of site.yml (and the floor), the classic playbook and, with routed_subnets, site.yml on the
         routed lab of that many subnets; the sides alternate which goes first."""
@@ -177,20 +188,9 @@ class Bench:
                 self.lab_up(nodes)
                 try:
                     if side == "routed":
-                        cold = self.measure(site, nodes, "routed_cold", round_no)
-                        if any(h["changed"] == 0 for h in cold["hosts"].values()):
-                            raise RuntimeError("site.yml on fresh routed nodes changed nothing on some host")
-                        warm = self.measure(site, nodes, "routed_warm", round_no)
-                        if warm["changed"]:
-                            raise RuntimeError("site.yml run again on the routed lab changed %d things"
-                                               % warm["changed"])
+                        self.cold_and_warm(site, nodes, "routed", round_no, " on the routed lab")
                     elif side == "ours":
-                        cold = self.measure(site, nodes, "site_cold", round_no)
-                        if any(h["changed"] == 0 for h in cold["hosts"].values()):
-                            raise RuntimeError("site.yml on fresh nodes changed nothing on some host")
-                        warm = self.measure(site, nodes, "site_warm", round_no)
-                        if warm["changed"]:
-                            raise RuntimeError("site.yml run again changed %d things" % warm["changed"])
+                        cold = self.cold_and_warm(site, nodes, "site", round_no, "")
                         self.floor_count = cold["tasks_per_host"]
                         if nodes <= floor_max:
                             self.measure(self.floor_playbook(self.floor_count), nodes, "floor", round_no)

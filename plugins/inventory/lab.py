@@ -237,26 +237,24 @@ NODE_SUBNETS_ENV = "PODNET_LAB_NODE_SUBNETS"
 
 def lab_count(configured, environ=None):
     """The node count: PODNET_LAB_NODES when set, else the configured one."""
+    return _count_from_env(COUNT_ENV, configured, "nodes", environ)
+
+
+def lab_subnets(configured, environ=None):
+    """The subnet count: PODNET_LAB_SUBNETS when set, else the configured one."""
+    return _count_from_env(SUBNETS_ENV, 1 if configured is None else configured, "subnets", environ)
+
+
+def _count_from_env(name, configured, what, environ=None):
+    """The number in environment variable name when set (not empty), else configured."""
     environ = os.environ if environ is None else environ
-    value = environ.get(COUNT_ENV)
+    value = environ.get(name)
     if value in (None, ""):
         return configured
     try:
         return int(value)
     except ValueError:
-        raise AnsibleParserError("%s=%r is not a number of nodes" % (COUNT_ENV, value))
-
-
-def lab_subnets(configured, environ=None):
-    """The subnet count: PODNET_LAB_SUBNETS when set, else the configured one."""
-    environ = os.environ if environ is None else environ
-    value = environ.get(SUBNETS_ENV)
-    if value in (None, ""):
-        return 1 if configured is None else configured
-    try:
-        return int(value)
-    except ValueError:
-        raise AnsibleParserError("%s=%r is not a number of subnets" % (SUBNETS_ENV, value))
+        raise AnsibleParserError("%s=%r is not a number of %s" % (name, value, what))
 
 
 def lab_node_subnets(configured, environ=None):

@@ -468,19 +468,25 @@ def ipv6_addresses(path):
         ipr.close()
 
 
-@pytest.fixture(scope="module")
-def lab6(tmp_path_factory):
-    """A three-node lab with IPv6 beside IPv4, shared by the dual-stack tests."""
-    root = str(tmp_path_factory.mktemp("lab6"))
+def shared_lab(tmp_path_factory, label, make_params):
+    """A lab built once for a module's tests (the body of a module fixture): yields
+    {root, name, path, want, first, second, took}; torn down at the end whatever happened."""
+    root = str(tmp_path_factory.mktemp("lab"))
     name = "pntk" + secrets.token_hex(3)
-    want = lab6_params(root, name, 3)
-    lab = {"root": root, "name": name, "path": want["path"], "want": want}
+    want = make_params(root, name)
+    lab = {"root": root, "name": name, "path": want["path"], "want": want, "took": 0.0}
     try:
         lab["first"], lab["second"], lab["took"] = converge(want)
         yield lab
     finally:
         _first, took = teardown(root, name)
-        print("\n3-node dual-stack lab: build %.2fs, teardown %.2fs" % (lab["took"], took))
+        print("\n%s: build %.2fs, teardown %.2fs" % (label, lab["took"], took))
+
+
+@pytest.fixture(scope="module")
+def lab6(tmp_path_factory):
+    """A three-node lab with IPv6 beside IPv4, shared by the dual-stack tests."""
+    yield from shared_lab(tmp_path_factory, "3-node dual-stack lab", lambda root, name: lab6_params(root, name, 3))
 
 
 def test_dual_stack_lab_converges(lab6):
@@ -603,17 +609,9 @@ def routed_params(root, name, count, subnets, node_subnets=None, ipv6=False, **p
 @pytest.fixture(scope="module")
 def routed(tmp_path_factory):
     """Three nodes on two subnets with IPv6 beside IPv4: node1, node2 on subnet 1, node3 on subnet 2."""
-    root = str(tmp_path_factory.mktemp("routed"))
-    name = "pntk" + secrets.token_hex(3)
     links_before = own_links()
-    want = routed_params(root, name, 3, 2, ipv6=True)
-    lab = {"root": root, "name": name, "path": want["path"], "want": want}
-    try:
-        lab["first"], lab["second"], lab["took"] = converge(want)
-        yield lab
-    finally:
-        _first, took = teardown(root, name)
-        print("\n3-node routed lab: build %.2fs, teardown %.2fs" % (lab["took"], took))
+    yield from shared_lab(tmp_path_factory, "3-node routed lab",
+                          lambda root, name: routed_params(root, name, 3, 2, ipv6=True))
     assert own_links() == links_before
 
 

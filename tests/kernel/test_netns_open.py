@@ -164,6 +164,32 @@ def test_netns_module_clears_a_leftover_fifo_or_file_and_makes_the_namespace(odd
     assert not os.path.lexists(path)
 
 
+def test_pods_module_clears_a_pods_leftover_file_both_ways(odd, prefix, tmp_path, host_links):
+    """A file left under /run/netns by a removal cut short between unmount and unlink.
+
+    state=absent removes it (a change: the file was there); state=present
+    removes it and makes the pod's namespace in its place.
+    """
+    bridge, name = prefix + "b", prefix + "p"
+    host_links.append(bridge)
+    with netlink.Session() as session:
+        session.ns(None).ipr.link("add", ifname=bridge, kind="bridge")
+    path = _netns.netns_path(name)
+    args = {"pods": [{"name": name}], "bridge": bridge, "pod_cidr": "10.254.0.0/24"}
+    odd("file", where=path)
+    assert run_module("pods", dict(args, state="absent", _ansible_check_mode=True), tmp_path)["changed"] is True
+    assert os.path.lexists(path)  # check mode touched nothing
+    result = run_module("pods", dict(args, state="absent"), tmp_path)
+    assert result["changed"] is True and not os.path.lexists(path), result
+    assert run_module("pods", dict(args, state="absent"), tmp_path)["changed"] is False
+    odd("file", where=path)
+    result = run_module("pods", args, tmp_path)
+    assert result["changed"] is True and _netns.netns_exists(name), result
+    assert run_module("pods", args, tmp_path)["changed"] is False
+    result = run_module("pods", dict(args, state="absent"), tmp_path)
+    assert result["changed"] is True and not os.path.lexists(path), result
+
+
 @pytest.mark.parametrize("module, args", [
     ("netns_addr", {"interface": "eth0", "addresses": ["10.252.0.2/24"]}),
     ("pod_route", {"routes": [{"dst": "default", "dev": "lo"}]}),

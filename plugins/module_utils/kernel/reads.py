@@ -41,9 +41,10 @@ def pods(session, want):
     host = session.ns(None).links()
     found = {}
     for pod in want["pods"]:
-        exists = _netns.netns_exists(pod["name"])
-        if not exists:
-            found[pod["name"]] = {"exists": False}
+        # STALE: a file left under /run/netns by a run cut short between mount and unlink.
+        exists = _netns.netns_state(pod["name"])
+        if exists is not True:
+            found[pod["name"]] = {"exists": exists}
         else:
             handle = session.ns(pod["name"])
             links = handle.links(with_addresses=[pod["interface"]])
@@ -56,7 +57,7 @@ def pods(session, want):
         link = host.get(pod["veth"])
         if link is not None and link["kind"] == "veth":
             # Where the host end's peer is, by namespace ids: the pod's own namespace is tried first.
-            found[pod["name"]]["peer_at"] = session.peer_of(link, None, hint=(pod["name"],) if exists else ())
+            found[pod["name"]]["peer_at"] = session.peer_of(link, None, hint=(pod["name"],) if exists is True else ())
     cur = {"host_links": host, "pods": found}
     if want["state"] == "present" and pod_plan.needs_free_address(want, cur):
         # Addresses held by other namespaces of the node (pods of earlier calls on the bridge

@@ -330,7 +330,7 @@ def plan_pods(want, cur, assume_missing=False):
     """want: from validate(); cur: {host_links: {name: link}, pods: {pod: {exists, links, routes, peer_at}},
     held: {ip: namespace}}.
 
-    pods[pod] has exists (bool), links (name -> link with addresses) and
+    pods[pod] has exists (True, False or STALE: a leftover file, cleared), links (name -> link with addresses) and
     routes (list of route dicts with proto and type) for namespaces that exist,
     and peer_at (where the pod's host end's peer is) when the host end exists;
     held: addresses of pod_cidr other namespaces of the node hold (read only
@@ -361,7 +361,7 @@ def plan_pods(want, cur, assume_missing=False):
             {"peer": item["interface"], "netns": name}, host, links.get(item["interface"]), peer_at) == PAIRED
         address = links.get(item["interface"], {}).get("addresses", []) if paired else []
         plan.before["pods"][name] = {
-            "state": "present" if pcur["exists"] else "absent",
+            "state": "present" if pcur["exists"] is True else "absent",
             "veth": item["veth"] if paired else None,
             "addresses": list(address),
         }

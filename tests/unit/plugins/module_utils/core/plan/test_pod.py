@@ -104,6 +104,18 @@ def test_plan_absent():
     assert [(a.op, a.name) for a in plan.actions] == [("link_del", "veth-red"), ("netns_del", "red")]
 
 
+@pytest.mark.parametrize("state, ops", [
+    ("absent", ["netns_clear"]),
+    ("present", ["netns_clear", "netns_add", "veth_add"]),
+])
+def test_a_leftover_file_where_the_pods_namespace_was_is_cleared(state, ops):
+    want = _pods.validate(params([{"name": "red", "address": "10.244.1.2"}], state=state))
+    plan = _pods.plan_pods(want, {"host_links": {"cni0": BRIDGE}, "pods": {"red": {"exists": model.STALE}}})
+    assert [a.op for a in plan.actions][:len(ops)] == ops
+    assert plan.before["pods"]["red"]["state"] == "absent"
+    assert describe_all(plan.actions)[0] == "remove leftover file /run/netns/red (not a namespace)"
+
+
 def test_plan_needs_the_bridge():
     want = _pods.validate(params([{"name": "red"}]))
     with pytest.raises(ValidationError) as err:

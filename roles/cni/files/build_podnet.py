@@ -25,7 +25,7 @@ The build is reproducible: same sources and interpreter, same bytes (fixed
 timestamps and order), so Ansible's copy reports no change when nothing
 changed.
 
-usage: python3 build_podnet.py OUTPUT [--interpreter /usr/bin/python3] [--source DIR] [--entry FILE]
+usage: python3 build_podnet.py OUTPUT [--interpreter /usr/bin/python3] [--source DIR] [--entry FILE] [--encode]
        python3 build_podnet.py --list [--source DIR] [--entry FILE]    (the files it would take)
 
 DIR is the module_utils directory; by default the one of the collection this
@@ -37,6 +37,8 @@ from __future__ import annotations
 
 import argparse
 import ast
+import base64
+import io
 import importlib.util
 import marshal
 import os
@@ -45,6 +47,7 @@ import struct
 import sys
 import tempfile
 import zipfile
+import zlib
 
 PACKAGE = ("ansible_collections", "podnet", "mesh", "plugins", "module_utils")
 PREFIX = ".".join(PACKAGE)
@@ -199,28 +202,50 @@ def _bytecode(source, name):
             + importlib.util.source_hash(source) + marshal.dumps(code))
 
 
-def build(output, source=None, interpreter=DEFAULT_INTERPRETER, entry=ENTRY):
-    """Write the plugin (or the program that starts at entry) to output (mode 0755, atomically); returns output."""
+def program_bytes(source=None, interpreter=DEFAULT_INTERPRETER, entry=ENTRY):
+    """The plugin (or the program that starts at entry): a shebang line, then the zip archive."""
     source = source or default_source()
     main_py = main_source(entry)
     files = closure(source, entry)
+    buffer = io.BytesIO()
+    flags = " " + PLUGIN_FLAGS if entry == ENTRY else ""
+    buffer.write(b"#!" + (interpreter + flags).encode("utf-8") + b"\n")
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for package in packages(files):
+            archive.writestr(_entry(package + "/__init__.py"), b"")
+        for rel in files:
+            with open(os.path.join(source, rel), "rb") as src:
+                code = src.read()
+            name = "/".join(PACKAGE) + "/" + rel
+            archive.writestr(_entry(name), code)
+            archive.writestr(_entry(name[:-3] + ".pyc"), _bytecode(code, name))
+        archive.writestr(_entry("__main__.py"), main_py.encode("utf-8"))
+    return buffer.getvalue()
+
+
+def encode(data):
+    """The program as text for a module option: zlib-compressed (level 9), then base64 (podnet.mesh.boot_restore)."""
+    return base64.b64encode(zlib.compress(data, 9)).decode("ascii")
+
+
+def build(output, source=None, interpreter=DEFAULT_INTERPRETER, entry=ENTRY, encoded=False):
+    """Write the plugin (or the program that starts at entry) to output (mode 0755, atomically); returns output.
+
+    encoded: write the program as ``encode`` gives it (text, mode 0644); output ``-``
+    writes that text to standard output instead.
+    """
+    data = program_bytes(source, interpreter, entry)
+    if encoded:
+        data = encode(data).encode("ascii")
+        if output == "-":
+            sys.stdout.write(data.decode("ascii") + "\n")
+            return output
     directory = os.path.dirname(os.path.abspath(output))
     fd, tmp = tempfile.mkstemp(prefix=".podnet-", dir=directory)
     try:
         with os.fdopen(fd, "wb") as handle:
-            flags = " " + PLUGIN_FLAGS if entry == ENTRY else ""
-            handle.write(b"#!" + (interpreter + flags).encode("utf-8") + b"\n")
-            with zipfile.ZipFile(handle, "w") as archive:
-                for package in packages(files):
-                    archive.writestr(_entry(package + "/__init__.py"), b"")
-                for rel in files:
-                    with open(os.path.join(source, rel), "rb") as src:
-                        code = src.read()
-                    name = "/".join(PACKAGE) + "/" + rel
-                    archive.writestr(_entry(name), code)
-                    archive.writestr(_entry(name[:-3] + ".pyc"), _bytecode(code, name))
-                archive.writestr(_entry("__main__.py"), main_py.encode("utf-8"))
-        os.chmod(tmp, 0o755)
+            handle.write(data)
+        os.chmod(tmp, 0o644 if encoded else 0o755)
         os.rename(tmp, output)
     except BaseException:
         if os.path.exists(tmp):
@@ -236,6 +261,9 @@ def main(argv=None):
                         help="Python of the node that runs the plugin (default %(default)s)")
     parser.add_argument("--source", help="module_utils directory (default: this collection's)")
     parser.add_argument("--list", action="store_true", help="print the files the plugin is made of and stop")
+    parser.add_argument("--encode", action="store_true",
+                        help="write the program zlib-compressed and base64-encoded, as text (OUTPUT - : to standard "
+                             "output), the form podnet.mesh.boot_restore takes it in")
     parser.add_argument("--entry", default=ENTRY,
                         help="module_utils file whose main() the program runs (default %(default)s: the CNI plugin)")
     args = parser.parse_args(argv)
@@ -246,7 +274,7 @@ def main(argv=None):
             for rel in closure(args.source or default_source(), args.entry):
                 sys.stdout.write(rel + "\n")
             return 0
-        build(args.output, args.source, args.interpreter, args.entry)
+        build(args.output, args.source, args.interpreter, args.entry, encoded=args.encode)
     except (OSError, SyntaxError, BuildError) as exc:
         sys.stderr.write("build_podnet: %s\n" % exc)
         return 1

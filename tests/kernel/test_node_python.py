@@ -74,10 +74,12 @@ class Node:
         self.env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=root, ANSIBLE_HOST_KEY_CHECKING="0", ANSIBLE_NOCOLOR="1",
                         ANSIBLE_DEPRECATION_WARNINGS="0")
 
-    def run(self, module, args=None, check=False):
-        """The module's result; the run must succeed."""
+    def run(self, module, args=None, check=False, extra_vars=None):
+        """The module's result; the run must succeed. extra_vars: a file of variables args may name."""
         argv = [self.ansible, "localhost", "-c", "local", "-i", "localhost,", "-m", module,
                 "-e", "ansible_python_interpreter=%s" % self.python]
+        if extra_vars is not None:
+            argv += ["-e", "@" + extra_vars]
         if args is not None:
             argv += ["-a", json.dumps(args)]
         if check:
@@ -215,3 +217,24 @@ def test_cni_plugin_built_for_the_nodes_python(node_python, prefix, named_ns, ho
     finally:
         if added:
             call("DEL", conf)
+
+
+def test_boot_restore_installs_a_program_the_nodes_python_runs(node, tmp_path):
+    """The module under Python 3.9, and the check it makes with the new program under the same Python."""
+    encoded = subprocess.run([sys.executable, BUILD, "-", "--entry", "node/main.py", "--interpreter", node.python,
+                              "--encode"], capture_output=True, text=True, check=True).stdout.strip()
+    program = str(tmp_path / "program.json")
+    with open(program, "w") as handle:
+        json.dump({"restore_program": encoded}, handle)
+    state = {"version": 1, "node": "n1", "bridge": {"name": "cni0", "addresses": [GATEWAY + "/24"]}}
+    args = {"program": "{{ restore_program }}", "node_state": state, "interpreter": node.python,
+            "program_path": str(tmp_path / "root/podnet-restore"), "state_file": str(tmp_path / "root/state.json"),
+            "unit_dir": str(tmp_path / "root/systemd")}
+    predicted = node.run("podnet.mesh.boot_restore", args, check=True, extra_vars=program)
+    assert predicted["changed"] is True and not os.path.exists(tmp_path / "root"), predicted
+    result = node.run("podnet.mesh.boot_restore", args, extra_vars=program)
+    assert result["actions"] == predicted["actions"], result
+    out = subprocess.run([node.python, str(tmp_path / "root/podnet-restore"), "--check-state",
+                          str(tmp_path / "root/state.json")], capture_output=True, text=True, check=False)
+    assert out.returncode == 0, out.stderr
+    assert node.run("podnet.mesh.boot_restore", args, extra_vars=program)["changed"] is False

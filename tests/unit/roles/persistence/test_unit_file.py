@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""The persistence role's unit, rendered from its template and defaults: systemd-analyze verify accepts it,
-and the enablement link the role makes is the one systemctl enable makes."""
+"""The unit podnet.mesh.boot_restore writes with the persistence role's defaults: systemd-analyze verify accepts
+it, and the enablement link the module makes is the one systemctl enable makes."""
 from __future__ import annotations
 
 import os
@@ -11,6 +11,8 @@ import subprocess
 import jinja2
 import pytest
 import yaml
+
+from ansible_collections.podnet.mesh.plugins.module_utils.node import install
 
 ROLE = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "..", "roles",
                                      "persistence"))
@@ -32,9 +34,19 @@ def role_vars(**overrides):
     return simple
 
 
+def want(**overrides):
+    """The module's options as the role gives them."""
+    values = role_vars(**overrides)
+    return {"program_path": values["podnet_persist_program"], "program": b"#!/usr/bin/python3\n",
+            "state_file": values["podnet_persist_state_file"], "state_text": "{}",
+            "interpreter": values["podnet_persist_interpreter"], "unit_dir": values["podnet_persist_unit_dir"],
+            "unit": values["podnet_persist_unit"], "before": values["podnet_persist_before"],
+            "wait": values["podnet_persist_wait"]}
+
+
 def render(**overrides):
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(os.path.join(ROLE, "templates")), keep_trailing_newline=True)
-    return env.get_template(UNIT + ".j2").render(ansible_managed="Ansible managed", **role_vars(**overrides))
+    unit = [e for e in install.entries(want(**overrides)) if e.key == "unit"][0]
+    return unit.data.decode("utf-8")
 
 
 def test_the_unit_says_what_the_restore_needs():
@@ -72,6 +84,8 @@ def test_the_link_the_role_makes_is_the_one_systemctl_enable_makes(tmp_path):
                          check=False)
     assert out.returncode == 0, out.stderr
     link = unit_dir / "multi-user.target.wants" / UNIT
-    # The role: ansible.builtin.file src={{ podnet_persist_unit_dir }}/UNIT dest=.../multi-user.target.wants/UNIT
-    assert os.readlink(str(link)) == "/etc/systemd/system/" + UNIT
+    ours = [e for e in install.entries(want()) if e.key == "link"][0]
+    assert (ours.path, ours.target) == ("/etc/systemd/system/multi-user.target.wants/" + UNIT,
+                                        "/etc/systemd/system/" + UNIT)
+    assert os.readlink(str(link)) == ours.target
     assert sorted(os.listdir(str(unit_dir))) == ["multi-user.target.wants", UNIT]

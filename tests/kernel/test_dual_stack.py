@@ -19,13 +19,13 @@ V4, V6 = "10.97.1.0/24", "fd00:97:1::/64"
 IFA_F_TENTATIVE = 0x40
 
 
-def addresses_with_flags(name, ifname="eth0"):
-    """{address: IFA flags} of the global addresses of ifname in namespace name."""
+def addresses_with_flags(name, ifname="eth0", scopes=(0,)):
+    """{address: IFA flags} of the addresses of ifname in namespace name (default: the global ones)."""
     from pyroute2 import NetNS
     with NetNS(name, flags=0) as ns:
         index = ns.link_lookup(ifname=ifname)[0]
         return dict(("%s/%d" % (m.get_attr("IFA_ADDRESS"), m["prefixlen"]), m.get_attr("IFA_FLAGS") or m["flags"])
-                    for m in ns.get_addr(index=index) if m["scope"] == 0)
+                    for m in ns.get_addr(index=index) if m["scope"] in scopes)
 
 
 def routes6(name):
@@ -69,6 +69,11 @@ def test_dual_stack_pods_reach_each_other_in_both_families_at_once(module, named
         assert sorted(flags) == sorted(p["addresses"] for p in result["pods"] if p["name"] == pod)[0]
         assert [a for a, f in flags.items() if f & IFA_F_TENTATIVE] == []
         assert sysctl(pod, "net.ipv6.conf.eth0.accept_ra") == "0"
+        # The link-local address the kernel made when eth0 came up ran no DAD either (accept_dad 0).
+        assert sysctl(pod, "net.ipv6.conf.eth0.accept_dad") == "0"
+        link_local = addresses_with_flags(pod, scopes=(253,))
+        assert [a for a in link_local if a.startswith("fe80:")] and not [
+            a for a, f in link_local.items() if f & IFA_F_TENTATIVE], link_local
     # Usable at once: no wait for duplicate address detection.
     assert pings(red, "fd00:97:1::3") and pings(red, "10.97.1.3")
     assert pings(blue, "fd00:97:1::1") and pings(blue, "fd00:97:1::2")

@@ -109,6 +109,8 @@ def build_actions(t):
         a(Op.LINK_SET, t.pod, "lo", up=True),
         a(Op.ADDR_ADD, t.pod, "eth0", address=t.net + ".2/24"),
         a(Op.SYSCTL, t.pod, "net.ipv6.conf.eth0.accept_ra", path="/proc/sys/net/ipv6/conf/eth0/accept_ra", value="0"),
+        a(Op.SYSCTL, t.pod, "net.ipv6.conf.eth0.accept_dad", path="/proc/sys/net/ipv6/conf/eth0/accept_dad",
+          value="0"),
         a(Op.ADDR_ADD, t.pod, "eth0", address=t.net6 + ":2/64", nodad=True),
         a(Op.ROUTE_ADD, t.pod, "default", route=route, table=MAIN_TABLE, proto=ROUTE_PROTO),
         a(Op.ROUTE_ADD, t.pod, "default", route=default6, table=MAIN_TABLE, proto=ROUTE_PROTO),
@@ -189,8 +191,9 @@ def test_handlers_make_what_kernel_changes_makes(twins):
     for side in SIDES:
         # The pod's IPv6 address came without DAD: usable at once, never tentative; no router advertisements.
         assert address_flags(twins[side].pod, twins[side].net6 + ":2") & (IFA_F_TENTATIVE | IFA_F_NODAD) == IFA_F_NODAD
-        with open_in(twins[side].pod, "/proc/sys/net/ipv6/conf/eth0/accept_ra") as handle:
-            assert handle.read().strip() == "0"
+        for name in ("accept_ra", "accept_dad"):
+            with open_in(twins[side].pod, "/proc/sys/net/ipv6/conf/eth0/" + name) as handle:
+                assert handle.read().strip() == "0"
     for side, make in SIDES.items():
         with make() as session:
             session.apply(change_actions(twins[side]))

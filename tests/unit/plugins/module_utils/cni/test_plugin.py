@@ -608,7 +608,8 @@ def test_dual_stack_add_gives_an_address_and_a_default_route_per_family(run, ker
     assert kernel.routes[NETNS] == [
         {"dst": "default", "family": 4, "via": "10.244.1.1", "dev": "eth0", "metric": 0, "proto": 149},
         {"dst": "default", "family": 6, "via": "fd00:10:244:1::1", "dev": "eth0", "metric": 1024, "proto": 149}]
-    assert kernel.sysctls == {(NETNS, "/proc/sys/net/ipv6/conf/eth0/accept_ra"): "0"}
+    assert kernel.sysctls == {(NETNS, "/proc/sys/net/ipv6/conf/eth0/accept_ra"): "0",
+                              (NETNS, "/proc/sys/net/ipv6/conf/eth0/accept_dad"): "0"}
 
 
 def test_ipv6_only_network(run, kernel, conf):

@@ -234,7 +234,7 @@ def test_plan_new_dual_stack_pod():
     assert plan.actions[1].args["peer_mac"] == "0a:58:0a:f4:01:02"
     sysctl = [a for a in plan.actions if a.op == model.Op.SYSCTL]
     assert [(a.ns, a.args["path"], a.args["value"]) for a in sysctl] == [
-        ("red", "/proc/sys/net/ipv6/conf/eth0/accept_ra", "0")]
+        ("red", "/proc/sys/net/ipv6/conf/eth0/accept_ra", "0"), ("red", "/proc/sys/net/ipv6/conf/eth0/accept_dad", "0")]
     adds = [a for a in plan.actions if a.op == model.Op.ADDR_ADD and a.ns == "red"]
     assert [(a.args["address"], a.args.get("nodad"), a.args.get("broadcast")) for a in adds] == [
         ("10.244.1.2/24", None, "10.244.1.255"), ("fd00:10:244:1::2/64", True, None)]

@@ -179,6 +179,11 @@ def test_check_mode_plan_touches_nothing(tmp_path):
     assert not os.path.exists(want["path"])
 
 
+def _comm(pid):
+    with open("/proc/%d/comm" % pid) as handle:
+        return handle.read().strip()
+
+
 def test_teardown_stops_processes_and_leaves_nothing(tmp_path):
     root, name = str(tmp_path), "pntk" + secrets.token_hex(3)
     want = lab_want(root, name, 1)
@@ -187,9 +192,20 @@ def test_teardown_stops_processes_and_leaves_nothing(tmp_path):
         sleeper = subprocess.Popen(
             ["nsenter", "--net=%s/node1/net" % want["path"], "--mount=%s/node1/mnt" % want["path"],
              "--uts=%s/node1/uts" % want["path"], "--", "sleep", "300"])
+        # A process of the node: once it has entered the node's namespaces (nsenter execs sleep then).
+        node_net = os.stat("%s/node1/net" % want["path"]).st_ino
+        deadline = time.monotonic() + 10
+        while os.stat("/proc/%d/ns/net" % sleeper.pid).st_ino != node_net or _comm(sleeper.pid) != "sleep":
+            assert time.monotonic() < deadline, "nsenter did not enter node1 in 10 s"
+            time.sleep(0.01)
     finally:
         first, _took = teardown(root, name)
-    assert sleeper.wait(timeout=10) != 0
+    try:
+        assert sleeper.wait(timeout=10) != 0
+    finally:
+        if sleeper.poll() is None:
+            sleeper.kill()
+            sleeper.wait()
     assert first.actions[-1].op == "lab_remove"
 
 

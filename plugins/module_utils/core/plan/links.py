@@ -209,7 +209,9 @@ def foreign_pair(path, want, host, peer_at):
 def plan_veth(want, cur, assume_missing=False):
     """Plan a veth pair whose peer end lives in want['netns'] (None: the host).
 
-    want: {name, peer, netns, master, mtu, hairpin, up, state}
+    want: {name, peer, netns, master, mtu, hairpin, up, state, peer_mac (optional),
+           peer_sysctls (optional): [(key, path, value)] set on a new pair's peer end
+           right after it is made, before it first comes up}
     cur: {host: link|None, peer: link named want['peer'] in the target namespace|None,
           peer_at: where the host end's peer is ({seen, netns, link}, see veth_standing)
                    or None when not looked for,
@@ -279,6 +281,9 @@ def plan_veth(want, cur, assume_missing=False):
                 plan.add(Op.VETH_ADD, None, name, peer=peer_name, peer_ns=ns, peer_mac=want["peer_mac"])
             else:
                 plan.add(Op.VETH_ADD, None, name, peer=peer_name, peer_ns=ns)
+            for key, path, value in want.get("peer_sysctls") or ():
+                plan.add(Op.SYSCTL, ns, key, path=path, value=value,
+                         text="set %s = %s in namespace %s" % (key, value, ns))
             host_state = fresh
 
     mtu = want["mtu"]

@@ -242,24 +242,21 @@ def default_metric(routes, interface, family=4):
     return max(r["metric"] for r in defaults) + 1 if defaults else v.DEFAULT_METRIC[family]
 
 
-def _ipv6_interface_actions(pod):
+def _ipv6_sysctls(pod):
     """A new pod interface with an IPv6 address learns no route from router advertisements, and runs no DAD.
 
     Another pod on the bridge could otherwise send an advertisement and become
     every pod's IPv6 gateway. Its addresses are added without duplicate address
-    detection (``core.plan.links``), and with accept_dad 0, set right after the
-    pair is made and before the interface goes up, neither is the link-local
-    address the kernel makes for it (unique: the MAC it derives from is the
-    pod's own address), so every IPv6 address of the pod is usable the moment
-    the plan is applied, never tentative.
+    detection (``core.plan.links``), and with accept_dad 0, set (by plan_veth)
+    right after the pair is made and before the interface goes up, neither is
+    the link-local address the kernel makes for it (unique: the MAC it derives
+    from is the pod's own address), so every IPv6 address of the pod is usable
+    the moment the plan is applied, never tentative.
     """
-    plan = Plan({})
-    if any(":" in a for a in pod.addresses):
-        for name in ("accept_ra", "accept_dad"):
-            key = "net.ipv6.conf.%s.%s" % (pod.interface, name)
-            plan.add(Op.SYSCTL, pod.netns, key, path="/proc/sys/net/ipv6/conf/%s/%s" % (pod.interface, name),
-                     value="0", text="set %s = 0 in namespace %s" % (key, pod.netns))
-    return plan
+    if not any(":" in a for a in pod.addresses):
+        return []
+    return [("net.ipv6.conf.%s.%s" % (pod.interface, name), "/proc/sys/net/ipv6/conf/%s/%s" % (pod.interface, name),
+             "0") for name in ("accept_ra", "accept_dad")]
 
 
 def plan_pod(pod, cur):
@@ -277,15 +274,12 @@ def plan_pod(pod, cur):
         plan.extend(plan_netns({"name": pod.netns, "state": "present"}, cur["netns_exists"]))
     veth = plan_veth(
         {"name": pod.veth, "peer": pod.interface, "netns": pod.netns, "master": pod.bridge, "mtu": pod.mtu,
-         "hairpin": pod.hairpin, "up": True, "state": "present", "peer_mac": pod_mac(mac_source(pod.addresses))},
+         "hairpin": pod.hairpin, "up": True, "state": "present", "peer_mac": pod_mac(mac_source(pod.addresses)),
+         "peer_sysctls": _ipv6_sysctls(pod)},
         {"host": host, "peer": peer, "peer_at": cur.get("peer_at"), "stray_peer": None, "netns_exists": True,
          "master": cur["bridge"]})
-    made = [i for i, a in enumerate(veth.actions) if a.op == Op.VETH_ADD]
-    fresh = bool(made)
-    if fresh:
-        # Right after the pair is made, before the pod's end comes up (and gets its link-local address).
-        veth.actions[made[0] + 1:made[0] + 1] = _ipv6_interface_actions(pod).actions
     plan.extend(veth)
+    fresh = any(a.op == Op.VETH_ADD for a in veth.actions)
     iface = dict(_NEW_IFACE, name=pod.interface, up=True) if fresh or peer is None else dict(peer, up=True)
     plan.extend(plan_interface_addresses(
         {"netns": pod.netns, "interface": pod.interface, "addresses": list(pod.addresses), "up": True,
